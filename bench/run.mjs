@@ -1,0 +1,331 @@
+// The occam benchmark harness: runs every impl of every scenario in one process, interleaved,
+// and prints a table per scenario with each impl's ratio to the baselines run alongside it.
+//
+//   node bench/run.mjs [--quick] [--only <scenario>[,...]] [--impl <name>[,...]] [--reps N]
+//                      [--watchdog S]
+//
+//   --quick   2 reps of ~50 ms instead of 5 reps of ~200 ms (a smoke test, not numbers to quote)
+//   --only    run only these scenarios          --impl   run only these impls
+//   --reps N  repetitions per (scenario, impl); the median is reported
+//   --watchdog S  seconds before a run is abandoned (default 30)
+//
+// How a number is made. For each scenario, each impl is first calibrated (runs not counted)
+// to the op count that takes ~TARGET_MS; that count is then fixed for all its reps. Reps are
+// interleaved: rep 1 runs every impl once, rep 2 again (order rotated each rep), and so on.
+// Each run starts fresh workers. Worker start-up is not timed: every party does `warmup` ops,
+// waits at a shared start barrier, and times from its release to its last op; ns/op is
+// (last end - first start) / ops. Reported: median ns/op over reps, min, max, and
+// ops_per_sec = 1e9 / median. A run whose checksum differs from the expected one fails loudly.
+// A run that has not finished after 30 s (--watchdog) is abandoned, its workers are terminated, the impl is
+// reported as failed, and the harness goes on. The exit code is 1 if anything failed.
+//
+// Output: a table per scenario on stdout, and bench/results/latest.json: an array of
+// { scenario, impl, ops_per_sec, ns_per_op, min_ns, max_ns } (numbers, successful impls only).
+//
+// ─── Adding an impl: the contract ───────────────────────────────────────────────────────────
+// Every `bench/impl/<name>.mjs` (name: letters, digits, _ and -; files with another dot in the
+// name, such as `occam.worker.mjs`, and subfolders are not loaded — put worker files there)
+// adds impl <name>. It exports `scenarios`, an object keyed by scenario name:
+//
+//   export const scenarios = {
+//     'pingpong-w2w': run,                        // a built-in scenario: just the function
+//     'select4-unbuffered': {                     // a new scenario, or any entry with options
+//       run,
+//       op: 'one message received by a select over 4 unbuffered channels', // printed
+//       expected: (ops) => checksum,              // optional; else run() must return `expected`
+//       hintOps: 2000,                            // optional; first calibration op count
+//     },
+//   };
+//
+//   async function run(opts) → { ns_per_op, checksum, expected? }
+//     opts.ops      number of timed ops (even, >= 20). What one op is: the scenario's `op`
+//                   (bench/scenarios.mjs); for pingpong-w2w-x2, each of the 2 pairs does `ops`
+//                   round trips and ns_per_op = wall time / ops (per-pair round-trip time).
+//     opts.warmup   ops to do first, untimed (even, >= 2), before the parties' start barrier.
+//     opts.spawn    (url, workerOptions) → Worker: use it to start every worker, so the
+//                   harness can terminate them after the run and on timeout. A worker 'error'
+//                   or non-zero exit during the run fails the run.
+//     opts.signal   AbortSignal, aborted when the run ends or the watchdog fires: stop then.
+//     opts.scenario the scenario name.
+//   Start workers fresh on every call and time only between the start barrier and the end.
+//   `checksum` (a uint32; built-in scenarios: see bench/lib/checksum.mjs and scenarios.mjs)
+//   must equal the harness's expected value for `ops` timed ops. Never block the main thread
+//   (the watchdog runs there). Resolve only after every timed op has completed.
+// If bench/impl/occam.mjs is missing or fails to import, the baselines run alone and the
+// harness says so. Baselines live in bench/baselines/ (registry: bench/baselines/index.mjs).
+import { parseArgs } from 'node:util';
+import { readdir, mkdir, writeFile } from 'node:fs/promises';
+import { Worker } from 'node:worker_threads';
+import os from 'node:os';
+import { scenarios as builtinScenarios } from './scenarios.mjs';
+import { baselines } from './baselines/index.mjs';
+
+const { values: args } = parseArgs({
+  options: {
+    quick: { type: 'boolean', default: false },
+    only: { type: 'string', multiple: true },
+    impl: { type: 'string', multiple: true },
+    reps: { type: 'string' },
+    watchdog: { type: 'string', default: '30' },
+    help: { type: 'boolean', short: 'h', default: false },
+  },
+});
+if (args.help) {
+  console.log('usage: node bench/run.mjs [--quick] [--only <scenario>[,...]] [--impl <name>[,...]] [--reps N] [--watchdog S]');
+  process.exit(0);
+}
+const list = (xs) => (xs ? xs.flatMap((x) => x.split(',')).filter(Boolean) : null);
+const ONLY = list(args.only);
+const IMPLS = list(args.impl);
+const REPS = args.reps ? Number(args.reps) : args.quick ? 2 : 5;
+const TARGET_MS = args.quick ? 50 : 200;
+const WATCHDOG_MS = Number(args.watchdog) * 1000;
+if (!Number.isInteger(REPS) || REPS < 1) throw new Error(`--reps wants a positive integer, got ${args.reps}`);
+if (!(WATCHDOG_MS > 0)) throw new Error(`--watchdog wants a number of seconds, got ${args.watchdog}`);
+
+const notes = [];
+process.on('unhandledRejection', (e) => notes.push(`unhandled rejection (ignored): ${firstLine(e)}`));
+
+// ─── Registry ──────────────────────────────────────────────────────────────────────────────
+
+/** name → { name, op, expected?, hintOps?, impls: Map(name → { name, run, hintOps?, baseline }) } */
+const registry = new Map();
+for (const s of builtinScenarios) registry.set(s.name, { ...s, impls: new Map() });
+for (const [scenario, impls] of Object.entries(baselines)) {
+  for (const [name, run] of Object.entries(impls)) {
+    registry.get(scenario).impls.set(name, { name, run, baseline: true });
+  }
+}
+await loadContenders();
+
+async function loadContenders() {
+  const dir = new URL('./impl/', import.meta.url);
+  let files = [];
+  try {
+    files = (await readdir(dir)).filter((f) => /^[\w-]+\.mjs$/.test(f)).sort();
+  } catch {
+    // no bench/impl/ folder: same as no contenders
+  }
+  if (!files.includes('occam.mjs')) notes.push('bench/impl/occam.mjs not found: running the baselines alone.');
+  for (const file of files) {
+    const name = file.slice(0, -'.mjs'.length);
+    let mod;
+    try {
+      mod = await import(new URL(file, dir));
+    } catch (e) {
+      notes.push(`bench/impl/${file} failed to import (${firstLine(e)}): running without impl ${name}.`);
+      continue;
+    }
+    const entries = mod.scenarios ?? mod.default?.scenarios ?? {};
+    let count = 0;
+    for (const [scenario, entry] of Object.entries(entries)) {
+      const e = typeof entry === 'function' ? { run: entry } : entry;
+      if (typeof e?.run !== 'function') {
+        notes.push(`impl ${name}: scenario ${scenario} has no run function; skipped.`);
+        continue;
+      }
+      let s = registry.get(scenario);
+      if (!s) {
+        s = { name: scenario, op: e.op ?? `declared by impl ${name}`, expected: e.expected, hintOps: e.hintOps, impls: new Map() };
+        registry.set(scenario, s);
+      }
+      if (s.impls.has(name)) notes.push(`impl ${name} replaces an impl of the same name in ${scenario}.`);
+      s.impls.set(name, { name, run: e.run, hintOps: e.hintOps, baseline: false });
+      count++;
+    }
+    if (count === 0) notes.push(`bench/impl/${file} exports no scenarios; see the contract in bench/run.mjs.`);
+  }
+}
+
+// ─── One run ───────────────────────────────────────────────────────────────────────────────
+
+class BenchFailure extends Error {}
+
+/** Runs `ops` timed ops of one impl with fresh workers; resolves to ns/op or throws. */
+async function runOnce(scenario, impl, ops, warmup) {
+  const controller = new AbortController();
+  const workers = [];
+  let finished = false;
+  let fail;
+  const failed = new Promise((_, reject) => (fail = reject));
+  const spawn = (url, options) => {
+    const w = new Worker(url, options);
+    workers.push(w);
+    // Also keeps a worker error from killing the process when the impl has no listener.
+    w.on('error', (e) => fail(new BenchFailure(`worker error: ${firstLine(e)}`)));
+    w.on('exit', (code) => {
+      if (code !== 0 && !finished) fail(new BenchFailure(`a worker exited with code ${code}`));
+    });
+    return w;
+  };
+  let timer;
+  const watchdog = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new BenchFailure(`watchdog: not finished after ${WATCHDOG_MS / 1000} s; workers terminated`)), WATCHDOG_MS);
+  });
+  try {
+    const opts = { ops, warmup, spawn, signal: controller.signal, scenario: scenario.name };
+    const result = await Promise.race([Promise.resolve().then(() => impl.run(opts)), failed, watchdog]);
+    check(scenario, ops, result);
+    return result.ns_per_op;
+  } finally {
+    finished = true;
+    clearTimeout(timer);
+    controller.abort();
+    await Promise.all(workers.map((w) => w.terminate().catch(() => {})));
+  }
+}
+
+function check(scenario, ops, r) {
+  if (!r || !Number.isFinite(r.ns_per_op) || r.ns_per_op <= 0) {
+    throw new BenchFailure(`run() returned no positive ns_per_op: ${JSON.stringify(r)}`);
+  }
+  const expected = scenario.expected ? scenario.expected(ops) : r.expected;
+  if (!Number.isFinite(expected)) {
+    throw new BenchFailure(`no expected checksum: scenario ${scenario.name} has none, so run() must return one`);
+  }
+  if (scenario.expected && r.expected !== undefined && r.expected >>> 0 !== expected >>> 0) {
+    throw new BenchFailure(`impl expects checksum ${r.expected}, the harness ${expected} (ops=${ops})`);
+  }
+  if (!Number.isFinite(r.checksum) || r.checksum >>> 0 !== expected >>> 0) {
+    throw new BenchFailure(`CHECKSUM MISMATCH: got ${r.checksum}, expected ${expected} (ops=${ops})`);
+  }
+}
+
+// ─── Sizing ────────────────────────────────────────────────────────────────────────────────
+
+const even = (n) => Math.max(2, 2 * Math.round(n / 2));
+const roundSig2 = (n) => {
+  const p = 10 ** Math.max(0, Math.floor(Math.log10(n)) - 1);
+  return Math.round(n / p) * p;
+};
+const warmupFor = (ops) => even(Math.ceil(ops / 5));
+const opsFor = (ns) => even(roundSig2(Math.min(5e7, Math.max(20, (TARGET_MS * 1e6) / ns))));
+
+/** Finds the op count that takes ~TARGET_MS (a few short runs, which also check correctness). */
+async function calibrate(scenario, impl) {
+  let ops = even(impl.hintOps ?? scenario.hintOps ?? 2000);
+  for (let attempt = 0; ; attempt++) {
+    const ns = await runOnce(scenario, impl, ops, warmupFor(ops));
+    const ms = (ns * ops) / 1e6;
+    if (ms >= TARGET_MS / 8 || attempt === 3) return opsFor(ns);
+    ops = even(ops * Math.min(20, Math.ceil(TARGET_MS / 4 / Math.max(ms, 0.05))));
+  }
+}
+
+// ─── Main loop ─────────────────────────────────────────────────────────────────────────────
+
+const started = Date.now();
+const rows = [];
+const failures = [];
+if (ONLY) for (const n of ONLY) if (!registry.has(n)) notes.push(`--only ${n}: no such scenario (have: ${[...registry.keys()].join(', ')}).`);
+
+console.log(`occam bench — node ${process.version}, ${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, ` +
+  `${REPS} reps of ~${TARGET_MS} ms, ${new Date().toISOString()}`);
+for (const n of notes) console.log(`note: ${n}`);
+
+for (const scenario of registry.values()) {
+  if (ONLY && !ONLY.includes(scenario.name)) continue;
+  const impls = [...scenario.impls.values()].filter((i) => !IMPLS || IMPLS.includes(i.name));
+  if (impls.length === 0) continue;
+  const runs = impls.map((impl) => ({ impl, ops: 0, samples: [], error: null }));
+  progress(`${scenario.name}: calibrating`);
+  for (const r of runs) {
+    try {
+      r.ops = await calibrate(scenario, r.impl);
+    } catch (e) {
+      r.error = e;
+    }
+    progress('.');
+  }
+  for (let rep = 0; rep < REPS; rep++) {
+    progress(` rep ${rep + 1}`);
+    for (let k = 0; k < runs.length; k++) {
+      const r = runs[(k + rep) % runs.length]; // rotate so no impl always runs first
+      if (r.error) continue;
+      try {
+        r.samples.push(await runOnce(scenario, r.impl, r.ops, warmupFor(r.ops)));
+      } catch (e) {
+        r.error = e;
+      }
+    }
+  }
+  progress('\n');
+  printTable(scenario, runs);
+}
+
+const total = (Date.now() - started) / 1000;
+await mkdir(new URL('./results/', import.meta.url), { recursive: true });
+await writeFile(new URL('./results/latest.json', import.meta.url), JSON.stringify(rows, null, 2) + '\n');
+console.log(`\nwrote bench/results/latest.json (${rows.length} rows); total wall time ${total.toFixed(1)} s`);
+for (const n of notes) console.log(`note: ${n}`);
+if (failures.length) {
+  console.log(`FAILED (${failures.length}):`);
+  for (const f of failures) console.log(`  ${f}`);
+}
+process.exit(failures.length ? 1 : 0); // a stray handle of a failed impl must not keep us alive
+
+// ─── Output ────────────────────────────────────────────────────────────────────────────────
+
+function printTable(scenario, runs) {
+  const stats = runs.map((r) => {
+    if (r.error || r.samples.length === 0) return { ...r };
+    const xs = [...r.samples].sort((a, b) => a - b);
+    const mid = xs.length >> 1;
+    const median = xs.length % 2 ? xs[mid] : (xs[mid - 1] + xs[mid]) / 2;
+    return { ...r, median, min: xs[0], max: xs[xs.length - 1] };
+  });
+  const bases = stats.filter((s) => s.impl.baseline && s.median);
+  console.log(`\n${scenario.name} — one op: ${scenario.op}`);
+  const table = [['impl', 'ops/run', 'median ns/op', 'ops/s', 'min ns', 'max ns', 'ratio to baselines (>1 = slower)']];
+  for (const s of stats) {
+    if (!s.median) {
+      const why = firstLine(s.error ?? new Error('no samples'));
+      table.push([s.impl.name, String(s.ops || '-'), 'FAILED', '', '', '', why]);
+      failures.push(`${scenario.name} / ${s.impl.name}: ${why}`);
+      continue;
+    }
+    const ratios = bases
+      .filter((b) => b !== s)
+      .map((b) => `${s.impl.name}/${b.impl.name} ${fmtRatio(s.median / b.median)}`)
+      .join('  ');
+    table.push([s.impl.name, String(s.ops), fmtNs(s.median), fmtRate(1e9 / s.median), fmtNs(s.min), fmtNs(s.max), ratios]);
+    rows.push({
+      scenario: scenario.name,
+      impl: s.impl.name,
+      ops_per_sec: round3(1e9 / s.median),
+      ns_per_op: round3(s.median),
+      min_ns: round3(s.min),
+      max_ns: round3(s.max),
+    });
+  }
+  const widths = table[0].map((_, c) => Math.max(...table.map((row) => row[c].length)));
+  for (const row of table) {
+    console.log(row.map((cell, c) => (c === 0 || c === row.length - 1 ? cell.padEnd(widths[c]) : cell.padStart(widths[c]))).join('  ').trimEnd());
+  }
+}
+
+function progress(text) {
+  process.stderr.write(text);
+}
+
+function firstLine(e) {
+  return String(e?.message ?? e).split('\n')[0];
+}
+
+function round3(x) {
+  return Math.round(x * 1000) / 1000;
+}
+
+function fmtNs(ns) {
+  return ns.toLocaleString('en-US', { maximumFractionDigits: ns < 100 ? 1 : 0 });
+}
+
+function fmtRatio(r) {
+  return `${r < 0.1 ? r.toFixed(3) : r < 10 ? r.toFixed(2) : r.toFixed(1)}x`;
+}
+
+function fmtRate(r) {
+  if (r >= 1e6) return `${(r / 1e6).toFixed(2)}M`;
+  if (r >= 1e3) return `${(r / 1e3).toFixed(1)}k`;
+  return r.toFixed(0);
+}

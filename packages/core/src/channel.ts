@@ -1,0 +1,475 @@
+/**
+ * Channels: typed handles onto channel records in the shared heap.
+ *
+ * A handle is a small value (heap offset, channel id, runtime id, direction). It can be passed to
+ * a process as an argument or sent over another channel; the codec rebuilds it on the other side.
+ * Every handle holds one reference; the channel is freed when the last one goes (`release()`, or
+ * when the handle is garbage collected), after which stale handles fail with ERR_INVALID_HANDLE.
+ */
+import { Err, Ok, type Result } from 'ts-results-es';
+import {
+  AbortError,
+  ChannelClosedError,
+  ChannelEmptyError,
+  ChannelFullError,
+  ChannelPoisonedError,
+  InvalidCapacityError,
+  InvalidHandleError,
+  NotSendableError,
+  SyncOnMainError,
+  TimeoutError,
+  WrongDirectionError,
+} from './errors.js';
+import { HANDLE_BRAND } from './internal/codec.js';
+import { selectAsync, selectSync, tryCase, flushWakes, type Case, type Outcome } from './internal/engine.js';
+import {
+  C_BUF,
+  C_CAP,
+  C_COUNT,
+  C_FLAGS,
+  C_HEAD,
+  C_ID,
+  C_LOCK,
+  C_MAGIC,
+  C_NAME,
+  C_NAME_LEN,
+  C_NRECV,
+  C_NSEND,
+  C_REFS,
+  C_WORDS,
+  CHAN_MAGIC,
+  F_CLOSED,
+  H_LIVE_CHANNELS,
+  K_RECV,
+  K_SEND,
+  MAX_CAPACITY,
+  R_CLOSED,
+  R_POISONED,
+  R_VALUE,
+} from './internal/layout.js';
+import { runtime, type Runtime } from './internal/runtime.js';
+import { NOT_READY, shutLocked } from './internal/transfer.js';
+import { decodeSlot, discardSlot, encodeSlot, installHandleSupport } from './internal/values.js';
+
+/** Options of a blocking operation. */
+export interface OpOptions {
+  /** Give up after this many milliseconds with TimeoutError; nothing is sent or received. */
+  timeout?: number;
+  /**
+   * Give up when this signal aborts, with AbortError; nothing is sent or received. A sync op in a
+   * worker checks the signal before it parks (the thread cannot run abort listeners while parked).
+   */
+  signal?: AbortSignal;
+}
+
+/** Why a blocking receive produced no value. */
+export type RecvError = ChannelClosedError | ChannelPoisonedError | TimeoutError | AbortError;
+/** Why a blocking send delivered nothing. */
+export type SendError = ChannelClosedError | ChannelPoisonedError | TimeoutError | AbortError | NotSendableError;
+/** Why `trySend` delivered nothing; full and closed carry the value back. */
+export type TrySendError<T> = ChannelFullError<T> | ChannelClosedError | ChannelPoisonedError | NotSendableError;
+/** Why `tryRecv` produced no value. */
+export type TryRecvError = ChannelEmptyError | ChannelClosedError | ChannelPoisonedError;
+
+/** The sending end of a channel. */
+export interface Sender<T> {
+  readonly name: string;
+  readonly len: number;
+  readonly cap: number;
+  send(value: T, opts?: OpOptions): void;
+  sendAsync(value: T, opts?: OpOptions): Promise<void>;
+  trySend(value: T): Result<void, TrySendError<T>>;
+  close(): void;
+  release(): void;
+}
+
+/** The receiving end of a channel. */
+export interface Receiver<T> extends Iterable<T>, AsyncIterable<T> {
+  readonly name: string;
+  readonly len: number;
+  readonly cap: number;
+  recv(opts?: OpOptions): T;
+  recvAsync(opts?: OpOptions): Promise<T>;
+  recvResult(opts?: OpOptions): Result<T, RecvError>;
+  recvResultAsync(opts?: OpOptions): Promise<Result<T, RecvError>>;
+  tryRecv(): Result<T, TryRecvError>;
+  release(): void;
+}
+
+const BOTH = 0;
+const SEND_ONLY = 1;
+const RECV_ONLY = 2;
+const END_NAMES = ['', 'send-only', 'receive-only'];
+
+// Sync ops run one at a time per thread: they share these scratch records.
+const sendVal = new Int32Array(4);
+const recvOut = new Int32Array(4);
+const oneCase: Case[] = [{ chan: 0, kind: 0, val: undefined }];
+
+const names = new Map<number, string>(); // channel id → name, cached from the heap
+const registry = new FinalizationRegistry<{ off: number; id: number }>((h) => releaseRef(runtime(), h.off, h.id));
+
+/** A channel handle. Create one with `chan()`. */
+export class Channel<T> implements Sender<T>, Receiver<T> {
+  readonly #off: number;
+  readonly #id: number;
+  readonly #dir: number;
+  #released = false;
+
+  /** @internal Use `chan()`; a handle adopts one reference. */
+  constructor(off: number, id: number, dir: number) {
+    this.#off = off;
+    this.#id = id;
+    this.#dir = dir;
+    registry.register(this, { off, id }, this);
+  }
+
+  /** The name given at creation, or `chan#<id>`. */
+  get name(): string {
+    let n = names.get(this.#id);
+    if (n === undefined) {
+      const m = this.#mem();
+      const c = this.#off >> 2;
+      const at = m[c + C_NAME]!;
+      n = at === 0 ? `chan#${this.#id}` : readName(runtime(), at, m[c + C_NAME_LEN]!);
+      names.set(this.#id, n);
+    }
+    return n;
+  }
+  /** Values buffered now. */
+  get len(): number {
+    return Atomics.load(this.#mem(), (this.#off >> 2) + C_COUNT);
+  }
+  /** The capacity (0: rendezvous). */
+  get cap(): number {
+    return this.#mem()[(this.#off >> 2) + C_CAP]!;
+  }
+  /** Senders parked on this channel now (tests synchronise on it). */
+  get waitingSenders(): number {
+    return Atomics.load(this.#mem(), (this.#off >> 2) + C_NSEND);
+  }
+  /** Receivers parked on this channel now. */
+  get waitingReceivers(): number {
+    return Atomics.load(this.#mem(), (this.#off >> 2) + C_NRECV);
+  }
+  /** Whether `close()` has been called. */
+  get closed(): boolean {
+    return (Atomics.load(this.#mem(), (this.#off >> 2) + C_FLAGS) & F_CLOSED) !== 0;
+  }
+
+  /** A send-only handle on the same channel (its own reference). */
+  sender(): Sender<T> {
+    return this.#derive(SEND_ONLY);
+  }
+  /** A receive-only handle on the same channel (its own reference). */
+  receiver(): Receiver<T> {
+    return this.#derive(RECV_ONLY);
+  }
+
+  /** Sends, blocking this worker until a receiver takes the value (or it is buffered). */
+  send(value: T, opts?: OpOptions): void {
+    const rt = this.#check('send', SEND_ONLY, true);
+    encodeSlot(rt, value, sendVal);
+    const o = this.#blockSync(rt, K_SEND, sendVal, opts);
+    if (o.result !== R_VALUE) failSend(rt, sendVal, o, opts);
+  }
+
+  /** Receives, blocking this worker until a value arrives; throws ChannelClosedError once closed and drained. */
+  recv(opts?: OpOptions): T {
+    const rt = this.#check('recv', RECV_ONLY, true);
+    const o = this.#blockSync(rt, K_RECV, undefined, opts);
+    if (o.result !== R_VALUE) throw recvError(o, opts);
+    return decodeSlot(rt, recvOut) as T;
+  }
+
+  /** `recv` that returns the failure instead of throwing it. */
+  recvResult(opts?: OpOptions): Result<T, RecvError> {
+    const rt = this.#check('recv', RECV_ONLY, true);
+    const o = this.#blockSync(rt, K_RECV, undefined, opts);
+    return o.result === R_VALUE ? Ok(decodeSlot(rt, recvOut) as T) : Err(recvError(o, opts));
+  }
+
+  /** Sends without blocking the thread (main thread, or a process that also does I/O). */
+  async sendAsync(value: T, opts?: OpOptions): Promise<void> {
+    const rt = this.#check('send', SEND_ONLY, false);
+    const val = new Int32Array(4);
+    encodeSlot(rt, value, val);
+    const o = await this.#blockAsync(rt, K_SEND, val, new Int32Array(4), opts);
+    if (o.result !== R_VALUE) failSend(rt, val, o, opts);
+  }
+
+  /** Receives without blocking the thread; rejects with ChannelClosedError once closed and drained. */
+  async recvAsync(opts?: OpOptions): Promise<T> {
+    const rt = this.#check('recv', RECV_ONLY, false);
+    const out = new Int32Array(4);
+    const o = await this.#blockAsync(rt, K_RECV, undefined, out, opts);
+    if (o.result !== R_VALUE) throw recvError(o, opts);
+    return decodeSlot(rt, out) as T;
+  }
+
+  /** `recvAsync` that resolves to the failure instead of rejecting. */
+  async recvResultAsync(opts?: OpOptions): Promise<Result<T, RecvError>> {
+    const rt = this.#check('recv', RECV_ONLY, false);
+    const out = new Int32Array(4);
+    const o = await this.#blockAsync(rt, K_RECV, undefined, out, opts);
+    return o.result === R_VALUE ? Ok(decodeSlot(rt, out) as T) : Err(recvError(o, opts));
+  }
+
+  /** Sends only if a receiver is waiting or there is room; never blocks. Full and closed give the value back. */
+  trySend(value: T): Result<void, TrySendError<T>> {
+    const rt = this.#check('trySend', SEND_ONLY, false);
+    const val = new Int32Array(4);
+    try {
+      encodeSlot(rt, value, val);
+    } catch (e) {
+      if (e instanceof NotSendableError) return Err(e);
+      throw e;
+    }
+    const r = tryCase(rt, { chan: this.#off, kind: K_SEND, val }, recvOut);
+    if (r === R_VALUE) return Ok(undefined);
+    discardSlot(rt, val);
+    if (r === NOT_READY) return Err(new ChannelFullError(value));
+    return Err(r === R_POISONED ? new ChannelPoisonedError() : closedSend(value));
+  }
+
+  /** Receives only if a value is buffered or a sender is waiting; never blocks. */
+  tryRecv(): Result<T, TryRecvError> {
+    const rt = this.#check('tryRecv', RECV_ONLY, false);
+    const out = new Int32Array(4);
+    const r = tryCase(rt, { chan: this.#off, kind: K_RECV, val: undefined }, out);
+    if (r === R_VALUE) return Ok(decodeSlot(rt, out) as T);
+    if (r === NOT_READY) return Err(new ChannelEmptyError());
+    return Err(r === R_POISONED ? new ChannelPoisonedError() : new ChannelClosedError());
+  }
+
+  /**
+   * Closes the channel: no more sends; receivers drain what is buffered, then see closed. Parked
+   * senders fail with ChannelClosedError. Closing twice throws ChannelClosedError.
+   */
+  close(): void {
+    const rt = this.#check('close', SEND_ONLY, false);
+    const h = rt.heap;
+    const c = this.#off >> 2;
+    h.lock(c + C_LOCK);
+    h.sync();
+    const already = (h.i32[c + C_FLAGS]! & F_CLOSED) !== 0;
+    if (!already) shutLocked(h.i32, c, F_CLOSED, R_CLOSED);
+    h.unlock(c + C_LOCK);
+    flushWakes(rt);
+    if (already) throw new ChannelClosedError(`${this.name} is already closed; close a channel once, from its sender`);
+  }
+
+  /** Drops this handle's reference now (instead of at garbage collection). Later use throws ERR_INVALID_HANDLE. */
+  release(): void {
+    if (this.#released) return;
+    this.#released = true;
+    registry.unregister(this);
+    releaseRef(runtime(), this.#off, this.#id);
+  }
+
+  /** Receives until the channel is closed and drained (sync, in a worker). */
+  *[Symbol.iterator](): Iterator<T> {
+    for (;;) {
+      const r = this.recvResult();
+      if (r.isOk()) yield r.value;
+      else if (r.error instanceof ChannelClosedError) return;
+      else throw r.error;
+    }
+  }
+
+  /** Receives until the channel is closed and drained, without blocking the thread. */
+  async *[Symbol.asyncIterator](): AsyncIterator<T> {
+    for (;;) {
+      const r = await this.recvResultAsync();
+      if (r.isOk()) yield r.value;
+      else if (r.error instanceof ChannelClosedError) return;
+      else throw r.error;
+    }
+  }
+
+  /** @internal The words the codec writes for this handle. */
+  get [HANDLE_BRAND](): true {
+    return true;
+  }
+  /** @internal */
+  handleWords(): number[] {
+    if (this.#released) throw new InvalidHandleError(`${this.name} was released`);
+    return [this.#off, this.#id, runtime().heap.runtimeId, this.#dir, CHAN_MAGIC, 0];
+  }
+
+  toString(): string {
+    return `Channel(${this.name}, cap ${this.cap})`;
+  }
+
+  #mem(): Int32Array {
+    const h = runtime().heap;
+    h.sync();
+    return h.i32;
+  }
+
+  #derive(dir: number): Channel<T> {
+    const rt = this.#check('derive', BOTH, false);
+    retainRef(rt, this.#off);
+    return new Channel<T>(this.#off, this.#id, this.#dir === BOTH ? dir : this.#dir);
+  }
+
+  /** Validates an op on this handle; returns the runtime. */
+  #check(op: string, needs: number, sync: boolean): Runtime {
+    const rt = runtime();
+    if (this.#released) throw new InvalidHandleError(`${this.name} was released`);
+    if (needs !== BOTH && this.#dir !== BOTH && this.#dir !== needs) throw new WrongDirectionError(op, END_NAMES[this.#dir]!);
+    if (sync && rt.isMain) throw new SyncOnMainError(op);
+    return rt;
+  }
+
+  #blockSync(rt: Runtime, kind: number, val: Int32Array | undefined, opts: OpOptions | undefined): Outcome {
+    if (opts?.signal?.aborted) return { index: -1, result: 0 };
+    const cs = oneCase[0]!;
+    cs.chan = this.#off;
+    cs.kind = kind;
+    cs.val = val;
+    return selectSync(rt, oneCase, recvOut, { deadline: deadlineOf(rt, opts), signal: opts?.signal });
+  }
+
+  #blockAsync(
+    rt: Runtime,
+    kind: number,
+    val: Int32Array | undefined,
+    out: Int32Array,
+    opts: OpOptions | undefined,
+  ): Promise<Outcome> {
+    return selectAsync(rt, [{ chan: this.#off, kind, val }], out, {
+      deadline: deadlineOf(rt, opts),
+      signal: opts?.signal,
+    });
+  }
+}
+
+function deadlineOf(rt: Runtime, opts: OpOptions | undefined): number {
+  const t = opts?.timeout;
+  return t === undefined ? Infinity : rt.parker.now() + Math.max(0, t);
+}
+
+function cancelError(opts: OpOptions | undefined): TimeoutError | AbortError {
+  return opts?.signal?.aborted ? new AbortError(opts.signal.reason) : new TimeoutError(opts?.timeout ?? 0);
+}
+
+function recvError(o: Outcome, opts: OpOptions | undefined): RecvError {
+  if (o.index < 0) return cancelError(opts);
+  if (o.result === R_POISONED) return new ChannelPoisonedError();
+  return new ChannelClosedError('channel is closed and drained');
+}
+
+function closedSend(value: unknown): ChannelClosedError {
+  return new ChannelClosedError('send on a closed channel; the value was not sent', { cause: { value } });
+}
+
+/** A send that did not deliver: drop its value and throw why. */
+function failSend(rt: Runtime, val: Int32Array, o: Outcome, opts: OpOptions | undefined): never {
+  discardSlot(rt, val);
+  if (o.index < 0) throw cancelError(opts);
+  if (o.result === R_POISONED) throw new ChannelPoisonedError();
+  throw new ChannelClosedError('send on a closed channel; the value was not sent');
+}
+
+/**
+ * Makes a channel. `capacity` 0 (the default) is a rendezvous: a send returns only once a
+ * receiver has taken the value. Capacity N buffers exactly N values.
+ */
+export function chan<T>(capacity = 0, opts: { name?: string } = {}): Channel<T> {
+  if (!Number.isInteger(capacity) || capacity < 0 || capacity > MAX_CAPACITY) {
+    throw new InvalidCapacityError(capacity, MAX_CAPACITY);
+  }
+  const rt = runtime();
+  const h = rt.heap;
+  const off = h.alloc(C_WORDS * 4);
+  const buf = capacity > 0 ? h.alloc(capacity * 16) : 0;
+  h.sync();
+  const m = h.i32;
+  const c = off >> 2;
+  m.fill(0, c, c + C_WORDS);
+  const id = h.nextId();
+  m[c + C_CAP] = capacity;
+  m[c + C_BUF] = buf;
+  m[c + C_REFS] = 1;
+  m[c + C_ID] = id;
+  Atomics.store(m, c + C_MAGIC, CHAN_MAGIC);
+  Atomics.add(m, H_LIVE_CHANNELS, 1);
+  if (opts.name !== undefined) {
+    const at = h.alloc(opts.name.length * 2 + 1);
+    h.sync();
+    for (let i = 0; i < opts.name.length; i++) {
+      const u = opts.name.charCodeAt(i);
+      h.u8[at + 2 * i] = u & 0xff;
+      h.u8[at + 2 * i + 1] = u >> 8;
+    }
+    h.i32[c + C_NAME] = at;
+    h.i32[c + C_NAME_LEN] = opts.name.length;
+  }
+  return new Channel<T>(off, id, BOTH);
+}
+
+function readName(rt: Runtime, at: number, len: number): string {
+  const u8 = rt.heap.u8;
+  let s = '';
+  for (let i = 0; i < len; i++) s += String.fromCharCode(u8[at + 2 * i]! | (u8[at + 2 * i + 1]! << 8));
+  return s;
+}
+
+function retainRef(rt: Runtime, off: number): void {
+  Atomics.add(rt.heap.i32, (off >> 2) + C_REFS, 1);
+}
+
+/** Drops one reference; the last one frees the channel and whatever is still buffered. */
+function releaseRef(rt: Runtime, off: number, id: number): void {
+  const h = rt.heap;
+  h.sync();
+  const m = h.i32;
+  const c = off >> 2;
+  if (m[c + C_ID] !== id || m[c + C_MAGIC] !== CHAN_MAGIC) return; // already freed
+  if (Atomics.sub(m, c + C_REFS, 1) !== 1) return;
+  // No handle is left anywhere: nobody else can touch the channel now.
+  Atomics.store(m, c + C_MAGIC, 0);
+  m[c + C_ID] = 0;
+  const cap = m[c + C_CAP]!;
+  const buf = m[c + C_BUF]!;
+  const slot = new Int32Array(4);
+  for (let i = 0, n = m[c + C_COUNT]!; i < n; i++) {
+    slot.set(m.subarray((buf >> 2) + ((m[c + C_HEAD]! + i) % cap) * 4, (buf >> 2) + ((m[c + C_HEAD]! + i) % cap) * 4 + 4));
+    discardSlot(rt, slot);
+  }
+  if (buf !== 0) h.free(buf);
+  if (m[c + C_NAME] !== 0) h.free(m[c + C_NAME]!);
+  h.free(off);
+  Atomics.sub(h.i32, H_LIVE_CHANNELS, 1);
+  names.delete(id);
+}
+
+installHandleSupport({
+  words(handle) {
+    return (handle as Channel<unknown>).handleWords();
+  },
+  retain(off) {
+    retainRef(runtime(), off);
+  },
+  release(off, id) {
+    releaseRef(runtime(), off, id);
+  },
+  adopt(w) {
+    const rt = runtime();
+    const h = rt.heap;
+    h.sync();
+    const [off, id, rid, dir, magic] = [w[0]!, w[1]!, w[2]!, w[3]!, w[4]!];
+    if (magic !== CHAN_MAGIC || rid !== h.runtimeId) throw new InvalidHandleError('it belongs to another runtime');
+    if (off <= 0 || off + C_WORDS * 4 > h.bytes || h.i32[(off >> 2) + C_ID] !== id) {
+      throw new InvalidHandleError('the channel no longer exists');
+    }
+    return new Channel(off, id, dir);
+  },
+});
+
+/** Live channels in this runtime (for tests: a leak shows as a count that keeps growing). */
+export function liveChannels(): number {
+  return Atomics.load(runtime().heap.i32, H_LIVE_CHANNELS);
+}
+

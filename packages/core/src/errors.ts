@@ -1,0 +1,193 @@
+/**
+ * occam's errors. Every error is a class with a stable `code`; test and branch on the
+ * class or the code, never on the message. Messages say what to do next.
+ */
+
+/** Every code occam can raise. */
+export type OccamErrorCode =
+  | 'ERR_CHANNEL_CLOSED'
+  | 'ERR_CHANNEL_POISONED'
+  | 'ERR_CHANNEL_FULL'
+  | 'ERR_CHANNEL_EMPTY'
+  | 'ERR_TIMEOUT'
+  | 'ERR_ABORTED'
+  | 'ERR_NOT_SENDABLE'
+  | 'ERR_SYNC_ON_MAIN'
+  | 'ERR_WRONG_DIRECTION'
+  | 'ERR_INVALID_CAPACITY'
+  | 'ERR_INVALID_HANDLE'
+  | 'ERR_MESSAGE_TOO_LARGE'
+  | 'ERR_HEAP_EXHAUSTED'
+  | 'ERR_TOO_MANY_THREADS'
+  | 'ERR_PEER_DIED'
+  | 'ERR_PROCESS_FAILED'
+  | 'ERR_PROCESS_NOT_FOUND'
+  | 'ERR_INVALID_ARGUMENT';
+
+/** Base class of every error occam raises. */
+export class OccamError extends Error {
+  /** A stable identifier: match on this, not on the message. */
+  readonly code: OccamErrorCode;
+  constructor(code: OccamErrorCode, message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.code = code;
+    this.name = new.target.name;
+  }
+}
+
+/** Send on a closed channel, a second close, or receive on a closed and drained channel. */
+export class ChannelClosedError extends OccamError {
+  constructor(message = 'channel is closed', options?: ErrorOptions) {
+    super('ERR_CHANNEL_CLOSED', message, options);
+  }
+}
+
+/** Any operation on a poisoned channel (poisoning arrives with the life-and-death work). */
+export class ChannelPoisonedError extends OccamError {
+  constructor(message = 'channel is poisoned', options?: ErrorOptions) {
+    super('ERR_CHANNEL_POISONED', message, options);
+  }
+}
+
+/** `trySend` found no room and no waiting receiver. Carries the unsent value back. */
+export class ChannelFullError<T = unknown> extends OccamError {
+  /** The value that was not sent. */
+  readonly value: T;
+  constructor(value: T) {
+    super('ERR_CHANNEL_FULL', 'channel is full and no receiver is waiting; retry, or use a blocking send');
+    this.value = value;
+  }
+}
+
+/** `tryRecv` found nothing buffered and no waiting sender. */
+export class ChannelEmptyError extends OccamError {
+  constructor() {
+    super('ERR_CHANNEL_EMPTY', 'channel is empty and no sender is waiting; retry, or use a blocking recv');
+  }
+}
+
+/** A blocking operation's `timeout` ran out; nothing was sent or received. */
+export class TimeoutError extends OccamError {
+  constructor(ms: number) {
+    super('ERR_TIMEOUT', `operation timed out after ${ms} ms; nothing was sent or received`);
+  }
+}
+
+/** A blocking operation's AbortSignal fired; nothing was sent or received. */
+export class AbortError extends OccamError {
+  constructor(reason?: unknown) {
+    super('ERR_ABORTED', 'operation was aborted; nothing was sent or received', { cause: reason });
+  }
+}
+
+/** A value cannot cross to another process (a function, symbol, Promise, WeakMap, ...). */
+export class NotSendableError extends OccamError {
+  /** Where in the value the offending part sits, e.g. `value.handlers[2]`. */
+  readonly path: string;
+  constructor(path: string, what: string) {
+    super(
+      'ERR_NOT_SENDABLE',
+      `${path} is ${what}, which cannot be sent to another process; send plain data (numbers, strings, ` +
+        `objects, arrays, byte arrays, channels) instead`,
+    );
+    this.path = path;
+  }
+}
+
+/** A blocking (sync) operation was called on the main thread, which must never block. */
+export class SyncOnMainError extends OccamError {
+  constructor(op: string) {
+    super(
+      'ERR_SYNC_ON_MAIN',
+      `${op}() would block the main thread; use ${op}Async() on the main thread, or run this code in a process`,
+    );
+  }
+}
+
+/** A send on a receive-only end, or a receive on a send-only end. */
+export class WrongDirectionError extends OccamError {
+  constructor(op: string, end: string) {
+    super('ERR_WRONG_DIRECTION', `${op}() is not allowed on a ${end} end of a channel; pass the other end`);
+  }
+}
+
+/** A channel capacity that is not an integer in 0..MAX_CAPACITY. */
+export class InvalidCapacityError extends OccamError {
+  constructor(capacity: unknown, max: number) {
+    super('ERR_INVALID_CAPACITY', `channel capacity must be an integer from 0 to ${max}, got ${String(capacity)}`);
+  }
+}
+
+/** A forged, stale (freed) or foreign (another runtime's) channel handle. */
+export class InvalidHandleError extends OccamError {
+  constructor(why: string) {
+    super('ERR_INVALID_HANDLE', `invalid channel handle: ${why}`);
+  }
+}
+
+/** A message larger than MAX_MESSAGE_BYTES. */
+export class MessageTooLargeError extends OccamError {
+  constructor(bytes: number, max: number) {
+    super('ERR_MESSAGE_TOO_LARGE', `message of ${bytes} bytes exceeds the maximum of ${max} bytes; split it`);
+  }
+}
+
+/** The shared heap cannot grow any further. */
+export class HeapExhaustedError extends OccamError {
+  constructor(wanted: number, max: number) {
+    super(
+      'ERR_HEAP_EXHAUSTED',
+      `shared heap cannot allocate ${wanted} bytes (maximum heap ${max} bytes); release channels you no longer ` +
+        `use, or start the runtime with a larger heap`,
+    );
+  }
+}
+
+/** More live threads than the thread table holds. */
+export class TooManyThreadsError extends OccamError {
+  constructor(max: number) {
+    super('ERR_TOO_MANY_THREADS', `more than ${max} live occam threads; join processes before starting more`);
+  }
+}
+
+/** A peer process died while paired with this operation. */
+export class PeerDiedError extends OccamError {
+  constructor(message: string, options?: ErrorOptions) {
+    super('ERR_PEER_DIED', message, options);
+  }
+}
+
+/** A process failed without an error object of its own (it exited, or its worker crashed). */
+export class ProcessFailedError extends OccamError {
+  constructor(message: string, options?: ErrorOptions) {
+    super('ERR_PROCESS_FAILED', message, options);
+  }
+}
+
+/** `spawn` named a module export that does not exist or is not a function. */
+export class ProcessNotFoundError extends OccamError {
+  constructor(message: string) {
+    super('ERR_PROCESS_NOT_FOUND', message);
+  }
+}
+
+/** A bad argument to an occam API (wrong type or out of range). */
+export class InvalidArgumentError extends OccamError {
+  constructor(message: string) {
+    super('ERR_INVALID_ARGUMENT', message);
+  }
+}
+
+/**
+ * An error from another process whose class is not registered here (see `registerError`):
+ * keeps the original name, code, message, stack and cause.
+ */
+export class RemoteError extends Error {
+  /** The original error's `code`, if it had one. */
+  readonly code: string | undefined;
+  constructor(name: string, message: string, code: string | undefined, options?: ErrorOptions) {
+    super(message, options);
+    this.name = name;
+    this.code = code;
+  }
+}

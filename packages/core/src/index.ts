@@ -1,0 +1,20 @@
+/**
+ * occam: communicating sequential processes for Node.js. Processes run in worker threads and
+ * share nothing; they talk over channels that live in shared memory.
+ */
+export {
+  Channel,
+  chan,
+  liveChannels,
+  type OpOptions,
+  type Receiver,
+  type RecvError,
+  type SendError,
+  type Sender,
+  type TryRecvError,
+  type TrySendError,
+} from './channel.js';
+export * from './errors.js';
+export { registerError } from './internal/errcodec.js';
+export { MAX_CAPACITY, MAX_MESSAGE_BYTES } from './internal/layout.js';
+export { main, par, Process, processModule, processName, spawn, type SpawnOptions } from './process.js';

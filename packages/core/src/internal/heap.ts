@@ -1,0 +1,210 @@
+/**
+ * The runtime-wide shared heap: one growable SharedArrayBuffer mapped by every thread, with a
+ * size-class allocator and the spin-then-park lock used by channels.
+ *
+ * Invariants:
+ *  - H_BYTES is the buffer's length; it only grows, under the allocator lock.
+ *  - Every block starts with [sizeClass | BLOCK_MAGIC]; a free block's first payload word links
+ *    the next free block of its class.
+ *  - Views are fixed-length (length-tracking views on a growable buffer are several times slower);
+ *    a thread remaps when it sees H_BYTES beyond its views (`sync()`).
+ */
+import { HeapExhaustedError } from '../errors.js';
+import {
+  BLOCK_HEADER,
+  BLOCK_MAGIC,
+  DEFAULT_HEAP_BYTES,
+  DEFAULT_MAX_HEAP_BYTES,
+  FIRST_BLOCK_BYTE,
+  H_ALLOC_LOCK,
+  H_BUMP,
+  H_BYTES,
+  H_FREE,
+  H_MAGIC,
+  H_MAX_BYTES,
+  H_NCPU,
+  H_NEXT_ID,
+  H_RUNTIME_ID,
+  H_THREADS,
+  H_VERSION,
+  HEAP_MAGIC,
+  LAYOUT_VERSION,
+  LOCK_CONTENDED,
+  MIN_BLOCK,
+  N_CLASSES,
+  THREAD_TABLE_BYTE,
+} from './layout.js';
+
+export interface HeapOptions {
+  initialBytes?: number;
+  maxBytes?: number;
+}
+
+export class Heap {
+  readonly sab: SharedArrayBuffer;
+  i32!: Int32Array;
+  u8!: Uint8Array;
+  f64!: Float64Array;
+  /** Length our views cover. */
+  bytes = 0;
+  /** This thread's slot + 1: the value it writes into lock words. */
+  lockId = 0;
+  /** Atomics.wait is refused on the main thread in browsers and freezes Node's main thread: spin there. */
+  canPark = true;
+
+  private constructor(sab: SharedArrayBuffer) {
+    this.sab = sab;
+    this.remap();
+  }
+
+  /** Creates a new heap (on the thread that starts the runtime). */
+  static create(runtimeId: number, ncpu: number, opts: HeapOptions = {}): Heap {
+    const max = opts.maxBytes ?? DEFAULT_MAX_HEAP_BYTES;
+    const initial = Math.min(max, Math.max(opts.initialBytes ?? DEFAULT_HEAP_BYTES, FIRST_BLOCK_BYTE * 2));
+    const Growable = SharedArrayBuffer as unknown as new (n: number, o: { maxByteLength: number }) => SharedArrayBuffer;
+    const heap = new Heap(new Growable(initial, { maxByteLength: max }));
+    const m = heap.i32;
+    m[H_VERSION] = LAYOUT_VERSION;
+    m[H_RUNTIME_ID] = runtimeId;
+    m[H_BYTES] = initial;
+    m[H_MAX_BYTES] = max;
+    m[H_BUMP] = FIRST_BLOCK_BYTE;
+    m[H_NEXT_ID] = 1;
+    m[H_NCPU] = ncpu;
+    m[H_THREADS] = THREAD_TABLE_BYTE;
+    Atomics.store(m, H_MAGIC, HEAP_MAGIC); // last: publishes the header
+    return heap;
+  }
+
+  /** Maps a heap created by another thread. */
+  static attach(sab: SharedArrayBuffer): Heap {
+    const heap = new Heap(sab);
+    if (Atomics.load(heap.i32, H_MAGIC) !== HEAP_MAGIC) throw new Error('not an occam heap');
+    return heap;
+  }
+
+  /** Remaps the views if another thread grew the heap. Call after any acquire that may reveal new offsets. */
+  sync(): void {
+    if (this.i32[H_BYTES] !== this.bytes) this.remap();
+  }
+
+  private remap(): void {
+    const n = this.sab.byteLength;
+    this.i32 = new Int32Array(this.sab, 0, n >> 2);
+    this.u8 = new Uint8Array(this.sab, 0, n);
+    this.f64 = new Float64Array(this.sab, 0, n >> 3);
+    this.bytes = n;
+  }
+
+  get runtimeId(): number {
+    return this.i32[H_RUNTIME_ID]!;
+  }
+
+  nextId(): number {
+    return Atomics.add(this.i32, H_NEXT_ID, 1);
+  }
+
+  // ── locks ────────────────────────────────────────────────────────────────────
+
+  /** Takes the lock at word `at`. Critical sections are short leaf code: spin first, then park. */
+  lock(at: number): void {
+    // compareExchange is seq-cst: it orders everything the previous holder wrote before its unlock.
+    if (Atomics.compareExchange(this.i32, at, 0, this.lockId) !== 0) this.lockSlow(at);
+  }
+
+  private lockSlow(at: number): void {
+    const m = this.i32;
+    for (let i = 0; i < 200; i++) {
+      if (Atomics.load(m, at) === 0 && Atomics.compareExchange(m, at, 0, this.lockId) === 0) return;
+    }
+    const mine = this.lockId | LOCK_CONTENDED;
+    for (;;) {
+      const v = Atomics.load(m, at);
+      if (v === 0) {
+        // Take it marked contended: another thread may still be parked behind us.
+        if (Atomics.compareExchange(m, at, 0, mine) === 0) return;
+        continue;
+      }
+      if ((v & LOCK_CONTENDED) === 0 && Atomics.compareExchange(m, at, v, v | LOCK_CONTENDED) !== v) continue;
+      // On the main thread park only briefly: it must stay responsive even if a holder is slow.
+      Atomics.wait(m, at, v | LOCK_CONTENDED, this.canPark ? 50 : 1);
+    }
+  }
+
+  /** Releases the lock at word `at`; wakes one parked contender if any. */
+  unlock(at: number): void {
+    // exchange is seq-cst: publishes the critical section's writes before the word reads 0.
+    if ((Atomics.exchange(this.i32, at, 0) & LOCK_CONTENDED) !== 0) Atomics.notify(this.i32, at, 1);
+  }
+
+  // ── allocation ───────────────────────────────────────────────────────────────
+
+  /** Allocates a block with at least `size` payload bytes; returns the payload's byte offset (8-aligned). */
+  alloc(size: number): number {
+    const cls = sizeClass(size + BLOCK_HEADER);
+    this.lock(H_ALLOC_LOCK);
+    try {
+      this.sync();
+      const head = this.i32[H_FREE + cls]!;
+      if (head !== 0) {
+        this.i32[H_FREE + cls] = this.i32[head >> 2]!;
+        this.i32[(head - BLOCK_HEADER) >> 2] = cls | BLOCK_MAGIC;
+        return head;
+      }
+      const blockBytes = MIN_BLOCK << cls;
+      const start = this.i32[H_BUMP]!;
+      const end = start + blockBytes;
+      if (end > this.bytes) this.grow(end);
+      this.i32[H_BUMP] = end;
+      this.i32[start >> 2] = cls | BLOCK_MAGIC;
+      return start + BLOCK_HEADER;
+    } finally {
+      this.unlock(H_ALLOC_LOCK);
+    }
+  }
+
+  /** Returns a block from `alloc` to its free list. */
+  free(payload: number): void {
+    this.lock(H_ALLOC_LOCK);
+    try {
+      this.sync();
+      const m = this.i32;
+      const hdr = m[(payload - BLOCK_HEADER) >> 2]!;
+      if ((hdr & ~0xff) !== BLOCK_MAGIC) throw new Error(`occam heap corruption: free of a non-block at ${payload}`);
+      const cls = hdr & 0xff;
+      m[(payload - BLOCK_HEADER) >> 2] = cls; // no longer a live block: a double free is caught above
+      m[payload >> 2] = m[H_FREE + cls]!;
+      m[H_FREE + cls] = payload;
+    } finally {
+      this.unlock(H_ALLOC_LOCK);
+    }
+  }
+
+  /** Caller holds the allocator lock. */
+  private grow(needed: number): void {
+    const max = this.i32[H_MAX_BYTES]!;
+    if (needed > max) throw new HeapExhaustedError(needed - this.i32[H_BUMP]!, max);
+    const target = Math.min(max, Math.max(needed, this.bytes * 2));
+    const g = this.sab as unknown as { grow(n: number): void };
+    if (this.sab.byteLength < target) g.grow(target);
+    this.remap();
+    // Readers compare this with their views; the allocator unlock publishes it.
+    Atomics.store(this.i32, H_BYTES, this.sab.byteLength);
+    this.bytes = this.sab.byteLength;
+  }
+
+  /** Heap usage figures, for tests and diagnostics. */
+  usage(): { bytes: number; bump: number } {
+    return { bytes: Atomics.load(this.i32, H_BYTES), bump: Atomics.load(this.i32, H_BUMP) };
+  }
+}
+
+/** The size class whose blocks hold `bytes` (block size MIN_BLOCK << class). */
+export function sizeClass(bytes: number): number {
+  let cls = 0;
+  while (MIN_BLOCK << cls < bytes) {
+    cls++;
+    if (cls >= N_CLASSES) throw new HeapExhaustedError(bytes, MIN_BLOCK << (N_CLASSES - 1));
+  }
+  return cls;
+}

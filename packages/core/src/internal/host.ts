@@ -1,0 +1,152 @@
+/**
+ * Worker hosts, owned by the main thread: warm workers that run one process at a time and are
+ * reused, so a spawn does not pay a worker start (~55 ms) each time.
+ *
+ * Invariants:
+ *  - A busy host is ref'd (its process keeps Node alive); an idle host is unref'd.
+ *  - A process record is settled exactly once: by its host (return or throw), or here when the
+ *    host's worker dies first (exit, crash, out of memory, terminate).
+ */
+import { Worker, type ResourceLimits } from 'node:worker_threads';
+import { ProcessFailedError } from '../errors.js';
+import { loadableModuleUrl } from './compile.js';
+import { P_FAILED, P_OK, P_PENDING, P_SETTLING, P_STATE } from './layout.js';
+import { settle } from './record.js';
+import { runtime } from './runtime.js';
+
+/** A request to run one process. */
+export interface RunRequest {
+  type: 'occam:spawn';
+  /** Byte offset of the process record. */
+  rec: number;
+  url: string;
+  exportName: string;
+  name: string;
+  /** The encoded argument array (4 slot words). */
+  args: number[];
+  resourceLimits: ResourceLimits | undefined;
+}
+
+/** Messages a host sends to main. */
+export type HostMessage = RunRequest | { type: 'occam:idle' } | { type: 'occam:terminate'; rec: number };
+
+interface Host {
+  worker: Worker;
+  key: string;
+  current: RunRequest | undefined;
+}
+
+const MAX_IDLE = 8;
+const idle = new Map<string, Host[]>();
+const running = new Map<number, Host>(); // process record → its host
+
+function hostUrl(): URL {
+  return new URL('../worker-host.js', import.meta.url);
+}
+
+function settleFailed(rec: number, err: Error): void {
+  settle(rec, P_FAILED, err);
+}
+
+function newHost(key: string, limits: ResourceLimits | undefined): Host {
+  const rt = runtime();
+  const worker = new Worker(hostUrl(), {
+    workerData: { sab: rt.heap.sab },
+    ...(limits !== undefined ? { resourceLimits: limits } : {}),
+  });
+  const host: Host = { worker, key, current: undefined };
+  worker.on('message', (msg: HostMessage) => onMessage(host, msg));
+  // A worker error must never crash the host process: it settles the process instead.
+  worker.on('error', (err) => {
+    if (host.current !== undefined) settleFailed(host.current.rec, wrapCrash(host.current, err));
+  });
+  worker.on('exit', (code) => {
+    const cur = host.current;
+    host.current = undefined;
+    dropIdle(host);
+    if (cur !== undefined) {
+      running.delete(cur.rec);
+      settleFailed(cur.rec, new ProcessFailedError(`process ${cur.name} ended its worker (exit code ${code}) before returning`));
+    }
+  });
+  return host;
+}
+
+function wrapCrash(req: RunRequest, err: Error): Error {
+  const code = (err as { code?: unknown }).code;
+  if (code === 'ERR_WORKER_OUT_OF_MEMORY') {
+    return new ProcessFailedError(`process ${req.name} ran out of memory (resourceLimits)`, { cause: err });
+  }
+  return err;
+}
+
+function dropIdle(host: Host): void {
+  const list = idle.get(host.key);
+  const i = list?.indexOf(host) ?? -1;
+  if (i >= 0) list!.splice(i, 1);
+}
+
+function onMessage(host: Host, msg: HostMessage): void {
+  switch (msg.type) {
+    case 'occam:spawn':
+      void startProcess(msg);
+      return;
+    case 'occam:terminate':
+      void terminateProcess(msg.rec);
+      return;
+    case 'occam:idle': {
+      if (host.current !== undefined) running.delete(host.current.rec);
+      host.current = undefined;
+      const list = idle.get(host.key) ?? [];
+      if (list.length >= MAX_IDLE) {
+        void host.worker.terminate();
+        return;
+      }
+      host.worker.unref();
+      list.push(host);
+      idle.set(host.key, list);
+    }
+  }
+}
+
+/** Runs a process on a warm host (main thread only). */
+export async function startProcess(req: RunRequest): Promise<void> {
+  let url: string;
+  try {
+    url = await loadableModuleUrl(req.url);
+  } catch (e) {
+    settleFailed(req.rec, e instanceof Error ? e : new ProcessFailedError(String(e)));
+    return;
+  }
+  const h = runtime().heap;
+  h.sync();
+  if (Atomics.load(h.i32, (req.rec >> 2) + P_STATE) !== P_PENDING) return; // terminated before start
+  const key = JSON.stringify(req.resourceLimits ?? null);
+  const host = idle.get(key)?.pop() ?? newHost(key, req.resourceLimits);
+  host.current = req;
+  running.set(req.rec, host);
+  host.worker.ref();
+  host.worker.postMessage({ ...req, url });
+}
+
+/** Stops a process's worker now; its record fails with ERR_PROCESS_FAILED. */
+export async function terminateProcess(rec: number): Promise<void> {
+  const host = running.get(rec);
+  const h = runtime().heap;
+  h.sync();
+  const s = Atomics.load(h.i32, (rec >> 2) + P_STATE);
+  if (s === P_OK || s === P_FAILED || s === P_SETTLING) return;
+  settleFailed(rec, new ProcessFailedError('process was terminated'));
+  if (host !== undefined) {
+    running.delete(rec);
+    host.current = undefined;
+    await host.worker.terminate();
+  }
+}
+
+/** Terminates every idle host (tests and shutdown). */
+export async function shutdownHosts(): Promise<void> {
+  const all = [...idle.values()].flat();
+  idle.clear();
+  await Promise.all(all.map((h) => h.worker.terminate()));
+}

@@ -1,0 +1,164 @@
+/**
+ * The shared heap's layout: every record's fields as named word indices, in one place.
+ * All offsets are byte offsets into the heap; fields are Int32 words (index = offset / 4 + field).
+ *
+ *  byte 0                                                   H_FREE..        THREAD_TABLE
+ *  ┌──────────────────────────── heap header ─────────────────────────────┐┌──────────────┐┌──── blocks ...
+ *  │ magic version runtime bytes allocLock bump nextId progress spinners …││ slot × 256   ││ channels, op
+ *  └──────────────────────────────────────────────────────────────────────┘└──────────────┘│ records, values
+ *
+ *  block:   [ sizeClass | BLOCK_MAGIC ]  payload (8-byte aligned) ...
+ *  channel: [ lock flags magic id gen cap count head refs sendq… recvq… nsend nrecv buf name… ]
+ *  op:      [ state parked owner case result ncases seq _ | slot(4) ] waiter × ncases
+ *  waiter:  [ next prev chan kind linked case op _ | slot(4) ]
+ *  slot:    [ tag len w2 w3 ]   (a float64 lives in w2..w3, 8-byte aligned)
+ */
+
+export const HEAP_MAGIC = 0x4f43_4341; // "OCCA"
+export const LAYOUT_VERSION = 1;
+
+// ── heap header (word indices) ────────────────────────────────────────────────
+export const H_MAGIC = 0;
+export const H_VERSION = 1;
+export const H_RUNTIME_ID = 2;
+/** Current heap length in bytes; a thread whose views are shorter remaps them. */
+export const H_BYTES = 3;
+/** Allocator lock word (owner thread slot + 1); guards H_BUMP, H_FREE and growth. */
+export const H_ALLOC_LOCK = 4;
+/** First never-allocated byte. Guarded by H_ALLOC_LOCK. */
+export const H_BUMP = 5;
+export const H_NEXT_ID = 6;
+/** Bumped on every completed channel operation (deadlock detection reads it). */
+export const H_PROGRESS = 7;
+/** Threads spinning right now, to gate spinning to the number of cores. */
+export const H_SPINNERS = 8;
+export const H_NCPU = 9;
+export const H_MAX_BYTES = 10;
+export const H_LIVE_CHANNELS = 11;
+export const H_THREADS = 12;
+/** Test-only fault injection (testing.ts): 0 off, FAULT_DROP, FAULT_REORDER. */
+export const H_FAULT = 13;
+export const H_FAULT_COUNT = 14;
+export const FAULT_DROP = 1;
+export const FAULT_REORDER = 2;
+/** Every FAULT_PERIOD-th operation misbehaves while a fault is on. */
+export const FAULT_PERIOD = 37;
+/** Free-list heads, one per size class (class k holds blocks of MIN_BLOCK << k bytes). */
+export const H_FREE = 16;
+export const N_CLASSES = 27;
+export const HEADER_WORDS = H_FREE + N_CLASSES + 5; // padded to a multiple of 2 words
+
+// ── thread table ─────────────────────────────────────────────────────────────
+export const MAX_THREADS = 256;
+export const T_STATE = 0; // T_FREE / T_ALIVE / T_DEAD
+export const T_GEN = 1;
+export const T_THREAD_ID = 2;
+export const T_WORDS = 8;
+export const T_FREE = 0;
+export const T_ALIVE = 1;
+export const T_DEAD = 2;
+export const THREAD_TABLE_BYTE = HEADER_WORDS * 4;
+export const FIRST_BLOCK_BYTE = THREAD_TABLE_BYTE + MAX_THREADS * T_WORDS * 4;
+
+// ── blocks ───────────────────────────────────────────────────────────────────
+export const MIN_BLOCK = 16;
+export const BLOCK_HEADER = 8;
+export const BLOCK_MAGIC = 0x0b10_c000;
+
+// ── channel header ───────────────────────────────────────────────────────────
+export const CHAN_MAGIC = 0x0c4a_4e00;
+/** Lock word: 0, or owner thread slot + 1, with LOCK_CONTENDED set when someone parks on it. */
+export const C_LOCK = 0;
+export const C_FLAGS = 1;
+export const C_MAGIC = 2;
+export const C_ID = 3;
+export const C_GEN = 4;
+export const C_CAP = 5;
+/** Buffered values. Guarded by the lock; read without it (Atomics.load) only for `len`. */
+export const C_COUNT = 6;
+export const C_HEAD = 7;
+export const C_REFS = 8;
+export const C_SENDQ_HEAD = 9;
+export const C_SENDQ_TAIL = 10;
+export const C_RECVQ_HEAD = 11;
+export const C_RECVQ_TAIL = 12;
+export const C_NSEND = 13;
+export const C_NRECV = 14;
+export const C_BUF = 15;
+export const C_NAME = 16;
+export const C_NAME_LEN = 17;
+export const C_WORDS = 18;
+export const F_CLOSED = 1;
+export const F_POISONED = 2;
+export const F_BROKEN = 4;
+export const LOCK_CONTENDED = 1 << 30;
+
+// ── value slot (4 words) ─────────────────────────────────────────────────────
+export const S_TAG = 0;
+export const S_LEN = 1;
+export const S_W2 = 2;
+export const S_W3 = 3;
+export const SLOT_WORDS = 4;
+export const TAG_EMPTY = 0;
+export const TAG_UNDEFINED = 1;
+export const TAG_NULL = 2;
+export const TAG_TRUE = 3;
+export const TAG_FALSE = 4;
+export const TAG_INT = 5;
+export const TAG_F64 = 6;
+/** An encoded value in a heap block: S_LEN bytes at offset S_W2; S_W3 = 1 if it holds channel handles. */
+export const TAG_BLOCK = 7;
+
+// ── op record (one blocking operation, one waiter per case) ──────────────────
+/** (seq << 3) | status. Changed only by compareExchange, except DONE, stored by the claimer. */
+export const O_STATE = 0;
+/** 1 while the owner is (about to be) parked on O_STATE: a claimer notifies only then. */
+export const O_PARKED = 1;
+export const O_OWNER = 2;
+export const O_CASE = 3;
+export const O_RESULT = 4;
+export const O_NCASES = 5;
+export const O_SLOT = 8;
+export const O_WORDS = 12;
+export const ST_IDLE = 0;
+export const ST_WAITING = 1;
+export const ST_CLAIMED = 2;
+export const ST_DONE = 3;
+export const ST_CANCELLED = 4;
+export const ST_MASK = 7;
+export const R_VALUE = 1;
+export const R_CLOSED = 2;
+export const R_POISONED = 3;
+export const R_PEER_DIED = 4;
+
+// ── waiter (one case of an op, linked into a channel queue) ──────────────────
+export const W_NEXT = 0;
+export const W_PREV = 1;
+export const W_CHAN = 2;
+export const W_KIND = 3;
+export const W_LINKED = 4;
+export const W_CASE = 5;
+export const W_OP = 6;
+export const W_SLOT = 8;
+export const W_WORDS = 12;
+export const K_SEND = 1;
+export const K_RECV = 2;
+
+// ── process record ───────────────────────────────────────────────────────────
+export const P_STATE = 0; // P_PENDING / P_RUNNING / P_OK / P_FAILED
+export const P_SLOT = 4;
+export const P_WORDS = 8;
+export const P_PENDING = 0;
+export const P_RUNNING = 1;
+export const P_OK = 2;
+export const P_FAILED = 3;
+/** Someone won the right to write the result slot; OK or FAILED follows. */
+export const P_SETTLING = 4;
+
+// ── limits ───────────────────────────────────────────────────────────────────
+/** Largest channel capacity. Larger buffers belong in your own data structure. */
+export const MAX_CAPACITY = 1 << 20;
+/** Largest encoded message. */
+export const MAX_MESSAGE_BYTES = 256 * 1024 * 1024;
+export const DEFAULT_HEAP_BYTES = 4 * 1024 * 1024;
+export const DEFAULT_MAX_HEAP_BYTES = 1024 * 1024 * 1024;

@@ -1,0 +1,38 @@
+/**
+ * Process records in the shared heap: [state | result slot]. A record is settled exactly once;
+ * joiners wait on its state word.
+ */
+import { encodeError } from './errcodec.js';
+import { P_FAILED, P_OK, P_PENDING, P_RUNNING, P_SETTLING, P_SLOT, P_STATE } from './layout.js';
+import { runtime } from './runtime.js';
+import { encodeSlot } from './values.js';
+
+/**
+ * Settles process record `rec` once: the first caller to move it out of PENDING/RUNNING writes the
+ * result slot; later callers do nothing. Used by hosts (return, throw) and by main (worker died).
+ */
+export function settle(rec: number, state: typeof P_OK | typeof P_FAILED, value: unknown): boolean {
+  const rt = runtime();
+  const h = rt.heap;
+  h.sync();
+  const st = (rec >> 2) + P_STATE;
+  for (;;) {
+    const s = Atomics.load(h.i32, st);
+    if (s !== P_PENDING && s !== P_RUNNING) return false;
+    if (Atomics.compareExchange(h.i32, st, s, P_SETTLING) === s) break;
+  }
+  const slot = new Int32Array(4);
+  try {
+    encodeSlot(rt, state === P_OK ? value : encodeError(value), slot);
+  } catch (e) {
+    state = P_FAILED;
+    encodeSlot(rt, encodeError(e), slot);
+  }
+  h.sync();
+  h.i32.set(slot, (rec >> 2) + P_SLOT);
+  // seq-cst store publishes the slot to joiners.
+  Atomics.store(h.i32, st, state);
+  Atomics.notify(h.i32, st);
+  return true;
+}
+

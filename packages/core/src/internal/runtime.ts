@@ -1,0 +1,124 @@
+/**
+ * Per-thread runtime state: the mapped heap, this thread's slot in the thread table, the parker.
+ *
+ * The state lives on globalThis under a registered symbol, so that two copies of this module in
+ * one thread (a process module bundled with its own copy of occam) still share one runtime.
+ */
+import { availableParallelism } from 'node:os';
+import { isMainThread, threadId } from 'node:worker_threads';
+import { TooManyThreadsError } from '../errors.js';
+import { Heap, type HeapOptions } from './heap.js';
+import { MAX_THREADS, T_ALIVE, T_FREE, T_GEN, T_STATE, T_THREAD_ID, T_WORDS, THREAD_TABLE_BYTE } from './layout.js';
+import { atomicsParker, type Parker } from './park.js';
+
+export interface Runtime {
+  readonly heap: Heap;
+  /** This thread's index in the thread table. */
+  readonly slot: number;
+  /** True on Node's main thread, which must never block. */
+  readonly isMain: boolean;
+  parker: Parker;
+  /** Op records free for reuse, by case count (only this thread uses its records). */
+  readonly opCache: Map<number, number[]>;
+  /** Spin budget in ms, adapted to how often spinning pays off. */
+  spinBudget: number;
+  readonly maxSpin: number;
+  /** Async operations pending on this thread (they hold the keep-alive handle). */
+  pendingAsync: number;
+  keepAlive: ReturnType<typeof setInterval> | undefined;
+}
+
+const KEY = Symbol.for('occam.runtime.v1');
+type Global = { [KEY]?: Runtime };
+
+/** Data a worker needs to join the runtime. */
+export interface RuntimeInit {
+  sab: SharedArrayBuffer;
+}
+
+function claimSlot(heap: Heap): number {
+  const m = heap.i32;
+  for (let i = 0; i < MAX_THREADS; i++) {
+    const at = (THREAD_TABLE_BYTE >> 2) + i * T_WORDS;
+    if (Atomics.compareExchange(m, at + T_STATE, T_FREE, T_ALIVE) === T_FREE) {
+      Atomics.add(m, at + T_GEN, 1);
+      Atomics.store(m, at + T_THREAD_ID, threadId);
+      return i;
+    }
+  }
+  throw new TooManyThreadsError(MAX_THREADS);
+}
+
+function make(heap: Heap): Runtime {
+  const slot = claimSlot(heap);
+  heap.lockId = slot + 1;
+  heap.canPark = !isMainThread;
+  return {
+    heap,
+    slot,
+    isMain: isMainThread,
+    parker: atomicsParker,
+    opCache: new Map(),
+    // Spin in time, not iterations: a futex wake costs ~10 µs here; main spins least.
+    spinBudget: isMainThread ? 0.01 : 0.05,
+    maxSpin: isMainThread ? 0.01 : 0.05,
+    pendingAsync: 0,
+    keepAlive: undefined,
+  };
+}
+
+let cached: Runtime | undefined;
+
+/** This thread's runtime; on the main thread the first call creates the heap. */
+export function runtime(): Runtime {
+  if (cached !== undefined) return cached;
+  const g = globalThis as Global;
+  let rt = g[KEY];
+  if (rt === undefined) {
+    if (!isMainThread) {
+      throw new Error('occam is not started in this worker: start processes with spawn(), not new Worker()');
+    }
+    rt = make(Heap.create((Math.random() * 0x7fffffff) | 1, availableParallelism()));
+    g[KEY] = rt;
+  }
+  cached = rt;
+  return rt;
+}
+
+/** Starts the runtime on the main thread with explicit heap options (before any channel exists). */
+export function startRuntime(opts: HeapOptions): Runtime {
+  const g = globalThis as Global;
+  if (g[KEY] !== undefined) throw new Error('the occam runtime is already started on this thread');
+  const rt = make(Heap.create((Math.random() * 0x7fffffff) | 1, availableParallelism(), opts));
+  g[KEY] = rt;
+  cached = rt;
+  return rt;
+}
+
+/** Joins a worker thread to the runtime whose heap is `init.sab`. */
+export function joinRuntime(init: RuntimeInit): Runtime {
+  const g = globalThis as Global;
+  const existing = g[KEY];
+  if (existing !== undefined) return (cached = existing);
+  const rt = make(Heap.attach(init.sab));
+  g[KEY] = rt;
+  cached = rt;
+  return rt;
+}
+
+/** Whether this thread has a runtime yet (without creating one). */
+export function hasRuntime(): boolean {
+  return cached !== undefined || (globalThis as Global)[KEY] !== undefined;
+}
+
+/** Holds the event loop open while an async op is pending: Atomics.waitAsync alone does not. */
+export function holdAlive(rt: Runtime): void {
+  if (rt.pendingAsync++ === 0) {
+    if (rt.keepAlive === undefined) rt.keepAlive = setInterval(() => {}, 1 << 30);
+    else rt.keepAlive.ref();
+  }
+}
+
+export function releaseAlive(rt: Runtime): void {
+  if (--rt.pendingAsync === 0) rt.keepAlive?.unref();
+}

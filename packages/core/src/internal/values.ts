@@ -1,0 +1,157 @@
+/**
+ * Values in slots: small scalars inline, everything else encoded (codec.ts) into a heap block that
+ * the receiver frees after decoding. Encoding and allocation happen before any channel lock is
+ * taken, so a bad value enqueues nothing and running out of heap never strikes inside a critical
+ * section.
+ *
+ * Channel handles inside a value are counted references: encoding one adds a reference owned by
+ * the block; decoding adopts it into the new handle; discarding an undelivered block drops it.
+ */
+import { MessageTooLargeError } from '../errors.js';
+import { decode, encode, type HandleHooks } from './codec.js';
+import {
+  MAX_MESSAGE_BYTES,
+  S_LEN,
+  S_TAG,
+  S_W2,
+  S_W3,
+  TAG_BLOCK,
+  TAG_F64,
+  TAG_FALSE,
+  TAG_INT,
+  TAG_NULL,
+  TAG_TRUE,
+  TAG_UNDEFINED,
+} from './layout.js';
+import type { Runtime } from './runtime.js';
+
+const f64 = new Float64Array(1);
+const f64Words = new Int32Array(f64.buffer);
+
+/** What the channel module supplies: how handles become words and back, and how refs are kept. */
+export interface HandleSupport {
+  /** Validates a handle and returns its words (without touching its reference count). */
+  words(handle: object): ArrayLike<number>;
+  /** Adds one reference to the channel at byte `offset`. */
+  retain(offset: number): void;
+  /** Drops one reference (freeing the channel at zero). */
+  release(offset: number, id: number): void;
+  /** Builds a handle that adopts one existing reference. */
+  adopt(words: Int32Array): unknown;
+}
+
+let support: HandleSupport | undefined;
+const pending: number[] = [];
+
+/** Installed once by channel.ts (breaks the import cycle between values and channels). */
+export function installHandleSupport(s: HandleSupport): void {
+  support = s;
+}
+
+const encodeHooks: HandleHooks = {
+  encodeHandle(handle) {
+    const w = support!.words(handle);
+    pending.push(w[0]!);
+    return w;
+  },
+  decodeHandle(words) {
+    return support!.adopt(words);
+  },
+};
+
+const discardHooks: HandleHooks = {
+  encodeHandle() {
+    throw new Error('unreachable');
+  },
+  decodeHandle(words) {
+    support!.release(words[0]!, words[1]!);
+    return null;
+  },
+};
+
+/**
+ * Encodes `v` into `slot` (4 words). Throws NotSendableError / MessageTooLargeError /
+ * HeapExhaustedError with nothing allocated and no reference taken.
+ */
+export function encodeSlot(rt: Runtime, v: unknown, slot: Int32Array): void {
+  switch (typeof v) {
+    case 'number':
+      if ((v | 0) === v && (v !== 0 || 1 / v > 0)) {
+        slot[S_TAG] = TAG_INT;
+        slot[S_W2] = v;
+      } else {
+        f64[0] = v;
+        slot[S_TAG] = TAG_F64;
+        slot[S_W2] = f64Words[0]!;
+        slot[S_W3] = f64Words[1]!;
+      }
+      return;
+    case 'boolean':
+      slot[S_TAG] = v ? TAG_TRUE : TAG_FALSE;
+      return;
+    case 'undefined':
+      slot[S_TAG] = TAG_UNDEFINED;
+      return;
+    default:
+      if (v === null) {
+        slot[S_TAG] = TAG_NULL;
+        return;
+      }
+  }
+  pending.length = 0;
+  const bytes = encode(v, encodeHooks);
+  if (bytes.length > MAX_MESSAGE_BYTES) throw new MessageTooLargeError(bytes.length, MAX_MESSAGE_BYTES);
+  const h = rt.heap;
+  const off = h.alloc(bytes.length);
+  h.u8.set(bytes, off);
+  // Only now, with nothing left to fail, do the block's handles take their references.
+  for (let i = 0; i < pending.length; i++) support!.retain(pending[i]!);
+  slot[S_TAG] = TAG_BLOCK;
+  slot[S_LEN] = bytes.length;
+  slot[S_W2] = off;
+  slot[S_W3] = pending.length > 0 ? 1 : 0;
+  pending.length = 0;
+}
+
+/** Decodes the value in `slot`, freeing its block. */
+export function decodeSlot(rt: Runtime, slot: Int32Array): unknown {
+  switch (slot[S_TAG]) {
+    case TAG_INT:
+      return slot[S_W2];
+    case TAG_F64:
+      f64Words[0] = slot[S_W2]!;
+      f64Words[1] = slot[S_W3]!;
+      return f64[0];
+    case TAG_TRUE:
+      return true;
+    case TAG_FALSE:
+      return false;
+    case TAG_NULL:
+      return null;
+    case TAG_UNDEFINED:
+      return undefined;
+    case TAG_BLOCK: {
+      const h = rt.heap;
+      h.sync();
+      const off = slot[S_W2]!;
+      try {
+        return decode(h.u8.subarray(off, off + slot[S_LEN]!), encodeHooks);
+      } finally {
+        h.free(off);
+      }
+    }
+    default:
+      throw new Error(`occam: corrupt value slot (tag ${slot[S_TAG]})`);
+  }
+}
+
+/** Drops an undelivered value: frees its block and the references its handles held. */
+export function discardSlot(rt: Runtime, slot: Int32Array): void {
+  if (slot[S_TAG] !== TAG_BLOCK) return;
+  const h = rt.heap;
+  h.sync();
+  const off = slot[S_W2]!;
+  if (slot[S_W3] !== 0) decode(h.u8.subarray(off, off + slot[S_LEN]!), discardHooks);
+  h.free(off);
+  slot[S_TAG] = 0;
+}

@@ -1,0 +1,228 @@
+/**
+ * Processes: functions exported from a module, each run in a worker of its own, sharing nothing
+ * but the channels passed to them. `spawn` starts one, `join` waits for its result, `par` runs a
+ * group and stops the rest on the first failure (occam's PAR).
+ */
+import { isMainThread, parentPort, type ResourceLimits } from 'node:worker_threads';
+import { InvalidArgumentError, ProcessFailedError, SyncOnMainError } from './errors.js';
+import { decodeError } from './internal/errcodec.js';
+import type { RunRequest } from './internal/host.js';
+import { P_FAILED, P_OK, P_SLOT, P_STATE, P_WORDS } from './internal/layout.js';
+import { holdAlive, releaseAlive, runtime } from './internal/runtime.js';
+import { decodeSlot, encodeSlot } from './internal/values.js';
+
+/** Options of `spawn`. */
+export interface SpawnOptions {
+  /** A name for errors and diagnostics (default `<export>#<id>`). */
+  name?: string;
+  /** V8 heap limits for the process's worker (it gets a worker of its own kind). */
+  resourceLimits?: ResourceLimits;
+  /** Aborting terminates the process. */
+  signal?: AbortSignal;
+}
+
+let current: string | undefined;
+
+/** @internal Set by the worker host while a process body runs. */
+export function setCurrentProcess(name: string | undefined): void {
+  current = name;
+}
+
+/** The name of the process running on this thread, or `main`. */
+export function processName(): string {
+  return current ?? (isMainThread ? 'main' : 'worker');
+}
+
+type Settled<R> = { ok: true; value: R } | { ok: false; error: Error };
+
+/** A started process. `join()` gives its return value, or re-throws its error. */
+export class Process<R = unknown> {
+  /** The name used in errors and diagnostics. */
+  readonly name: string;
+  readonly #rec: number;
+  #settled: Settled<R> | undefined;
+
+  /** @internal Use `spawn()`. */
+  constructor(rec: number, name: string) {
+    this.#rec = rec;
+    this.name = name;
+  }
+
+  /** Waits for the process to end; resolves to its return value or rejects with its error (class, code, stack). */
+  async join(): Promise<R> {
+    if (this.#settled === undefined) {
+      const rt = runtime();
+      const m = rt.heap.i32;
+      const at = (this.#rec >> 2) + P_STATE;
+      holdAlive(rt);
+      try {
+        for (;;) {
+          const s = Atomics.load(m, at);
+          if (s === P_OK || s === P_FAILED) break;
+          const r = rt.parker.waitAsync(m, at, s, Infinity);
+          if (typeof r !== 'string') await r;
+        }
+      } finally {
+        releaseAlive(rt);
+      }
+      this.#settle();
+    }
+    return this.#result();
+  }
+
+  /** Waits for the process to end, blocking this worker (not allowed on the main thread). */
+  joinSync(): R {
+    if (this.#settled === undefined) {
+      const rt = runtime();
+      if (rt.isMain) throw new SyncOnMainError('joinSync');
+      const m = rt.heap.i32;
+      const at = (this.#rec >> 2) + P_STATE;
+      for (;;) {
+        const s = Atomics.load(m, at);
+        if (s === P_OK || s === P_FAILED) break;
+        rt.parker.wait(m, at, s, Infinity);
+      }
+      this.#settle();
+    }
+    return this.#result();
+  }
+
+  /** Stops the process now; `join` then rejects with ERR_PROCESS_FAILED. */
+  async terminate(): Promise<void> {
+    if (this.#settled !== undefined) return;
+    if (isMainThread) {
+      const { terminateProcess } = await import('./internal/host.js');
+      await terminateProcess(this.#rec);
+    } else {
+      parentPort!.postMessage({ type: 'occam:terminate', rec: this.#rec });
+    }
+  }
+
+  #settle(): void {
+    const rt = runtime();
+    rt.heap.sync();
+    const m = rt.heap.i32;
+    const ok = Atomics.load(m, (this.#rec >> 2) + P_STATE) === P_OK;
+    const value = decodeSlot(rt, m.slice((this.#rec >> 2) + P_SLOT, (this.#rec >> 2) + P_SLOT + 4));
+    rt.heap.free(this.#rec);
+    this.#settled = ok ? { ok: true, value: value as R } : { ok: false, error: decodeError(value) };
+  }
+
+  #result(): R {
+    const s = this.#settled!;
+    if (s.ok) return s.value;
+    throw s.error;
+  }
+}
+
+function urlString(moduleUrl: string | URL): string {
+  if (moduleUrl instanceof URL) return moduleUrl.href;
+  if (typeof moduleUrl !== 'string' || moduleUrl === '') {
+    throw new InvalidArgumentError('spawn() needs a module URL, e.g. new URL("./worker.ts", import.meta.url)');
+  }
+  return moduleUrl.startsWith('/') ? `file://${moduleUrl}` : moduleUrl;
+}
+
+/**
+ * Starts `exportName` from the module at `moduleUrl` (JavaScript or TypeScript) in a worker,
+ * called with `args` (channels inside them arrive as working handles). Returns at once.
+ */
+export function spawn<R = unknown>(
+  moduleUrl: string | URL,
+  exportName: string,
+  args: readonly unknown[] = [],
+  opts: SpawnOptions = {},
+): Process<R> {
+  const url = urlString(moduleUrl);
+  if (typeof exportName !== 'string') throw new InvalidArgumentError('spawn() needs the name of an exported function');
+  if (!Array.isArray(args)) throw new InvalidArgumentError('spawn() takes the process arguments as an array');
+  const rt = runtime();
+  const slot = new Int32Array(4);
+  encodeSlot(rt, args, slot); // throws NotSendableError before anything is started
+  const h = rt.heap;
+  const rec = h.alloc(P_WORDS * 4);
+  h.sync();
+  h.i32.fill(0, rec >> 2, (rec >> 2) + P_WORDS);
+  const id = h.nextId();
+  const name = opts.name ?? `${exportName}#${id}`;
+  const req: RunRequest = {
+    type: 'occam:spawn',
+    rec,
+    url,
+    exportName,
+    name,
+    args: Array.from(slot),
+    resourceLimits: opts.resourceLimits,
+  };
+  if (isMainThread) {
+    void import('./internal/host.js').then((host) => host.startProcess(req));
+  } else {
+    parentPort!.postMessage(req);
+  }
+  const proc = new Process<R>(rec, name);
+  if (opts.signal !== undefined) {
+    if (opts.signal.aborted) void proc.terminate();
+    else opts.signal.addEventListener('abort', () => void proc.terminate(), { once: true });
+  }
+  return proc;
+}
+
+type ExportFn<M, K extends keyof M> = M[K] extends (...a: infer A) => infer R ? { args: A; result: Awaited<R> } : never;
+
+/** Typed spawning from one module: `processModule<typeof import('./stages.js')>(url).spawn('square', [a, b])`. */
+export function processModule<M>(moduleUrl: string | URL): {
+  spawn<K extends keyof M & string>(
+    exportName: K,
+    args: ExportFn<M, K>['args'],
+    opts?: SpawnOptions,
+  ): Process<ExportFn<M, K>['result']>;
+} {
+  return {
+    spawn: (exportName, args, opts) => spawn(moduleUrl, exportName, args as readonly unknown[], opts),
+  };
+}
+
+type Results<T extends readonly Process<unknown>[]> = { -readonly [K in keyof T]: T[K] extends Process<infer R> ? R : never };
+
+/**
+ * occam's PAR: waits for every process; on the first failure terminates the others and rejects
+ * with that failure. Resolves to the results in order.
+ */
+export function par<T extends readonly Process<unknown>[]>(...procs: T): Promise<Results<T>> {
+  return new Promise((resolve, reject) => {
+    const results: unknown[] = new Array(procs.length);
+    let left = procs.length;
+    let failed = false;
+    if (left === 0) resolve(results as Results<T>);
+    procs.forEach((p, i) => {
+      p.join().then(
+        (v) => {
+          results[i] = v;
+          if (--left === 0 && !failed) resolve(results as Results<T>);
+        },
+        (e: unknown) => {
+          if (failed) return;
+          failed = true;
+          void Promise.all(procs.map((q) => (q === p ? undefined : q.terminate()))).then(() =>
+            reject(e instanceof Error ? e : new ProcessFailedError(String(e))),
+          );
+        },
+      );
+    });
+  });
+}
+
+/**
+ * Runs `fn` as the program's main body, on the main thread only: a module that is both a program
+ * and the home of its processes skips it when loaded in a worker. A failure is printed and sets
+ * the exit code to 1.
+ */
+export function main(fn: () => unknown): void {
+  if (!isMainThread) return;
+  Promise.resolve()
+    .then(fn)
+    .catch((err: unknown) => {
+      console.error(err);
+      process.exitCode = 1;
+    });
+}

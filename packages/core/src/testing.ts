@@ -1,0 +1,74 @@
+/**
+ * Test-only hooks: fault injection (to show that property tests catch a lost or reordered
+ * message) and the channel invariant check. Not for production code.
+ */
+import type { Channel } from './channel.js';
+import {
+  C_CAP,
+  C_COUNT,
+  C_FLAGS,
+  C_LOCK,
+  C_NRECV,
+  C_NSEND,
+  C_RECVQ_HEAD,
+  C_SENDQ_HEAD,
+  F_CLOSED,
+  FAULT_DROP,
+  FAULT_REORDER,
+  H_FAULT,
+  H_FAULT_COUNT,
+  O_STATE,
+  ST_MASK,
+  ST_WAITING,
+  W_NEXT,
+  W_OP,
+} from './internal/layout.js';
+import { runtime } from './internal/runtime.js';
+
+/** Switches a runtime-wide fault on ('drop': a send's value is lost; 'reorder': two buffered values swap) or off. */
+export function setFault(fault: 'drop' | 'reorder' | null): void {
+  const m = runtime().heap.i32;
+  Atomics.store(m, H_FAULT_COUNT, 0);
+  Atomics.store(m, H_FAULT, fault === 'drop' ? FAULT_DROP : fault === 'reorder' ? FAULT_REORDER : 0);
+}
+
+/** Checks the invariants stated in transfer.ts under the channel lock; returns the violations found. */
+export function checkInvariants(ch: Channel<unknown>): string[] {
+  const rt = runtime();
+  const h = rt.heap;
+  const c = ch.handleWords()[0]! >> 2;
+  const bad: string[] = [];
+  h.lock(c + C_LOCK);
+  try {
+    h.sync();
+    const m = h.i32;
+    const waitingOps = (head: number): { ops: Set<number>; linked: number } => {
+      const ops = new Set<number>();
+      let linked = 0;
+      for (let w = m[c + head]! >> 2; w !== 0; w = m[w + W_NEXT]! >> 2) {
+        linked++;
+        const op = m[w + W_OP]!;
+        if ((Atomics.load(m, (op >> 2) + O_STATE) & ST_MASK) === ST_WAITING) ops.add(op);
+      }
+      return { ops, linked };
+    };
+    const senders = waitingOps(C_SENDQ_HEAD);
+    const receivers = waitingOps(C_RECVQ_HEAD);
+    const count = m[c + C_COUNT]!;
+    const cap = m[c + C_CAP]!;
+    for (const op of senders.ops) {
+      if ([...receivers.ops].some((r) => r !== op)) bad.push('a waiting sender and a waiting receiver of different ops');
+    }
+    if (count > 0 && receivers.ops.size > 0) bad.push('buffered values with a waiting receiver');
+    if (count < cap && senders.ops.size > 0) bad.push('room in the buffer with a waiting sender');
+    if (count < 0 || count > cap) bad.push(`count ${count} outside 0..${cap}`);
+    if (m[c + C_NSEND] !== senders.linked) bad.push('send-queue count differs from its length');
+    if (m[c + C_NRECV] !== receivers.linked) bad.push('receive-queue count differs from its length');
+    if ((m[c + C_FLAGS]! & F_CLOSED) !== 0 && senders.ops.size + receivers.ops.size > 0) {
+      bad.push('a closed channel with waiting parties');
+    }
+  } finally {
+    h.unlock(c + C_LOCK);
+  }
+  return bad;
+}

@@ -1,0 +1,42 @@
+/**
+ * The entry of every process worker: joins the runtime, then runs one process at a time as main
+ * asks, settling each process record with the return value or the thrown error.
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import { ProcessNotFoundError } from './errors.js';
+import type { RunRequest } from './internal/host.js';
+import { settle } from './internal/record.js';
+import { P_FAILED, P_OK, P_PENDING, P_RUNNING, P_STATE } from './internal/layout.js';
+import { joinRuntime, runtime } from './internal/runtime.js';
+import { decodeSlot } from './internal/values.js';
+import { setCurrentProcess } from './process.js';
+
+joinRuntime(workerData as { sab: SharedArrayBuffer });
+const port = parentPort!;
+
+async function run(req: RunRequest): Promise<void> {
+  const rt = runtime();
+  const m = rt.heap.i32;
+  if (Atomics.compareExchange(m, (req.rec >> 2) + P_STATE, P_PENDING, P_RUNNING) !== P_PENDING) return;
+  setCurrentProcess(req.name);
+  try {
+    const args = decodeSlot(rt, Int32Array.from(req.args)) as unknown[];
+    const mod = (await import(req.url)) as Record<string, unknown>;
+    const fn = mod[req.exportName];
+    if (typeof fn !== 'function') {
+      throw new ProcessNotFoundError(
+        `${req.url} has no exported function ${JSON.stringify(req.exportName)}; export it, or check the name`,
+      );
+    }
+    const result: unknown = await (fn as (...a: unknown[]) => unknown)(...args);
+    settle(req.rec, P_OK, result);
+  } catch (err) {
+    settle(req.rec, P_FAILED, err);
+  } finally {
+    setCurrentProcess(undefined);
+  }
+}
+
+port.on('message', (req: RunRequest) => {
+  void run(req).then(() => port.postMessage({ type: 'occam:idle' }));
+});

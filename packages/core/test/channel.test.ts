@@ -1,0 +1,275 @@
+import { describe, expect, test } from 'vitest';
+import {
+  AbortError,
+  ChannelClosedError,
+  ChannelEmptyError,
+  ChannelFullError,
+  chan,
+  InvalidCapacityError,
+  InvalidHandleError,
+  liveChannels,
+  MAX_CAPACITY,
+  NotSendableError,
+  spawn,
+  SyncOnMainError,
+  TimeoutError,
+  WrongDirectionError,
+  type Channel,
+} from '@occam/core';
+import { settled, until, watchdog } from './helpers.js';
+
+const procs = new URL('./fixtures/chan-procs.ts', import.meta.url);
+
+describe('rendezvous and buffering', () => {
+  test('a rendezvous send completes only when a receiver takes the value (main side)', async () => {
+    const ch = chan<number>();
+    const sent = ch.sendAsync(42);
+    await until(() => ch.waitingSenders === 1, 'the sender to park');
+    expect(await settled(sent)).toBe(false);
+    expect(ch.len).toBe(0);
+    expect(await watchdog(ch.recvAsync(), 'recv')).toBe(42);
+    await watchdog(sent, 'send to complete');
+    expect(ch.waitingSenders).toBe(0);
+  });
+
+  for (let cap = 0; cap <= 8; cap++) {
+    test(`capacity ${cap}: a worker's sends block after exactly ${cap} buffered values`, async () => {
+      const ch = chan<number>(cap);
+      const values = Array.from({ length: cap + 1 }, (_, i) => i * 10);
+      const p = spawn<number>(procs, 'sendAll', [ch, values]);
+      await until(() => ch.len === cap && ch.waitingSenders === 1, `len ${cap} and one parked sender`);
+      expect(ch.len).toBe(cap);
+      const got: number[] = [];
+      for (let i = 0; i <= cap; i++) got.push(await watchdog(ch.recvAsync(), `recv ${i}`));
+      expect(got).toEqual(values);
+      expect(await watchdog(p.join(), 'join')).toBe(cap + 1);
+      expect(ch.len).toBe(0);
+      expect(ch.waitingSenders).toBe(0);
+    });
+  }
+
+  test('trySend fills exactly cap slots, then reports full with the value back', () => {
+    for (let cap = 0; cap <= 8; cap++) {
+      const ch = chan<string>(cap);
+      for (let i = 0; i < cap; i++) expect(ch.trySend(`v${i}`).isOk()).toBe(true);
+      const r = ch.trySend('extra');
+      expect(r.isErr()).toBe(true);
+      const e = r.isErr() ? r.error : undefined;
+      expect(e).toBeInstanceOf(ChannelFullError);
+      expect((e as ChannelFullError<string>).value).toBe('extra');
+      expect(ch.len).toBe(cap);
+      for (let i = 0; i < cap; i++) expect(ch.tryRecv().unwrap()).toBe(`v${i}`);
+      const empty = ch.tryRecv();
+      expect(empty.isErr() && empty.error).toBeInstanceOf(ChannelEmptyError);
+      ch.release();
+    }
+  });
+
+  test('values of every kind, and one larger than any slot, arrive intact', async () => {
+    const big = new Uint8Array(3_000_000).map((_, i) => (i * 7) & 0xff);
+    const values = [0, -0, 1.5, NaN, 2 ** 40, 'text', '', true, false, null, undefined, { a: [1, { b: 'c' }] }, big];
+    const ch = chan<unknown>(4);
+    const p = spawn(procs, 'sendAll', [ch, values]);
+    const got: unknown[] = [];
+    for (let i = 0; i < values.length; i++) got.push(await watchdog(ch.recvAsync(), `recv ${i}`));
+    await watchdog(p.join(), 'join');
+    expect(got).toStrictEqual(values);
+    expect(Object.is(got[1], -0)).toBe(true);
+  });
+});
+
+describe('close', () => {
+  test('receivers drain buffered values, then see closed; for-of ends', async () => {
+    const ch = chan<number>(8);
+    for (let i = 0; i < 5; i++) ch.trySend(i).unwrap();
+    ch.close();
+    expect(ch.closed).toBe(true);
+    const p = spawn<number[]>(procs, 'drain', [ch]);
+    expect(await watchdog(p.join(), 'drain')).toEqual([0, 1, 2, 3, 4]);
+    await expect(ch.recvAsync()).rejects.toBeInstanceOf(ChannelClosedError);
+  });
+
+  test('send on a closed channel and a second close are errors with stable codes', async () => {
+    const ch = chan<number>(2);
+    ch.close();
+    await expect(ch.sendAsync(1)).rejects.toMatchObject({ code: 'ERR_CHANNEL_CLOSED' });
+    const r = ch.trySend(1);
+    expect(r.isErr() && r.error.code).toBe('ERR_CHANNEL_CLOSED');
+    expect(() => ch.close()).toThrow(ChannelClosedError);
+    expect(ch.len).toBe(0);
+  });
+
+  test('close wakes a receiver parked in a worker and a sender parked in a worker', async () => {
+    const r = chan<number>();
+    const s = chan<number>();
+    const pr = spawn<{ code?: string }>(procs, 'recvOnce', [r]);
+    const ps = spawn<{ code?: string }>(procs, 'sendOnce', [s, 7]);
+    await until(() => r.waitingReceivers === 1 && s.waitingSenders === 1, 'both to park');
+    r.close();
+    s.close();
+    expect(await watchdog(pr.join(), 'receiver')).toEqual({ code: 'ERR_CHANNEL_CLOSED' });
+    expect(await watchdog(ps.join(), 'sender')).toEqual({ code: 'ERR_CHANNEL_CLOSED' });
+  });
+
+  test('a sender closes after its values; a worker receiver gets them all then closed', async () => {
+    const ch = chan<number>(0);
+    const values = Array.from({ length: 200 }, (_, i) => i * 3);
+    const sender = spawn(procs, 'sendAllThenClose', [ch, values]);
+    const receiver = spawn<number[]>(procs, 'drain', [ch]);
+    expect(await watchdog(receiver.join(), 'drain')).toEqual(values);
+    await watchdog(sender.join(), 'sender');
+  });
+});
+
+describe('cancellation enqueues nothing', () => {
+  test('a timed-out send in a worker leaves the channel empty, and the value is never received', async () => {
+    const ch = chan<number>();
+    const p = spawn<{ code?: string }>(procs, 'sendOnce', [ch, 99, 30]);
+    expect(await watchdog(p.join(), 'timed send')).toEqual({ code: 'ERR_TIMEOUT' });
+    expect(ch.waitingSenders).toBe(0);
+    const r = ch.tryRecv();
+    expect(r.isErr() && r.error).toBeInstanceOf(ChannelEmptyError);
+  });
+
+  test('a timed-out async recv leaves no waiting receiver behind', async () => {
+    const ch = chan<number>();
+    await expect(ch.recvAsync({ timeout: 20 })).rejects.toBeInstanceOf(TimeoutError);
+    expect(ch.waitingReceivers).toBe(0);
+    // A later sender must not be paired with the dead receiver.
+    const r = ch.trySend(1);
+    expect(r.isErr() && r.error).toBeInstanceOf(ChannelFullError);
+  });
+
+  test('an aborted async send is never received, and nothing stays queued', async () => {
+    const ch = chan<string>();
+    const ac = new AbortController();
+    const sent = ch.sendAsync('never', { signal: ac.signal });
+    await until(() => ch.waitingSenders === 1, 'the sender to park');
+    ac.abort();
+    await expect(watchdog(sent, 'aborted send')).rejects.toBeInstanceOf(AbortError);
+    expect(ch.waitingSenders).toBe(0);
+    expect(ch.tryRecv().isErr()).toBe(true);
+  });
+
+  test('an already-aborted signal fails at once', async () => {
+    const ch = chan<number>(1);
+    await expect(ch.sendAsync(1, { signal: AbortSignal.abort() })).rejects.toMatchObject({ code: 'ERR_ABORTED' });
+    expect(ch.len).toBe(0);
+  });
+
+  test('racing timed sends and timed receives: exactly the sends reported successful arrive', async () => {
+    const ch = chan<number>();
+    const n = 3000;
+    const s = spawn<number[]>(procs, 'sendWithTimeouts', [ch, n, 0.05]);
+    const r = spawn<number[]>(procs, 'recvWithTimeouts', [ch, 0.05]);
+    const [ok, got] = await watchdog(Promise.all([s.join(), r.join()]), 'timed send/recv race', 30_000);
+    expect(got).toEqual(ok);
+    expect(ch.waitingSenders + ch.waitingReceivers).toBe(0);
+  });
+});
+
+describe('values, handles and bad input', () => {
+  test('a non-sendable value throws ERR_NOT_SENDABLE and leaves the channel usable and empty', async () => {
+    const ch = chan<unknown>(4);
+    await expect(ch.sendAsync(() => 1)).rejects.toBeInstanceOf(NotSendableError);
+    const r = ch.trySend({ f: Symbol('s') });
+    expect(r.isErr() && r.error.code).toBe('ERR_NOT_SENDABLE');
+    expect(ch.len).toBe(0);
+    ch.trySend('good').unwrap();
+    expect(ch.tryRecv().unwrap()).toBe('good');
+    // Same in a worker with the sync op: the good value after the bad one arrives.
+    const p = spawn<string>(procs, 'sendBadThenGood', [ch, 5]);
+    expect(await watchdog(ch.recvAsync(), 'good value')).toBe(5);
+    expect(await watchdog(p.join(), 'join')).toBe('ERR_NOT_SENDABLE');
+  });
+
+  test('a channel sent over a channel works in the receiving process', async () => {
+    const carrier = chan<Channel<number>>();
+    const inner = chan<number>(0, { name: 'inner' });
+    const p = spawn<string>(procs, 'useReceivedChannel', [carrier, 21]);
+    await watchdog(carrier.sendAsync(inner), 'send the channel');
+    expect(await watchdog(inner.recvAsync(), 'value on the received channel')).toBe(42);
+    expect(await watchdog(p.join(), 'join')).toBe('inner');
+  });
+
+  test('sync ops on the main thread fail with ERR_SYNC_ON_MAIN instead of freezing', () => {
+    const ch = chan<number>();
+    expect(() => ch.send(1)).toThrow(SyncOnMainError);
+    expect(() => ch.recv()).toThrow(SyncOnMainError);
+    expect(ch.waitingSenders + ch.waitingReceivers).toBe(0);
+  });
+
+  test('send-only and receive-only ends are checked at run time', async () => {
+    const ch = chan<number>(1);
+    const tx = ch.sender();
+    const rx = ch.receiver();
+    expect(() => (tx as unknown as Channel<number>).tryRecv()).toThrow(WrongDirectionError);
+    expect(() => (rx as unknown as Channel<number>).trySend(1)).toThrow(WrongDirectionError);
+    await tx.sendAsync(3);
+    expect(await rx.recvAsync()).toBe(3);
+  });
+
+  test('invalid capacities are refused with ERR_INVALID_CAPACITY', () => {
+    for (const cap of [-1, 1.5, NaN, Infinity, MAX_CAPACITY + 1, '3' as unknown as number]) {
+      expect(() => chan(cap)).toThrow(InvalidCapacityError);
+    }
+  });
+
+  test('a released handle fails with ERR_INVALID_HANDLE', () => {
+    const ch = chan<number>(1);
+    ch.release();
+    expect(() => ch.trySend(1)).toThrow(InvalidHandleError);
+  });
+
+  test('channels are freed when their last holder releases them (a reply channel per request)', async () => {
+    const before = liveChannels();
+    for (let i = 0; i < 20_000; i++) {
+      const reply = chan<number>(1);
+      reply.trySend(i).unwrap();
+      reply.release();
+    }
+    expect(liveChannels()).toBe(before);
+    // A handle inside an undelivered buffered message is released with its channel.
+    const carrier = chan<Channel<number>>(1);
+    const inner = chan<number>();
+    carrier.trySend(inner).unwrap();
+    inner.release();
+    expect(liveChannels()).toBe(before + 2);
+    carrier.release();
+    expect(liveChannels()).toBe(before);
+  });
+});
+
+describe('async flavour', () => {
+  test('many async processes on the main thread talk over rendezvous channels', async () => {
+    const a = chan<number>();
+    const b = chan<number>();
+    const n = 2000;
+    const ping = (async () => {
+      let sum = 0;
+      for (let i = 0; i < n; i++) {
+        await a.sendAsync(i);
+        sum += await b.recvAsync();
+      }
+      return sum;
+    })();
+    const pong = (async () => {
+      for (let i = 0; i < n; i++) await b.sendAsync((await a.recvAsync()) * 2);
+    })();
+    const [sum] = await watchdog(Promise.all([ping, pong]), 'main-thread ping-pong');
+    expect(sum).toBe(n * (n - 1));
+  });
+
+  test('sync and async flavours interoperate on one channel (worker echo with async ops)', async () => {
+    const input = chan<number>();
+    const output = chan<number>();
+    const p = spawn<number>(procs, 'echoAsync', [input, output]);
+    for (let i = 0; i < 500; i++) {
+      await input.sendAsync(i);
+      expect(await output.recvAsync()).toBe(i + 1);
+    }
+    input.close();
+    expect(await watchdog(p.join(), 'echo')).toBe(500);
+    await expect(output.recvAsync()).rejects.toBeInstanceOf(ChannelClosedError);
+  });
+});

@@ -1,0 +1,250 @@
+// loadableModuleUrl (src/internal/compile.ts) and `occam run` (src/cli.ts, src/internal/ts-hooks.ts).
+// Fixtures: test/fixtures/compile/. The worker and CLI tests use Node directly, outside vitest's
+// module runner; the CLI and cross-thread tests run the built dist/ (`pnpm test` builds first).
+
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, realpathSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { Worker } from 'node:worker_threads';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { InvalidArgumentError } from '../src/errors.js';
+import { cacheDir, compileStats, forgetCompiledModules, loadableModuleUrl } from '../src/internal/compile.js';
+
+const coreDir = fileURLToPath(new URL('..', import.meta.url));
+const repoRoot = join(coreDir, '..', '..');
+const fixtures = join(coreDir, 'test', 'fixtures', 'compile');
+const fixture = (name: string): string => join(fixtures, name);
+const WATCHDOG_MS = 20_000;
+
+/** The file Node's ESM resolver picks for `ts-results-es` from core, as a URL. */
+const tsResultsUrl = ((): string => {
+  const dir = realpathSync(join(coreDir, 'node_modules', 'ts-results-es'));
+  const pkg = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as { exports: { '.': { import: string } } };
+  return pathToFileURL(join(dir, pkg.exports['.'].import)).href;
+})();
+
+/** Resolves with the worker's first message; a hang becomes a failure naming what was awaited. */
+function firstMessage(worker: Worker, what: string): Promise<unknown> {
+  return new Promise((resolve, reject) => {
+    const watchdog = setTimeout(() => reject(new Error(`${what}: no reply within ${WATCHDOG_MS} ms`)), WATCHDOG_MS);
+    const settle = (): void => clearTimeout(watchdog);
+    worker.once('message', (m: unknown) => (settle(), resolve(m)));
+    worker.once('error', (e) => (settle(), reject(e)));
+    worker.once('exit', (code) => (settle(), reject(new Error(`${what}: worker exited (${code}) before replying`))));
+  });
+}
+
+let scratch = '';
+beforeAll(() => {
+  scratch = mkdtempSync(join(tmpdir(), 'occam-compile-test-'));
+});
+afterAll(() => {
+  rmSync(scratch, { recursive: true, force: true });
+});
+
+describe('loadableModuleUrl', () => {
+  it('bundles a TS module with a relative TS import and a package import, importable here', async () => {
+    const url = await loadableModuleUrl(fixture('module.ts'));
+    expect(url).toMatch(/^file:\/\/.*\.mjs$/);
+    const mod = (await import(url)) as typeof import('./fixtures/compile/module.js');
+    expect(mod.describe(3)).toEqual({ greeting: 'HELLO, MODULE', checked: 'ok 3' });
+    // import.meta names the source file, not the cache file.
+    expect(mod.metaUrl).toBe(pathToFileURL(fixture('module.ts')).href);
+  });
+
+  it('rewrites the package import to the absolute file URL Node resolves, and keeps it external', async () => {
+    const code = readFileSync(new URL(await loadableModuleUrl(fixture('module.ts'))), 'utf8');
+    expect(code).toContain(`from ${JSON.stringify(tsResultsUrl)}`);
+    expect(code).not.toMatch(/from\s*["']ts-results-es["']/);
+    expect(code).not.toContain('class Ok'); // not bundled: one module instance per thread
+    // Relative TS is compiled in; the source map points back at it.
+    expect(code).toContain('hello, ${name}');
+    expect(code).toMatch(/\/\/# sourceMappingURL=data:application\/json;base64,/);
+  });
+
+  it('runs in a fresh worker started from the compiled URL, sharing the package instance', async () => {
+    const url = await loadableModuleUrl(fixture('worker-entry.ts'));
+    const worker = new Worker(new URL(url), { workerData: { tsResultsUrl } });
+    try {
+      const reply = await firstMessage(worker, 'worker-entry.ts');
+      expect(reply).toEqual({
+        greeting: 'hello, worker',
+        value: 42,
+        sameModuleInstance: true,
+        metaUrl: pathToFileURL(fixture('worker-entry.ts')).href,
+      });
+    } finally {
+      await worker.terminate();
+    }
+  });
+
+  it('answers a second call from the memo and a new run from disk, without rebuilding', async () => {
+    const url = await loadableModuleUrl(fixture('module.ts'));
+    const output = fileURLToPath(url);
+    const written = statSync(output).mtimeMs;
+    const before = compileStats();
+
+    expect(await loadableModuleUrl(fixture('module.ts'))).toBe(url);
+    const afterMemo = compileStats();
+    expect(afterMemo.memoHits).toBe(before.memoHits + 1);
+    expect(afterMemo.builds).toBe(before.builds);
+
+    forgetCompiledModules(); // as a new run would start
+    expect(await loadableModuleUrl(fixture('module.ts'))).toBe(url);
+    const afterDisk = compileStats();
+    expect(afterDisk.diskHits).toBe(before.diskHits + 1);
+    expect(afterDisk.builds).toBe(before.builds);
+    expect(statSync(output).mtimeMs).toBe(written);
+    expect(output.startsWith(cacheDir())).toBe(true);
+  });
+
+  it('notices edits to the module and to its dependencies, even within one clock tick', async () => {
+    const entry = join(scratch, 'edited.ts');
+    const dep = join(scratch, 'dep.ts');
+    writeFileSync(dep, 'export const base: number = 1;\n');
+    writeFileSync(entry, "import { base } from './dep.js';\nexport const value: number = base * 10;\n");
+    const first = await loadableModuleUrl(entry);
+    expect(((await import(first)) as { value: number }).value).toBe(10);
+
+    // Same size, written at once: only the content check of a recently modified file sees it.
+    writeFileSync(dep, 'export const base: number = 2;\n');
+    const second = await loadableModuleUrl(entry);
+    expect(second).not.toBe(first);
+    expect(((await import(second)) as { value: number }).value).toBe(20);
+
+    writeFileSync(entry, "import { base } from './dep.js';\nexport const value: number = base * 100;\n");
+    const third = await loadableModuleUrl(entry);
+    expect(new Set([first, second, third]).size).toBe(3);
+    expect(((await import(third)) as { value: number }).value).toBe(200);
+
+    // Back to an earlier content: the content-named bundle is found again, not rebuilt.
+    writeFileSync(dep, 'export const base: number = 1;\n');
+    writeFileSync(entry, "import { base } from './dep.js';\nexport const value: number = base * 10;\n");
+    expect(await loadableModuleUrl(entry)).toBe(first);
+  });
+
+  it('builds once for concurrent calls in one thread', async () => {
+    const entry = join(scratch, 'concurrent.ts');
+    writeFileSync(entry, 'export const n: number = 7;\n');
+    const before = compileStats().builds;
+    const urls = await Promise.all([1, 2, 3, 4].map(() => loadableModuleUrl(entry)));
+    expect(new Set(urls).size).toBe(1);
+    expect(compileStats().builds).toBe(before + 1);
+  });
+
+  it('compiles files that are nothing but type syntax, and code written under type syntax', async () => {
+    const empty = await import(await loadableModuleUrl(fixture('types-only.ts')));
+    expect(Object.keys(empty)).toEqual([]);
+    const typed = (await import(await loadableModuleUrl(fixture('type-syntax.ts')))) as {
+      swapped: unknown;
+      totalSize: unknown;
+    };
+    expect(typed.swapped).toEqual([2, 1]);
+    expect(typed.totalSize).toBe(5);
+  });
+
+  it('accepts a URL object, a file: URL string and a path; JavaScript comes back as it is', async () => {
+    const path = fixture('module.ts');
+    const url = await loadableModuleUrl(path);
+    expect(await loadableModuleUrl(pathToFileURL(path))).toBe(url);
+    expect(await loadableModuleUrl(pathToFileURL(path).href)).toBe(url);
+    expect(await loadableModuleUrl(fileURLToPath(tsResultsUrl))).toBe(tsResultsUrl);
+  });
+
+  it('rejects a missing file, a relative path, another scheme and a module that does not compile', async () => {
+    const broken = join(scratch, 'broken.ts');
+    writeFileSync(broken, 'export const x: number = ;\n');
+    for (const input of [
+      fixture('missing.ts'),
+      pathToFileURL(fixture('missing.ts')),
+      'fixtures/compile/module.ts',
+      'https://example.com/module.ts',
+      new URL('data:text/javascript,export default 1'),
+      join(coreDir, 'package.json'), // exists, but a worker cannot load it
+      fixtures, // a directory
+      broken,
+    ]) {
+      const attempt = loadableModuleUrl(input);
+      await expect(attempt, String(input)).rejects.toBeInstanceOf(InvalidArgumentError);
+      await expect(attempt, String(input)).rejects.toMatchObject({ code: 'ERR_INVALID_ARGUMENT' });
+    }
+  });
+});
+
+describe('built dist/', () => {
+  beforeAll(() => {
+    // `pnpm test` builds first; build here only when run alone on a fresh checkout, since a
+    // rebuild deletes dist/ under any test file running beside this one.
+    if (!existsSync(join(coreDir, 'dist', 'cli.js'))) {
+      const built = spawnSync(process.execPath, ['scripts/build.mjs'], { cwd: repoRoot, timeout: WATCHDOG_MS });
+      if (built.status !== 0) throw new Error(`build failed: ${String(built.stderr)}`);
+    }
+  });
+
+  /** Runs `occam <args>` with a watchdog; a hang fails with a message. */
+  function occam(...args: string[]): { status: number | null; stdout: string; stderr: string } {
+    const bin = join(coreDir, 'bin', 'occam.mjs');
+    const r = spawnSync(process.execPath, [bin, ...args], { cwd: repoRoot, encoding: 'utf8', timeout: WATCHDOG_MS });
+    if (r.error !== undefined) throw new Error(`occam ${args.join(' ')} did not finish: ${r.error.message}`);
+    return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+  }
+
+  it('occam run executes a TypeScript program with its arguments', () => {
+    const r = occam('run', fixture('cli-main.ts'), 'one', 'two words');
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    expect(JSON.parse(r.stdout)).toEqual({
+      file: 'cli-main.ts',
+      args: ['one', 'two words'],
+      greeting: 'hello, cli',
+      value: 21,
+    });
+  });
+
+  it('occam run prints a top-level error with a stack mapped to the .ts line, and exits 1', () => {
+    const r = occam('run', fixture('cli-throws.ts'));
+    expect(r.status).toBe(1);
+    expect(r.stderr).toContain('cli-throws.ts:7');
+  });
+
+  it('occam with an unknown or missing command prints usage and exits 2', () => {
+    for (const args of [['frobnicate'], [], ['run']]) {
+      const r = occam(...args);
+      expect(r.status, args.join(' ')).toBe(2);
+      expect(r.stdout).toBe('');
+      expect(r.stderr).not.toBe('');
+    }
+  });
+
+  it('threads compiling one module at once agree on one intact bundle', async () => {
+    const entry = join(scratch, 'shared.ts');
+    writeFileSync(entry, 'export const answer: number = 42;\n');
+    const compileJs = pathToFileURL(join(coreDir, 'dist', 'internal', 'compile.js')).href;
+    // All workers park on one word until every one is ready, then start compiling together.
+    const gate = new Int32Array(new SharedArrayBuffer(4));
+    const source = `
+      const { parentPort, workerData } = require('node:worker_threads');
+      const { gate, compileJs, entry } = workerData;
+      import(compileJs).then(async ({ loadableModuleUrl }) => {
+        parentPort.postMessage('ready');
+        Atomics.wait(gate, 0, 0);
+        const url = await loadableModuleUrl(entry);
+        parentPort.postMessage({ url, answer: (await import(url)).answer });
+      }).catch((e) => parentPort.postMessage({ error: String(e && e.stack) }));`;
+    const workers = [1, 2, 3, 4].map(() => new Worker(source, { eval: true, workerData: { gate, compileJs, entry } }));
+    try {
+      await Promise.all(workers.map((w) => firstMessage(w, 'compile worker ready')));
+      const replies = workers.map((w) => firstMessage(w, 'compile worker result'));
+      Atomics.store(gate, 0, 1);
+      Atomics.notify(gate, 0);
+      const results = (await Promise.all(replies)) as { url?: string; answer?: number; error?: string }[];
+      expect(results.map((r) => r.error)).toEqual([undefined, undefined, undefined, undefined]);
+      expect(new Set(results.map((r) => r.url)).size).toBe(1);
+      expect(results.map((r) => r.answer)).toEqual([42, 42, 42, 42]);
+    } finally {
+      await Promise.all(workers.map((w) => w.terminate()));
+    }
+  });
+});

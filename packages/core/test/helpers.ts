@@ -1,0 +1,37 @@
+/**
+ * Test helpers: watchdogs that turn a hang into a failure with a message, and a condition
+ * waiter that polls an observable (never a sleep used as synchronisation).
+ */
+
+/** Rejects with `what` if `p` has not settled within `ms`. */
+export function watchdog<T>(p: Promise<T>, what: string, ms = 10_000): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const dog = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`watchdog: ${what} did not finish within ${ms} ms`)), ms);
+  });
+  return Promise.race([p, dog]).finally(() => clearTimeout(timer));
+}
+
+/** Resolves once `cond()` is true, checking on every turn of the event loop; fails after `ms`. */
+export function until(cond: () => boolean, what: string, ms = 10_000): Promise<void> {
+  const end = Date.now() + ms;
+  return new Promise((resolve, reject) => {
+    const check = (): void => {
+      if (cond()) resolve();
+      else if (Date.now() > end) reject(new Error(`watchdog: waited ${ms} ms for ${what}`));
+      else setImmediate(check);
+    };
+    check();
+  });
+}
+
+/** Whether a promise has settled yet (looked at after a turn of the event loop). */
+export async function settled(p: Promise<unknown>): Promise<boolean> {
+  let done = false;
+  p.then(
+    () => (done = true),
+    () => (done = true),
+  );
+  await new Promise((r) => setImmediate(r));
+  return done;
+}

@@ -1,0 +1,112 @@
+import { describe, expect, test } from 'vitest';
+import {
+  ChannelClosedError,
+  chan,
+  InvalidHandleError,
+  NotSendableError,
+  par,
+  ProcessFailedError,
+  ProcessNotFoundError,
+  processModule,
+  RemoteError,
+  spawn,
+} from '@occam/core';
+import { until, watchdog } from './helpers.js';
+
+const fails = new URL('./fixtures/fail-procs.ts', import.meta.url);
+
+describe('spawn and join', () => {
+  test('join gives the return value; a typed helper checks names and arguments', async () => {
+    const mod = processModule<typeof import('./fixtures/fail-procs.js')>(fails);
+    const p = mod.spawn('add', [2, 3]);
+    const sum: number = await watchdog(p.join(), 'add');
+    expect(sum).toBe(5);
+    expect(await p.join()).toBe(5); // a second join gives the same result
+  });
+
+  test('a thrown built-in error reaches join with its class, message and the remote stack', async () => {
+    const err = await watchdog(spawn(fails, 'throwsTypeError').join(), 'join').catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(TypeError);
+    expect((err as Error).message).toBe('not a number: x');
+    expect((err as Error).stack).toMatch(/throwsTypeError/);
+  });
+
+  test('an unregistered user error arrives as RemoteError with its name, code, stack and cause', async () => {
+    const err = (await spawn(fails, 'throwsCustom').join().catch((e: unknown) => e)) as RemoteError;
+    expect(err).toBeInstanceOf(RemoteError);
+    expect(err.name).toBe('BadInput');
+    expect(err.code).toBe('E_BAD_INPUT');
+    expect(err.stack).toMatch(/throwsCustom/);
+    expect(err.cause).toBeInstanceOf(RangeError);
+  });
+
+  test("occam's own errors keep their class and code across processes", async () => {
+    const ch = chan<number>();
+    const err = await spawn(fails, 'throwsOccam', [ch]).join().catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(InvalidHandleError);
+    expect((err as InvalidHandleError).code).toBe('ERR_INVALID_HANDLE');
+    const rej = await spawn(fails, 'rejects').join().catch((e: unknown) => e);
+    expect(rej).toBeInstanceOf(ChannelClosedError);
+  });
+
+  test('a missing export fails with ERR_PROCESS_NOT_FOUND', async () => {
+    const err = await spawn(fails, 'noSuchExport').join().catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ProcessNotFoundError);
+  });
+
+  test('process.exit in a process fails its join with ERR_PROCESS_FAILED, and spawning still works', async () => {
+    const err = await watchdog(spawn(fails, 'exits', [3]).join(), 'exit').catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ProcessFailedError);
+    expect(String((err as Error).message)).toMatch(/exit code 3/);
+    expect(await spawn(fails, 'add', [1, 1]).join()).toBe(2);
+  });
+
+  test('a return value that cannot be sent fails the join with ERR_NOT_SENDABLE', async () => {
+    const err = await spawn(fails, 'returnsFunction').join().catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(NotSendableError);
+  });
+
+  test('unsendable arguments fail at spawn, before anything starts', () => {
+    expect(() => spawn(fails, 'add', [() => 1])).toThrow(NotSendableError);
+  });
+
+  test('terminate stops a process blocked in recv; join rejects', async () => {
+    const ch = chan<number>();
+    const p = spawn(fails, 'blockForever', [ch]);
+    await until(() => ch.waitingReceivers === 1, 'the process to block');
+    await watchdog(p.terminate(), 'terminate');
+    await expect(watchdog(p.join(), 'join')).rejects.toBeInstanceOf(ProcessFailedError);
+  });
+
+  test('processes spawn processes (joined synchronously inside a worker)', async () => {
+    expect(await watchdog(spawn(fails, 'spawnsChild', [5]).join(), 'nested spawn')).toBe(106);
+  });
+
+  test('an AbortSignal given to spawn terminates the process', async () => {
+    const ch = chan<number>();
+    const ac = new AbortController();
+    const p = spawn(fails, 'blockForever', [ch], { signal: ac.signal });
+    await until(() => ch.waitingReceivers === 1, 'the process to block');
+    ac.abort();
+    await expect(watchdog(p.join(), 'join')).rejects.toBeInstanceOf(ProcessFailedError);
+  });
+});
+
+describe('par', () => {
+  test('joins a group and gives results in order', async () => {
+    const res = await watchdog(
+      par(spawn<number>(fails, 'add', [1, 2]), spawn<number>(fails, 'add', [3, 4])),
+      'par',
+    );
+    expect(res).toEqual([3, 7]);
+  });
+
+  test('on the first failure it stops the rest and rejects with that failure', async () => {
+    const ch = chan<number>();
+    const blocked = spawn(fails, 'blockForever', [ch]);
+    await until(() => ch.waitingReceivers === 1, 'the blocked process to park');
+    const err = await watchdog(par(blocked, spawn(fails, 'throwsTypeError')), 'par').catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(TypeError);
+    await expect(watchdog(blocked.join(), 'blocked join')).rejects.toBeInstanceOf(ProcessFailedError);
+  });
+});

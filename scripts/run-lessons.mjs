@@ -1,0 +1,27 @@
+// Runs every numbered lesson in docs/ (docs/NN-*.ts) as a user would, each under a watchdog.
+// A lesson passes when it exits 0; a lesson that must fail says so in its header (`expect-exit: N`).
+import { spawnSync } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+const root = new URL('..', import.meta.url).pathname;
+const docs = join(root, 'docs');
+const bin = join(root, 'packages/core/bin/occam.mjs');
+const only = process.argv[2];
+const lessons = readdirSync(docs).filter((f) => /^\d\d-.*\.ts$/.test(f) && (!only || f.includes(only))).sort();
+let failed = 0;
+for (const file of lessons) {
+  const path = join(docs, file);
+  const expectExit = Number(/expect-exit:\s*(\d+)/.exec(readFileSync(path, 'utf8'))?.[1] ?? 0);
+  const t0 = performance.now();
+  const r = spawnSync(process.execPath, [bin, 'run', path], { encoding: 'utf8', timeout: 60_000 });
+  const ms = (performance.now() - t0).toFixed(0);
+  const ok = r.status === expectExit && r.error === undefined;
+  console.log(`${ok ? 'ok  ' : 'FAIL'} ${file} (${ms} ms${r.signal ? `, killed by ${r.signal}` : ''})`);
+  if (!ok) {
+    failed++;
+    console.log(`--- stdout\n${r.stdout}\n--- stderr\n${r.stderr}\n--- exit ${r.status}, expected ${expectExit}`);
+  }
+}
+console.log(`${lessons.length - failed}/${lessons.length} lessons passed`);
+process.exit(failed === 0 ? 0 : 1);
