@@ -16,8 +16,8 @@
 // waits at a shared start barrier, and times from its release to its last op; ns/op is
 // (last end - first start) / ops. Reported: median ns/op over reps, min, max, and
 // ops_per_sec = 1e9 / median. A run whose checksum differs from the expected one fails loudly.
-// A run that has not finished after 30 s (--watchdog) is abandoned, its workers are terminated, the impl is
-// reported as failed, and the harness goes on. The exit code is 1 if anything failed.
+// A run that has not finished after 30 s (--watchdog) is abandoned, its workers terminated,
+// the impl reported as failed, and the harness goes on. Exit code 1 if anything failed.
 //
 // Output: a table per scenario on stdout, and bench/results/latest.json: an array of
 // { scenario, impl, ops_per_sec, ns_per_op, min_ns, max_ns } (numbers, successful impls only).
@@ -38,16 +38,19 @@
 //   };
 //
 //   async function run(opts) → { ns_per_op, checksum, expected? }
-//     opts.ops      number of timed ops (even, >= 20). What one op is: the scenario's `op`
-//                   (bench/scenarios.mjs); for pingpong-w2w-x2, each of the 2 pairs does `ops`
-//                   round trips and ns_per_op = wall time / ops (per-pair round-trip time).
+//     opts.ops      number of timed ops (even, >= 2). What one op is: the scenario's `op`
+//                   (bench/scenarios.mjs). mpmc-1024-int: ops messages in all (ops/2 per
+//                   producer and per consumer). pingpong-w2w-x2: each of the 2 pairs does
+//                   `ops` round trips and ns_per_op = wall time / ops (per-pair round trip).
 //     opts.warmup   ops to do first, untimed (even, >= 2), before the parties' start barrier.
 //     opts.spawn    (url, workerOptions) → Worker: use it to start every worker, so the
 //                   harness can terminate them after the run and on timeout. A worker 'error'
 //                   or non-zero exit during the run fails the run.
 //     opts.signal   AbortSignal, aborted when the run ends or the watchdog fires: stop then.
 //     opts.scenario the scenario name.
-//   Start workers fresh on every call and time only between the start barrier and the end.
+//   Start workers fresh on every call and time only between the start barrier and the end;
+//   bench/lib/launch.mjs (runParties) and bench/lib/worker.mjs do that for the baselines
+//   and may be reused.
 //   `checksum` (a uint32; built-in scenarios: see bench/lib/checksum.mjs and scenarios.mjs)
 //   must equal the harness's expected value for `ops` timed ops. Never block the main thread
 //   (the watchdog runs there). Resolve only after every timed op has completed.
@@ -55,6 +58,7 @@
 // harness says so. Baselines live in bench/baselines/ (registry: bench/baselines/index.mjs).
 import { parseArgs } from 'node:util';
 import { readdir, mkdir, writeFile } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
 import { Worker } from 'node:worker_threads';
 import os from 'node:os';
 import { scenarios as builtinScenarios } from './scenarios.mjs';
@@ -71,7 +75,10 @@ const { values: args } = parseArgs({
   },
 });
 if (args.help) {
-  console.log('usage: node bench/run.mjs [--quick] [--only <scenario>[,...]] [--impl <name>[,...]] [--reps N] [--watchdog S]');
+  console.log(
+    'usage: node bench/run.mjs [--quick] [--only <scenario>[,...]] [--impl <name>[,...]]' +
+      ' [--reps N] [--watchdog S]',
+  );
   process.exit(0);
 }
 const list = (xs) => (xs ? xs.flatMap((x) => x.split(',')).filter(Boolean) : null);
@@ -106,7 +113,9 @@ async function loadContenders() {
   } catch {
     // no bench/impl/ folder: same as no contenders
   }
-  if (!files.includes('occam.mjs')) notes.push('bench/impl/occam.mjs not found: running the baselines alone.');
+  if (!files.includes('occam.mjs')) {
+    notes.push('bench/impl/occam.mjs not found: running the baselines alone.');
+  }
   for (const file of files) {
     const name = file.slice(0, -'.mjs'.length);
     let mod;
@@ -126,14 +135,17 @@ async function loadContenders() {
       }
       let s = registry.get(scenario);
       if (!s) {
-        s = { name: scenario, op: e.op ?? `declared by impl ${name}`, expected: e.expected, hintOps: e.hintOps, impls: new Map() };
+        const op = e.op ?? `declared by impl ${name}`;
+        s = { name: scenario, op, expected: e.expected, hintOps: e.hintOps, impls: new Map() };
         registry.set(scenario, s);
       }
       if (s.impls.has(name)) notes.push(`impl ${name} replaces an impl of the same name in ${scenario}.`);
       s.impls.set(name, { name, run: e.run, hintOps: e.hintOps, baseline: false });
       count++;
     }
-    if (count === 0) notes.push(`bench/impl/${file} exports no scenarios; see the contract in bench/run.mjs.`);
+    if (count === 0) {
+      notes.push(`bench/impl/${file} exports no scenarios; see the contract in bench/run.mjs.`);
+    }
   }
 }
 
@@ -160,7 +172,8 @@ async function runOnce(scenario, impl, ops, warmup) {
   };
   let timer;
   const watchdog = new Promise((_, reject) => {
-    timer = setTimeout(() => reject(new BenchFailure(`watchdog: not finished after ${WATCHDOG_MS / 1000} s; workers terminated`)), WATCHDOG_MS);
+    const why = `watchdog: not finished after ${WATCHDOG_MS / 1000} s; workers terminated`;
+    timer = setTimeout(() => reject(new BenchFailure(why)), WATCHDOG_MS);
   });
   try {
     const opts = { ops, warmup, spawn, signal: controller.signal, scenario: scenario.name };
@@ -181,7 +194,9 @@ function check(scenario, ops, r) {
   }
   const expected = scenario.expected ? scenario.expected(ops) : r.expected;
   if (!Number.isFinite(expected)) {
-    throw new BenchFailure(`no expected checksum: scenario ${scenario.name} has none, so run() must return one`);
+    throw new BenchFailure(
+      `no expected checksum: scenario ${scenario.name} has none, so run() must return one`,
+    );
   }
   if (scenario.expected && r.expected !== undefined && r.expected >>> 0 !== expected >>> 0) {
     throw new BenchFailure(`impl expects checksum ${r.expected}, the harness ${expected} (ops=${ops})`);
@@ -201,15 +216,29 @@ const roundSig2 = (n) => {
 const warmupFor = (ops) => even(Math.ceil(ops / 5));
 const opsFor = (ns) => even(roundSig2(Math.min(5e7, Math.max(20, (TARGET_MS * 1e6) / ns))));
 
-/** Finds the op count that takes ~TARGET_MS (a few short runs, which also check correctness). */
+/**
+ * Finds the op count that takes ~TARGET_MS: short runs growing until one takes TARGET_MS / 8,
+ * then one run at the chosen size. Waking threads here is bimodal (one run can be 3-100x
+ * slower than the next), so when the two estimates disagree by more than 2x the count follows
+ * their geometric mean, capped so that a rep at the slowest ns/op seen takes at most
+ * 10 x TARGET_MS (far below the watchdog). These runs also check correctness; none is counted.
+ */
 async function calibrate(scenario, impl) {
   let ops = even(impl.hintOps ?? scenario.hintOps ?? 2000);
+  let ns;
+  let slowest = 0;
   for (let attempt = 0; ; attempt++) {
-    const ns = await runOnce(scenario, impl, ops, warmupFor(ops));
+    ns = await runOnce(scenario, impl, ops, warmupFor(ops));
+    slowest = Math.max(slowest, ns);
     const ms = (ns * ops) / 1e6;
-    if (ms >= TARGET_MS / 8 || attempt === 3) return opsFor(ns);
+    if (ms >= TARGET_MS / 8 || attempt === 3) break;
     ops = even(ops * Math.min(20, Math.ceil(TARGET_MS / 4 / Math.max(ms, 0.05))));
   }
+  ops = opsFor(ns);
+  const verified = await runOnce(scenario, impl, ops, warmupFor(ops));
+  slowest = Math.max(slowest, verified);
+  if (verified > 2 * ns || verified < ns / 2) ops = opsFor(Math.sqrt(ns * verified));
+  return Math.min(ops, even(roundSig2((10 * TARGET_MS * 1e6) / slowest)));
 }
 
 // ─── Main loop ─────────────────────────────────────────────────────────────────────────────
@@ -217,10 +246,15 @@ async function calibrate(scenario, impl) {
 const started = Date.now();
 const rows = [];
 const failures = [];
-if (ONLY) for (const n of ONLY) if (!registry.has(n)) notes.push(`--only ${n}: no such scenario (have: ${[...registry.keys()].join(', ')}).`);
+const disturbedScenarios = [];
+for (const n of ONLY ?? []) {
+  if (!registry.has(n)) {
+    notes.push(`--only ${n}: no such scenario (have: ${[...registry.keys()].join(', ')}).`);
+  }
+}
 
-console.log(`occam bench — node ${process.version}, ${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, ` +
-  `${REPS} reps of ~${TARGET_MS} ms, ${new Date().toISOString()}`);
+const cpu = `${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}`;
+console.log(`occam bench — node ${process.version}, ${cpu}, ${REPS} reps of ~${TARGET_MS} ms, ${new Date().toISOString()}`);
 for (const n of notes) console.log(`note: ${n}`);
 
 for (const scenario of registry.values()) {
@@ -228,12 +262,13 @@ for (const scenario of registry.values()) {
   const impls = [...scenario.impls.values()].filter((i) => !IMPLS || IMPLS.includes(i.name));
   if (impls.length === 0) continue;
   const runs = impls.map((impl) => ({ impl, ops: 0, samples: [], error: null }));
+  const before = loadSnapshot();
   progress(`${scenario.name}: calibrating`);
   for (const r of runs) {
     try {
       r.ops = await calibrate(scenario, r.impl);
     } catch (e) {
-      r.error = e;
+      r.error = failedNow(scenario, r.impl, e);
     }
     progress('.');
   }
@@ -245,12 +280,13 @@ for (const scenario of registry.values()) {
       try {
         r.samples.push(await runOnce(scenario, r.impl, r.ops, warmupFor(r.ops)));
       } catch (e) {
-        r.error = e;
+        r.error = failedNow(scenario, r.impl, e);
       }
     }
   }
   progress('\n');
   printTable(scenario, runs);
+  if (disturbed(before, loadSnapshot())) disturbedScenarios.push(scenario.name);
 }
 
 const total = (Date.now() - started) / 1000;
@@ -258,6 +294,9 @@ await mkdir(new URL('./results/', import.meta.url), { recursive: true });
 await writeFile(new URL('./results/latest.json', import.meta.url), JSON.stringify(rows, null, 2) + '\n');
 console.log(`\nwrote bench/results/latest.json (${rows.length} rows); total wall time ${total.toFixed(1)} s`);
 for (const n of notes) console.log(`note: ${n}`);
+if (disturbedScenarios.length) {
+  console.log(`warning: other load on the machine disturbed: ${disturbedScenarios.join(', ')} (run again).`);
+}
 if (failures.length) {
   console.log(`FAILED (${failures.length}):`);
   for (const f of failures) console.log(`  ${f}`);
@@ -276,7 +315,9 @@ function printTable(scenario, runs) {
   });
   const bases = stats.filter((s) => s.impl.baseline && s.median);
   console.log(`\n${scenario.name} — one op: ${scenario.op}`);
-  const table = [['impl', 'ops/run', 'median ns/op', 'ops/s', 'min ns', 'max ns', 'ratio to baselines (>1 = slower)']];
+  const table = [
+    ['impl', 'ops/run', 'median ns/op', 'ops/s', 'min ns', 'max ns', 'ratio to baselines (>1 = slower)'],
+  ];
   for (const s of stats) {
     if (!s.median) {
       const why = firstLine(s.error ?? new Error('no samples'));
@@ -288,7 +329,8 @@ function printTable(scenario, runs) {
       .filter((b) => b !== s)
       .map((b) => `${s.impl.name}/${b.impl.name} ${fmtRatio(s.median / b.median)}`)
       .join('  ');
-    table.push([s.impl.name, String(s.ops), fmtNs(s.median), fmtRate(1e9 / s.median), fmtNs(s.min), fmtNs(s.max), ratios]);
+    const rate = fmtRate(1e9 / s.median);
+    table.push([s.impl.name, String(s.ops), fmtNs(s.median), rate, fmtNs(s.min), fmtNs(s.max), ratios]);
     rows.push({
       scenario: scenario.name,
       impl: s.impl.name,
@@ -300,8 +342,53 @@ function printTable(scenario, runs) {
   }
   const widths = table[0].map((_, c) => Math.max(...table.map((row) => row[c].length)));
   for (const row of table) {
-    console.log(row.map((cell, c) => (c === 0 || c === row.length - 1 ? cell.padEnd(widths[c]) : cell.padStart(widths[c]))).join('  ').trimEnd());
+    const text = row.map((cell, c) =>
+      c === 0 || c === row.length - 1 ? cell.padEnd(widths[c]) : cell.padStart(widths[c]),
+    );
+    console.log(text.join('  ').trimEnd());
   }
+}
+
+// ─── Interference ──────────────────────────────────────────────────────────────────────────
+// On a 2-core machine another process using one core changes every number (threads that had a
+// core each now share one). Linux's /proc/stat says how busy the machine was; our own threads'
+// share is process.cpuUsage(); the rest was someone else, or the hypervisor (steal).
+
+function loadSnapshot() {
+  let busy = 0;
+  let steal = 0;
+  try {
+    // cpu  user nice system idle iowait irq softirq steal ...   (in USER_HZ = 1/100 s)
+    const f = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
+    busy = (f[0] + f[1] + f[2] + f[5] + f[6]) * 10; // ms
+    steal = (f[7] ?? 0) * 10;
+  } catch {
+    return null; // not Linux: no warning
+  }
+  const self = process.cpuUsage();
+  return { at: performance.now(), busy, steal, self: (self.user + self.system) / 1000 };
+}
+
+/** Prints a warning and returns true if the machine was not ours alone between a and b. */
+function disturbed(a, b) {
+  if (!a || !b) return false;
+  const wall = b.at - a.at;
+  const others = (b.busy - a.busy - (b.self - a.self)) / wall;
+  const steal = (b.steal - a.steal) / wall;
+  if (others > 0.15 || steal > 0.05) {
+    console.log(
+      `warning: during this scenario other processes used ${others.toFixed(2)} CPU` +
+        ` and the hypervisor stole ${steal.toFixed(2)} CPU: these numbers are disturbed.`,
+    );
+    return true;
+  }
+  return false;
+}
+
+/** Says so at once (the table comes later); the impl gets no more runs in this scenario. */
+function failedNow(scenario, impl, e) {
+  process.stderr.write(`\n${scenario.name} / ${impl.name} FAILED: ${firstLine(e)}\n`);
+  return e;
 }
 
 function progress(text) {

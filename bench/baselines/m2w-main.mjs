@@ -56,6 +56,6 @@ export function postMessageM2W(opts) {
       });
       port.postMessage(0);
     });
-  const worker = { file: 'postmessage-pingpong.mjs', data: { ...theirs.data, role: 'pong' }, transfer: theirs.transfer };
-  return runParties(opts, [worker], main);
+  const worker = { file: 'postmessage-pingpong.mjs', data: { ...theirs.data, role: 'pong' } };
+  return runParties(opts, [{ ...worker, transfer: theirs.transfer }], main);
 }

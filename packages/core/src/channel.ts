@@ -338,6 +338,7 @@ export class Channel<T> implements Sender<T>, Receiver<T> {
     out: Int32Array,
     opts: OpOptions | undefined,
   ): Promise<Outcome> {
+    if (opts?.signal?.aborted) return Promise.resolve({ index: -1, result: 0 });
     return selectAsync(rt, [{ chan: this.#off, kind, val }], out, {
       deadline: deadlineOf(rt, opts),
       signal: opts?.signal,

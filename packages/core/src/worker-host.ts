@@ -3,6 +3,8 @@
  * asks, settling each process record with the return value or the thrown error.
  */
 import { parentPort, workerData } from 'node:worker_threads';
+// The whole API first: decoding arguments needs the channel module's handle support installed.
+import './index.js';
 import { ProcessNotFoundError } from './errors.js';
 import type { RunRequest } from './internal/host.js';
 import { settle } from './internal/record.js';
@@ -11,6 +13,8 @@ import { joinRuntime, runtime } from './internal/runtime.js';
 import { decodeSlot } from './internal/values.js';
 import { setCurrentProcess } from './process.js';
 
+// Stacks from TypeScript process modules point at their .ts lines (the bundles carry source maps).
+process.setSourceMapsEnabled(true);
 joinRuntime(workerData as { sab: SharedArrayBuffer });
 const port = parentPort!;
 

@@ -47,7 +47,9 @@ export const load: LoadHook = async (url, context, nextLoad) => {
     loader: ext === '.tsx' ? 'tsx' : 'ts',
     format: commonjs ? 'cjs' : 'esm',
     platform: 'node',
-    target: 'node20',
+    // This Node, not plain `node20`: for node20 (20.0) esbuild silently drops import
+    // attributes (`with { type: 'json' }`), which Node 20.10+ requires.
+    target: `node${process.versions.node}`,
     sourcemap: 'inline',
     // The URL, so Node's stack traces name the file as it names every other module.
     sourcefile: url,
@@ -61,7 +63,7 @@ export const load: LoadHook = async (url, context, nextLoad) => {
 function tsAlternative(specifier: string, parentURL: string | undefined): string | undefined {
   if (parentURL === undefined) return undefined;
   if (!/^(?:\.{1,2}\/|\/|file:)/.test(specifier)) return undefined; // packages resolve by their exports
-  const match = /\.[cm]?jsx?$/.exec(specifier);
-  const ts = match === null ? undefined : TS_FOR_JS[match[0]];
-  return ts === undefined ? undefined : specifier.slice(0, -match![0].length) + ts;
+  const js = /\.[cm]?jsx?$/.exec(specifier)?.[0];
+  const ts = js === undefined ? undefined : TS_FOR_JS[js];
+  return js === undefined || ts === undefined ? undefined : specifier.slice(0, -js.length) + ts;
 }

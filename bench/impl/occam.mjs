@@ -1,0 +1,87 @@
+// impl `occam`: the benchmark scenarios on occam channels and processes (contract: ../run.mjs).
+import { chan, spawn } from '@occam/core';
+import { mix } from '../lib/checksum.mjs';
+
+const procs = new URL('./occam.procs.mjs', import.meta.url);
+const now = () => Number(process.hrtime.bigint());
+
+/** Starts `parties` (spawn specs) plus an optional async main party; runs the start barrier. */
+async function run(opts, parties, mainParty) {
+  const ready = chan(0, { name: 'ready' });
+  const go = chan(0, { name: 'go' });
+  const ps = parties.map(([fn, args]) => spawn(procs, fn, [...args(ready, go)]));
+  const onAbort = () => ps.forEach((p) => void p.terminate());
+  opts.signal.addEventListener('abort', onAbort, { once: true });
+  const mainReport = mainParty?.(ready, go);
+  const total = ps.length + (mainParty ? 1 : 0);
+  for (let i = 0; i < total; i++) await ready.recvAsync();
+  go.close();
+  const reports = await Promise.all([...ps.map((p) => p.join()), ...(mainReport ? [mainReport] : [])]);
+  opts.signal.removeEventListener('abort', onAbort);
+  const t0 = Math.min(...reports.map((r) => r.t0));
+  const t1 = Math.max(...reports.map((r) => r.t1));
+  const checksum = reports.reduce((s, r) => (s + r.checksum) >>> 0, 0);
+  return { ns_per_op: (t1 - t0) / opts.ops, checksum };
+}
+
+function pingPongPair(opts) {
+  const a = chan(0);
+  const b = chan(0);
+  return [
+    ['ping', (r, g) => [a, b, r, g, opts.ops, opts.warmup]],
+    ['pongP', (r, g) => [a, b, r, g, opts.ops, opts.warmup]],
+  ];
+}
+
+function stream(cap, obj) {
+  return (opts) => {
+    const ch = chan(cap);
+    return run(opts, [
+      ['producer', (r, g) => [ch, r, g, opts.ops, opts.warmup, obj]],
+      ['consumer', (r, g) => [ch, r, g, opts.ops, opts.warmup, obj]],
+    ]);
+  };
+}
+
+/** Main is the pinger, with async ops; the worker answers with sync ones. */
+function pingPongM2W(opts) {
+  const a = chan(0);
+  const b = chan(0);
+  const mainParty = async (ready, go) => {
+    for (let i = 0; i < opts.warmup; i++) {
+      await a.sendAsync(i);
+      await b.recvAsync();
+    }
+    await ready.sendAsync(1);
+    for await (const _ of go);
+    const t0 = now();
+    let s = 0;
+    for (let i = 0; i < opts.ops; i++) {
+      await a.sendAsync(i);
+      s = mix(s, await b.recvAsync());
+    }
+    return { t0, t1: now(), checksum: s >>> 0 };
+  };
+  return run(opts, [['pongP', (r, g) => [a, b, r, g, opts.ops, opts.warmup]]], mainParty);
+}
+
+function mpmc(opts) {
+  const ch = chan(1024);
+  const half = opts.ops / 2;
+  return run(opts, [
+    ['mpmcProducer', (r, g) => [ch, r, g, 0, half, opts.warmup]],
+    ['mpmcProducer', (r, g) => [ch, r, g, half, opts.ops, opts.warmup]],
+    ['mpmcConsumer', (r, g) => [ch, r, g]],
+    ['mpmcConsumer', (r, g) => [ch, r, g]],
+  ]);
+}
+
+export const scenarios = {
+  'pingpong-w2w': (opts) => run(opts, pingPongPair(opts)),
+  'pingpong-m2w': pingPongM2W,
+  'spsc-0-int': stream(0, false),
+  'spsc-1024-int': stream(1024, false),
+  'spsc-1024-obj': stream(1024, true),
+  'mpmc-1024-int': mpmc,
+  'pingpong-w2w-x2': (opts) => run(opts, [...pingPongPair(opts), ...pingPongPair(opts)]),
+};
