@@ -9,7 +9,7 @@ import { ProcessNotFoundError } from './errors.js';
 import type { RunRequest } from './internal/host.js';
 import { settle } from './internal/record.js';
 import { P_FAILED, P_OK, P_PENDING, P_RUNNING, P_STATE } from './internal/layout.js';
-import { joinRuntime, runtime } from './internal/runtime.js';
+import { joinRuntime, runtime, setRunning } from './internal/runtime.js';
 import { decodeSlot } from './internal/values.js';
 import { setCurrentProcess } from './process.js';
 
@@ -23,6 +23,7 @@ async function run(req: RunRequest): Promise<void> {
   const m = rt.heap.i32;
   if (Atomics.compareExchange(m, (req.rec >> 2) + P_STATE, P_PENDING, P_RUNNING) !== P_PENDING) return;
   setCurrentProcess(req.name);
+  setRunning(rt, true);
   try {
     const args = decodeSlot(rt, Int32Array.from(req.args)) as unknown[];
     const mod = (await import(req.url)) as Record<string, unknown>;
@@ -37,6 +38,7 @@ async function run(req: RunRequest): Promise<void> {
   } catch (err) {
     settle(req.rec, P_FAILED, err);
   } finally {
+    setRunning(rt, false);
     setCurrentProcess(undefined);
   }
 }

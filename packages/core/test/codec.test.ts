@@ -298,6 +298,8 @@ describe('values that cannot be sent', () => {
     }
   }
   class MyArray extends Array<number> {}
+  const selfCaused: Error = new Error('loop', { cause: { back: null as unknown } });
+  (selfCaused.cause as { back: unknown }).back = selfCaused; // structuredClone cannot decode this either
   const cases: [string, unknown, string][] = [
     ['a function', () => 1, 'value'],
     ['a function deep inside', { a: [1, 2, { f() {} }] }, 'value.a[2].f'],
@@ -320,6 +322,7 @@ describe('values that cannot be sent', () => {
     ['a symbol in a Set (V8 path)', { s: new Set([1, Symbol('x')]) }, 'value.s.values()[1]'],
     ['a Promise beside a Date (V8 path)', { d: new Date(), x: { y: [Promise.resolve()] } }, 'value.x.y[0]'],
     ['a function as an error cause (V8 path)', { e: new Error('x', { cause: () => 1 }) }, 'value.e.cause'],
+    ['an error inside its own cause', { e: selfCaused }, 'value.e.cause.back'],
   ];
   for (const [what, value, path] of cases) {
     it(`refuses ${what} with its path`, () => {

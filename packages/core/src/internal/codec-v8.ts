@@ -18,19 +18,11 @@ import { Buffer } from 'node:buffer';
 import { types } from 'node:util';
 import v8 from 'node:v8';
 import { NotSendableError } from '../errors.js';
+import { HANDLE_BRAND, STEP_INDEX, STEP_MAP_KEY, STEP_MAP_VALUE, STEP_PROP, STEP_SET } from './codec-format.js';
 
-/** The same registered symbol as `HANDLE_BRAND` in codec.ts (kept here to avoid an import cycle). */
-const BRAND = Symbol.for('occam.handle');
 const OBJECT_PROTO = Object.prototype;
 const ARRAY_PROTO = Array.prototype;
 const hasOwn = Object.hasOwn;
-
-/** Route step kinds: how to go from a container to one of its parts (also on the wire). */
-export const STEP_PROP = 0; // key: property name (objects, arrays' extra props, an error's cause)
-export const STEP_MAP_KEY = 1; // key: entry number
-export const STEP_MAP_VALUE = 2; // key: entry number
-export const STEP_SET = 3; // key: element number
-export const STEP_INDEX = 4; // key: array index
 
 /** Prototypes of the built-in kinds V8 clones; instances of subclasses are refused. */
 const V8_PROTOS: ReadonlySet<object> = new Set<object>([
@@ -177,6 +169,8 @@ class Walk {
   private depth = 0;
   /** original → its copy (copy mode) or itself: cycles and shared parts are walked once. */
   private readonly memo = new Map<object, unknown>();
+  /** Errors whose cause is being walked. */
+  private readonly openErrors = new Set<object>();
   readonly handles: object[] = [];
   /** Per handle: step kind, key, step kind, key, ... from the root. */
   readonly routes: (number | string)[][] = [];
@@ -204,7 +198,7 @@ class Walk {
     if (typeof v === 'symbol') throw this.fail('a symbol');
     if (typeof v !== 'object' || v === null) return v;
     if (types.isProxy(v)) throw this.fail('a Proxy');
-    if ((v as Record<symbol, unknown>)[BRAND] === true) {
+    if ((v as Record<symbol, unknown>)[HANDLE_BRAND] === true) {
       // Every occurrence gets its own placeholder and route, as in the fast path.
       this.handles.push(v);
       const route: (number | string)[] = [];
@@ -213,7 +207,11 @@ class Walk {
       return this.copy ? {} : v;
     }
     const seen = this.memo.get(v);
-    if (seen !== undefined) return seen;
+    if (seen !== undefined) {
+      // V8 creates an error only after reading its cause, so it cannot rebuild this.
+      if (this.openErrors.has(v)) throw this.fail('an Error inside its own cause, which V8 cannot clone');
+      return seen;
+    }
     const proto: object | null = Object.getPrototypeOf(v);
     if (Array.isArray(v)) {
       if (proto !== ARRAY_PROTO) throw this.fail(describeClass(proto));
@@ -299,7 +297,9 @@ class Walk {
       }
     }
     this.memo.set(e, out ?? e);
+    this.openErrors.add(e);
     const c = this.step(STEP_PROP, 'cause', e.cause);
+    this.openErrors.delete(e);
     if (out !== undefined) {
       const d = Object.getOwnPropertyDescriptor(e, 'cause')!;
       Object.defineProperty(out, 'cause', { ...d, value: c });

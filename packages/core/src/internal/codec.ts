@@ -12,77 +12,27 @@
  * - The bytes encode returns alias this thread's scratch buffer: they stay valid until
  *   the next encode on this thread. Copy them out (into the shared heap) before that.
  *
- * Wire format: a message is one value; a value is a tag byte, then its payload.
- * Integers are little-endian; `var` is an unsigned LEB128 varint; `str` is
- * var(length << 1 | wide), then `length` latin1 bytes (wide = 0) or `length` UTF-16LE
- * code units (wide = 1), so lone surrogates survive.
- *
- *   0x80 | n   the integer n, 0..127             (no payload)
- *   UNDEFINED NULL FALSE TRUE                      (no payload)
- *   INT32      i32                                 other int32s (never -0)
- *   FLOAT64    f64                                 every other number
- *   STRING     str
- *   BYTES      var(n) n bytes                      Uint8Array and Buffer → fresh Uint8Array
- *   HANDLE     HANDLE_WORDS × i32                  hooks.encodeHandle / decodeHandle
- *   OBJECT     var(n) n × (str key, value)         plain object, null prototype included
- *   ARRAY      var(len) len × value extras         array without holes
- *   HOLEY      var(len) len × (value | HOLE) extras
- *   SPARSE     var(len) var(n) n × (var index, value) extras   mostly holes
- *              extras = var(m) m × (str key, value): an array's non-index properties
- *   V8         first byte only: var(n) n × (HANDLE_WORDS × i32, route), then a node:v8
- *              Serializer stream (header included) of the value with each handle
- *              replaced by a placeholder; route = var(steps) steps × (u8 kind, key),
- *              key = str for STEP_PROP, else var (see codec-v8.ts).
+ * The wire format is in codec-format.ts; the V8 slow path in codec-v8.ts; decoding in
+ * codec-decode.ts.
  */
 import { Buffer } from 'node:buffer';
 import { types } from 'node:util';
 import { InvalidArgumentError, InvalidHandleError, MessageTooLargeError, NotSendableError } from '../errors.js';
 import {
-  STEP_PROP, deserializeSlow, describeClass, describeFunction, formatPath, isIndexKey, ownCount,
-  serializeSlow, setOwn, slowKind,
+  CODEC_MAX_BYTES, HANDLE_BRAND, HANDLE_BYTES, HANDLE_WORDS, STEP_PROP, T_ARRAY, T_BYTES, T_FALSE, T_FLOAT64,
+  T_HANDLE, T_HOLE, T_HOLEY, T_INT32, T_NULL, T_OBJECT, T_SMALL_INT, T_SPARSE, T_STRING, T_TRUE, T_UNDEFINED, T_V8,
+  type HandleHooks,
+} from './codec-format.js';
+import {
+  describeClass, describeFunction, formatPath, isIndexKey, ownCount, serializeSlow, slowKind,
 } from './codec-v8.js';
 
+export { CODEC_MAX_BYTES, HANDLE_BRAND, HANDLE_WORDS, type HandleHooks } from './codec-format.js';
+export { decode } from './codec-decode.js';
 export { findUnsendable } from './codec-v8.js';
 
-/** Objects with `[HANDLE_BRAND] === true` are channel handles. */
-export const HANDLE_BRAND: unique symbol = Symbol.for('occam.handle');
-
-/** How many int32 words identify a channel handle on the wire. */
-export const HANDLE_WORDS = 6;
-
-export interface HandleHooks {
-  /** Called for each channel handle met while encoding; returns exactly HANDLE_WORDS int32 words that identify it. */
-  encodeHandle(handle: object): ArrayLike<number>;
-  /** Rebuilds a handle from its words while decoding (`words` is a fresh array the hook may keep). */
-  decodeHandle(words: Int32Array): unknown;
-}
-
-/** The largest encoding the scratch buffer will grow to; the channel layer may set a lower limit. */
-export const CODEC_MAX_BYTES = 2 ** 30;
-
-// Tags (one place; the layout is in the header comment).
-const T_UNDEFINED = 0x00;
-const T_NULL = 0x01;
-const T_FALSE = 0x02;
-const T_TRUE = 0x03;
-const T_INT32 = 0x04;
-const T_FLOAT64 = 0x05;
-const T_STRING = 0x06;
-const T_BYTES = 0x07;
-const T_HANDLE = 0x08;
-const T_OBJECT = 0x09;
-const T_ARRAY = 0x0a;
-const T_HOLEY = 0x0b;
-const T_SPARSE = 0x0c;
-const T_HOLE = 0x0d;
-const T_V8 = 0x0e;
-const T_SMALL_INT = 0x80;
-
-const HANDLE_BYTES = HANDLE_WORDS * 4;
 /** Strings at least this long are checked and copied by native code when encoding. */
 const NATIVE_STRING = 48;
-/** Decoding builds latin1 strings up to this long with one String.fromCharCode call. */
-const SHORT_STRING = 12;
 /** Scratch buffers above this size are dropped once messages stop needing them. */
 const RETAIN_BYTES = 1 << 20;
 const INITIAL_BYTES = 1 << 16;
@@ -100,12 +50,6 @@ const NOT_LATIN1 = /[^\u0000-\u00ff]/;
 
 /** Thrown inside the fast path when the value needs V8; never escapes `encode`. */
 const FALLBACK: unique symbol = Symbol('occam.codec.fallback');
-
-interface NativeStrings {
-  latin1Slice(this: Uint8Array, start: number, end: number): string;
-  ucs2Slice(this: Uint8Array, start: number, end: number): string;
-}
-const native = BUFFER_PROTO as unknown as NativeStrings;
 
 // ---- encoder state (this thread only; `busy` guards against re-entry from getters) ----
 let buf = new Uint8Array(INITIAL_BYTES);
@@ -206,24 +150,29 @@ function varintSize(n: number): number {
   return n < 0x80 ? 1 : n < 0x4000 ? 2 : n < 0x200000 ? 3 : n < 0x10000000 ? 4 : 5;
 }
 
+/** Small and not recursive, so that the container loops get it inlined. */
+function writeNumber(v: number): void {
+  if ((v | 0) === v && (v !== 0 || 1 / v > 0)) {
+    if (pos + 5 > buf.length) grow(pos + 5);
+    if (v >= 0 && v < 0x80) {
+      buf[pos++] = T_SMALL_INT | v;
+    } else {
+      buf[pos] = T_INT32;
+      view.setInt32(pos + 1, v, true);
+      pos += 5;
+    }
+  } else {
+    if (pos + 9 > buf.length) grow(pos + 9);
+    buf[pos] = T_FLOAT64;
+    view.setFloat64(pos + 1, v, true);
+    pos += 9;
+  }
+}
+
 function writeValue(v: unknown): void {
   switch (typeof v) {
     case 'number':
-      if ((v | 0) === v && (v !== 0 || 1 / v > 0)) {
-        if (pos + 5 > buf.length) grow(pos + 5);
-        if (v >= 0 && v < 0x80) {
-          buf[pos++] = T_SMALL_INT | v;
-        } else {
-          buf[pos] = T_INT32;
-          view.setInt32(pos + 1, v, true);
-          pos += 5;
-        }
-      } else {
-        if (pos + 9 > buf.length) grow(pos + 9);
-        buf[pos] = T_FLOAT64;
-        view.setFloat64(pos + 1, v, true);
-        pos += 9;
-      }
+      writeNumber(v);
       return;
     case 'string':
       if (pos + 1 > buf.length) grow(pos + 1);
@@ -349,7 +298,9 @@ function writePlain(o: Record<string, unknown>): void {
     if (checkOwn && !hasOwn(o, k)) continue;
     segs[d] = k;
     writeStr(k);
-    writeValue(o[k]);
+    const v = o[k];
+    if (typeof v === 'number') writeNumber(v);
+    else writeValue(v);
     n++;
   }
   depth = d;
@@ -384,13 +335,15 @@ function writeArray(a: unknown[]): void {
   let holes = 0;
   for (let i = 0; i < len; i++) {
     const v = a[i];
-    if (v === undefined && !hasOwn(a, i)) {
+    if (typeof v === 'number') {
+      writeNumber(v);
+    } else if (v === undefined && !hasOwn(a, i)) {
       holes++;
       writeTag(T_HOLE);
-      continue;
+    } else {
+      segs[d] = i;
+      writeValue(v);
     }
-    segs[d] = i;
-    writeValue(v);
   }
   depth = d;
   if (holes > 0) {
@@ -496,249 +449,4 @@ function writeSlow(value: unknown, hooks: HandleHooks): void {
   if (pos + n > buf.length) grow(pos + n);
   buf.set(slow.bytes, pos);
   pos += n;
-}
-
-// ---- decoder state (saved and restored around each call, so hooks may decode too) ----
-let src: Uint8Array = new Uint8Array(0);
-let at = 0;
-let hooksIn: HandleHooks | undefined;
-const f64 = new Float64Array(1);
-const KEY_CACHE_SIZE = 512;
-const keyCache: string[] = new Array<string>(KEY_CACHE_SIZE).fill('\u0000');
-const f64Bytes = new Uint8Array(f64.buffer);
-
-export function decode(bytes: Uint8Array, hooks: HandleHooks): unknown {
-  const saved = src;
-  const savedAt = at;
-  const savedHooks = hooksIn;
-  src = bytes.constructor === Uint8Array ? bytes : new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  at = 0;
-  hooksIn = hooks;
-  try {
-    if (src.length === 0) throw corrupt('it is empty');
-    const v = src[0] === T_V8 ? readSlow() : readValue();
-    if (at !== src.length) throw corrupt(`${src.length - at} bytes are left over`);
-    return v;
-  } finally {
-    src = saved;
-    at = savedAt;
-    hooksIn = savedHooks;
-  }
-}
-
-function corrupt(why: string): InvalidArgumentError {
-  return new InvalidArgumentError(`cannot decode a message: ${why} (byte ${at}); the bytes were not made by encode()`);
-}
-
-function readVarint(): number {
-  let b = src[at++]!;
-  if (b < 0x80) return b;
-  let n = b & 0x7f;
-  let scale = 0x80;
-  do {
-    b = src[at++]!;
-    if (b === undefined || scale > 2 ** 28) throw corrupt('a length is malformed');
-    n += (b & 0x7f) * scale;
-    scale *= 0x80;
-  } while (b >= 0x80);
-  return n;
-}
-
-/** Checks that `n` more bytes are there. */
-function need(n: number): void {
-  if (n > src.length - at) throw corrupt('it ends too early');
-}
-
-function readValue(): unknown {
-  const t = src[at++];
-  if (t === undefined) throw corrupt('it ends too early');
-  if (t >= T_SMALL_INT) return t - T_SMALL_INT;
-  switch (t) {
-    case T_STRING:
-      return readStr();
-    case T_OBJECT:
-      return readObject();
-    case T_INT32: {
-      need(4);
-      const p = at;
-      at += 4;
-      return src[p]! | (src[p + 1]! << 8) | (src[p + 2]! << 16) | (src[p + 3]! << 24);
-    }
-    case T_FLOAT64: {
-      need(8);
-      for (let i = 0; i < 8; i++) f64Bytes[i] = src[at + i]!;
-      at += 8;
-      return f64[0];
-    }
-    case T_TRUE:
-      return true;
-    case T_FALSE:
-      return false;
-    case T_NULL:
-      return null;
-    case T_UNDEFINED:
-      return undefined;
-    case T_ARRAY:
-    case T_HOLEY:
-      return readArray(t === T_HOLEY);
-    case T_SPARSE:
-      return readSparse();
-    case T_BYTES: {
-      const n = readVarint();
-      need(n);
-      const out = src.slice(at, at + n);
-      at += n;
-      return out;
-    }
-    case T_HANDLE:
-      return hooksIn!.decodeHandle(readWords());
-    default:
-      throw corrupt(`tag 0x${t.toString(16)} is unknown here`);
-  }
-}
-
-function readStr(): string {
-  const h = readVarint();
-  const n = h >>> 1;
-  if (h & 1) {
-    need(2 * n);
-    const p = at;
-    at += 2 * n;
-    if (n >= SHORT_STRING) return native.ucs2Slice.call(src, p, p + 2 * n);
-    let s = '';
-    for (let i = p; i < p + 2 * n; i += 2) s += String.fromCharCode(src[i]! | (src[i + 1]! << 8));
-    return s;
-  }
-  need(n);
-  const p = at;
-  at += n;
-  return latin1(p, n);
-}
-
-function latin1(p: number, n: number): string {
-  if (n > 2 * SHORT_STRING) return native.latin1Slice.call(src, p, p + n);
-  if (n > SHORT_STRING) return latin1(p, SHORT_STRING) + latin1(p + SHORT_STRING, n - SHORT_STRING);
-  // One call with n arguments builds the string at once, with no intermediate strings.
-  const b = src;
-  const c = String.fromCharCode;
-  switch (n) {
-    case 0: return '';
-    case 1: return c(b[p]!);
-    case 2: return c(b[p]!, b[p + 1]!);
-    case 3: return c(b[p]!, b[p + 1]!, b[p + 2]!);
-    case 4: return c(b[p]!, b[p + 1]!, b[p + 2]!, b[p + 3]!);
-    case 5: return c(b[p]!, b[p + 1]!, b[p + 2]!, b[p + 3]!, b[p + 4]!);
-    case 6: return c(b[p]!, b[p + 1]!, b[p + 2]!, b[p + 3]!, b[p + 4]!, b[p + 5]!);
-    case 7: return c(b[p]!, b[p + 1]!, b[p + 2]!, b[p + 3]!, b[p + 4]!, b[p + 5]!, b[p + 6]!);
-    case 8: return c(b[p]!, b[p + 1]!, b[p + 2]!, b[p + 3]!, b[p + 4]!, b[p + 5]!, b[p + 6]!, b[p + 7]!);
-    default: {
-      let s = c(b[p]!, b[p + 1]!, b[p + 2]!, b[p + 3]!, b[p + 4]!, b[p + 5]!, b[p + 6]!, b[p + 7]!);
-      for (let i = p + 8; i < p + n; i++) s += c(b[i]!);
-      return s;
-    }
-  }
-}
-
-/**
- * Reads an object key. Keys repeat from message to message, so short latin1 keys are
- * looked up in a small direct-mapped cache: a hit costs no allocation, and the cached
- * string is already internalized by V8 from its earlier use as a key.
- */
-function readKey(): string {
-  const h = src[at]!;
-  if (h >= 0x80 || h & 1) return readStr(); // long or UTF-16: not cached
-  const n = h >>> 1;
-  const p = at + 1;
-  need(n + 1);
-  let hash = n;
-  for (let i = p; i < p + n; i++) hash = (Math.imul(hash, 31) + src[i]!) | 0;
-  const slot = hash & (KEY_CACHE_SIZE - 1);
-  const cached = keyCache[slot]!;
-  at = p + n;
-  if (cached.length === n) {
-    let i = 0;
-    while (i < n && cached.charCodeAt(i) === src[p + i]) i++;
-    if (i === n) return cached;
-  }
-  const s = latin1(p, n);
-  keyCache[slot] = s;
-  return s;
-}
-
-function readObject(): Record<string, unknown> {
-  const n = readVarint();
-  const o: Record<string, unknown> = {};
-  for (let i = 0; i < n; i++) {
-    const k = readKey();
-    const v = readValue();
-    if (k === '__proto__') setOwn(o, k, v);
-    else o[k] = v;
-  }
-  return o;
-}
-
-function readArray(holey: boolean): unknown[] {
-  const len = readVarint();
-  need(len); // every slot takes at least one byte
-  let a: unknown[];
-  if (holey) {
-    a = new Array<unknown>(len);
-    for (let i = 0; i < len; i++) {
-      if (src[at] === T_HOLE) at++;
-      else a[i] = readValue();
-    }
-  } else {
-    a = [];
-    for (let i = 0; i < len; i++) a.push(readValue());
-  }
-  readExtras(a);
-  return a;
-}
-
-function readSparse(): unknown[] {
-  const len = readVarint();
-  const n = readVarint();
-  need(n);
-  if (len > 4294967295) throw corrupt('an array length is too large');
-  const a = new Array<unknown>(len);
-  for (let j = 0; j < n; j++) {
-    const i = readVarint();
-    a[i] = readValue();
-  }
-  readExtras(a);
-  return a;
-}
-
-function readExtras(a: unknown[]): void {
-  const m = readVarint();
-  for (let j = 0; j < m; j++) setOwn(a, readKey(), readValue());
-}
-
-function readWords(): Int32Array {
-  need(HANDLE_BYTES);
-  const words = new Int32Array(HANDLE_WORDS);
-  for (let j = 0; j < HANDLE_WORDS; j++, at += 4) {
-    words[j] = src[at]! | (src[at + 1]! << 8) | (src[at + 2]! << 16) | (src[at + 3]! << 24);
-  }
-  return words;
-}
-
-function readSlow(): unknown {
-  at = 1;
-  const n = readVarint();
-  const handles: unknown[] = [];
-  const routes: (number | string)[][] = [];
-  for (let i = 0; i < n; i++) {
-    handles.push(hooksIn!.decodeHandle(readWords()));
-    const steps = readVarint();
-    const route: (number | string)[] = [];
-    for (let j = 0; j < steps; j++) {
-      const kind = src[at++]!;
-      route.push(kind, kind === STEP_PROP ? readStr() : readVarint());
-    }
-    routes.push(route);
-  }
-  const v = deserializeSlow(src.subarray(at), handles, routes);
-  at = src.length;
-  return v;
 }

@@ -17,8 +17,7 @@
  */
 import {
   C_LOCK,
-  H_PROGRESS,
-  H_SPINNERS,
+  H_RUNNING,
   K_SEND,
   O_CASE,
   O_NCASES,
@@ -87,7 +86,7 @@ export function tryCase(rt: Runtime, cs: Case, out: Int32Array): number {
   h.unlock(c + C_LOCK);
   if (r !== NOT_READY) {
     if (wakes.length !== 0) flushWakes(rt);
-    Atomics.add(m, H_PROGRESS, 1);
+    progress(rt);
   }
   return r;
 }
@@ -184,31 +183,45 @@ function isFinal(s: number): boolean {
   return (s & ST_MASK) >= ST_DONE;
 }
 
-/** Spins on the op's state word for at most the thread's budget; returns the last state seen. */
+/** Counts a completed operation in this thread's slot (its own cache line: a plain store). */
+function progress(rt: Runtime): void {
+  Atomics.store(rt.heap.i32, rt.progressAt, ++rt.progress);
+}
+
+/**
+ * Spins on the op's state word for at most the thread's budget; returns the last state seen.
+ * Spinning pays only while every running process thread has a core: the peer that will complete
+ * us must be running. Budget adapts: a spin that fails halves it (to a floor), and a success, or a
+ * park that ended within a few budgets, restores it.
+ */
 function spin(rt: Runtime, at: number): number {
   const m = rt.heap.i32;
   let s = Atomics.load(m, at);
-  if (isFinal(s) || rt.spinBudget <= 0) return s;
-  // Gate: never more spinners than cores, or spinning starves the threads we wait for.
-  if (Atomics.add(m, H_SPINNERS, 1) >= m[H_NCPU]!) {
-    Atomics.sub(m, H_SPINNERS, 1);
-    return s;
-  }
+  if (isFinal(s)) return s;
+  // The main thread is not counted in H_RUNNING; it needs a core of its own to spin.
+  if (Atomics.load(m, H_RUNNING) + (rt.isMain ? 1 : 0) > m[H_NCPU]!) return s;
   const end = rt.parker.now() + rt.spinBudget;
-  let won = false;
   for (let i = 1; ; i++) {
     s = Atomics.load(m, at);
     if (isFinal(s)) {
-      won = true;
-      break;
+      rt.spinBudget = rt.maxSpin;
+      return s;
     }
     if ((i & 63) === 0 && rt.parker.now() > end) break;
   }
-  Atomics.sub(m, H_SPINNERS, 1);
-  // Adapt: spinning that pays keeps its budget; spinning that fails halves it (down to a floor
-  // from which one success restores it), so an oversubscribed machine soon parks at once.
-  rt.spinBudget = won ? rt.maxSpin : Math.max(rt.spinBudget / 2, rt.maxSpin / 64);
+  rt.spinBudget = Math.max(rt.spinBudget / 2, rt.maxSpin / 8);
   return s;
+}
+
+/** Marks this thread parked (not running) around a park; a short park restores the spin budget. */
+function parked(rt: Runtime, start: number): void {
+  if (!rt.isMain) Atomics.sub(rt.heap.i32, H_RUNNING, 1);
+  rt.parkStart = start;
+}
+
+function unparked(rt: Runtime): void {
+  if (!rt.isMain) Atomics.add(rt.heap.i32, H_RUNNING, 1);
+  if (rt.parker.now() - rt.parkStart < 4 * rt.maxSpin) rt.spinBudget = rt.maxSpin;
 }
 
 /** Pass 3, blocking the thread: waits until DONE, or until `deadline` (then cancels). */
@@ -229,7 +242,9 @@ function waitSync(rt: Runtime, op: number, deadline: number): void {
         continue; // claimed meanwhile: wait for DONE
       }
     }
+    parked(rt, rt.parker.now());
     rt.parker.wait(m, at, s, timeout);
+    unparked(rt);
   }
   Atomics.store(m, (op >> 2) + O_PARKED, 0);
 }
@@ -246,7 +261,7 @@ function conclude(rt: Runtime, op: number, n: number, out: Int32Array): Outcome 
   else {
     outcome = { index: m[oi + O_CASE]!, result: m[oi + O_RESULT]! };
     out.set(m.subarray(oi + O_SLOT, oi + O_SLOT + 4));
-    Atomics.add(m, H_PROGRESS, 1);
+    progress(rt);
   }
   unregister(rt, op, n);
   releaseOp(rt, op);
@@ -284,7 +299,7 @@ function begin(rt: Runtime, cases: readonly Case[], out: Int32Array, limits: Wai
       releaseOp(rt, op);
       if (r === NOT_READY) return { index: -1, result: 0 };
       if (wakes.length !== 0) flushWakes(rt);
-      Atomics.add(m, H_PROGRESS, 1);
+      progress(rt);
       return { index: 0, result: r };
     }
     const wi = waiterAt(op, 0) >> 2;
@@ -362,7 +377,11 @@ async function waitAsync(rt: Runtime, op: number, limits: WaitLimits): Promise<v
         }
       }
       const r = rt.parker.waitAsync(m, at, s, timeout);
-      if (typeof r !== 'string') await r;
+      if (typeof r !== 'string') {
+        parked(rt, rt.parker.now());
+        await r;
+        unparked(rt);
+      }
     }
   } finally {
     Atomics.store(m, (op >> 2) + O_PARKED, 0);

@@ -87,6 +87,8 @@ interface ErrorRep {
   /** Own enumerable properties. */
   props: Record<string, unknown>;
   cause?: PartRep;
+  /** Set when `cause` was assigned (enumerable) rather than passed to the constructor. */
+  causeEnumerable?: true;
   errors?: PartRep[];
 }
 interface ThrownRep {
@@ -156,16 +158,18 @@ function sendable(v: unknown): unknown {
   return `[not sendable: ${describe(v)}]`;
 }
 
-function encodeAny(x: unknown, depth: number, seen: Set<object>): Rep {
+/** `open` holds the errors whose causes are being encoded, to cut cycles. */
+function encodeAny(x: unknown, depth: number, open: Set<object>): Rep {
   if (!isError(x)) return { k: 'thrown', value: sendable(x), text: describe(x) };
-  seen.add(x);
   const ctor = read(Object.getPrototypeOf(x) ?? {}, 'constructor');
   const cls = typeof ctor === 'function' ? ctor.name : '';
   const code = read(x, 'code');
-  let k: ErrorRep['k'] = 'other';
-  if (registry.get(cls) === ctor) k = 'other';
-  else if (x instanceof OccamError && typeof code === 'string' && Object.hasOwn(OCCAM_CLASSES, code)) k = 'occam';
-  else if (BUILTIN_CLASSES.get(cls) === ctor) k = 'builtin';
+  // A registered class wins over occam's and the built-in ones it may extend.
+  const k: ErrorRep['k'] =
+    typeof ctor === 'function' && registry.get(cls) === ctor ? 'other'
+    : x instanceof OccamError && typeof code === 'string' && Object.hasOwn(OCCAM_CLASSES, code) ? 'occam'
+    : BUILTIN_CLASSES.get(cls) === ctor ? 'builtin'
+    : 'other';
   const message = read(x, 'message');
   const rep: ErrorRep = {
     k,
@@ -177,20 +181,27 @@ function encodeAny(x: unknown, depth: number, seen: Set<object>): Rep {
   const stack = read(x, 'stack');
   if (typeof stack === 'string') rep.stack = stack;
   if (code !== undefined) rep.code = sendable(code);
+  const errors = x instanceof AggregateError ? read(x, 'errors') : undefined;
   for (const key of Object.keys(x)) {
+    // cause and errors travel below, as errors where they are errors.
+    if (key === 'cause' || (key === 'errors' && Array.isArray(errors))) continue;
     Object.defineProperty(rep.props, key, { value: sendable(read(x, key)), writable: true, enumerable: true, configurable: true });
   }
-  if (Object.hasOwn(x, 'cause')) rep.cause = encodePart(read(x, 'cause'), depth, seen);
-  const errors = Object.hasOwn(x, 'errors') ? read(x, 'errors') : undefined;
-  if (Array.isArray(errors)) rep.errors = errors.map((e) => encodePart(e, depth, seen));
+  open.add(x);
+  if (Object.hasOwn(x, 'cause')) {
+    rep.cause = encodePart(read(x, 'cause'), depth, open);
+    if (Object.getOwnPropertyDescriptor(x, 'cause')?.enumerable === true) rep.causeEnumerable = true;
+  }
+  if (Array.isArray(errors)) rep.errors = errors.map((e) => encodePart(e, depth, open));
+  open.delete(x);
   return rep;
 }
 
-function encodePart(v: unknown, depth: number, seen: Set<object>): PartRep {
+function encodePart(v: unknown, depth: number, open: Set<object>): PartRep {
   if (!isError(v)) return { value: sendable(v) };
-  if (seen.has(v)) return { value: '[circular: an error that is its own cause]' };
+  if (open.has(v)) return { value: '[circular: an error inside its own cause]' };
   if (depth >= MAX_DEPTH) return { value: `[cause chain cut after ${MAX_DEPTH} errors]` };
-  return { error: encodeAny(v, depth + 1, seen) };
+  return { error: encodeAny(v, depth + 1, open) };
 }
 
 /** Rebuilds the error `encodeError` described. Anything unreadable becomes a RemoteError. */
@@ -240,7 +251,7 @@ function decodeAny(rep: unknown, depth: number): Error {
     define(e, key, props[key], true);
   }
   const cause = rep['cause'];
-  if (isRecord(cause)) define(e, 'cause', decodePart(cause, depth), false);
+  if (isRecord(cause)) define(e, 'cause', decodePart(cause, depth), rep['causeEnumerable'] === true);
   const errors = rep['errors'];
   if (Array.isArray(errors)) define(e, 'errors', errors.map((p: unknown) => decodePart(p, depth)), false);
   return e;

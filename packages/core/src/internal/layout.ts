@@ -18,42 +18,48 @@ export const HEAP_MAGIC = 0x4f43_4341; // "OCCA"
 export const LAYOUT_VERSION = 1;
 
 // ── heap header (word indices) ────────────────────────────────────────────────
+// Grouped by cache line (16 words): read-mostly words first, then the allocator's, then the
+// counters every thread writes, so that hot writes do not evict the words every op reads.
 export const H_MAGIC = 0;
 export const H_VERSION = 1;
 export const H_RUNTIME_ID = 2;
 /** Current heap length in bytes; a thread whose views are shorter remaps them. */
 export const H_BYTES = 3;
-/** Allocator lock word (owner thread slot + 1); guards H_BUMP, H_FREE and growth. */
-export const H_ALLOC_LOCK = 4;
-/** First never-allocated byte. Guarded by H_ALLOC_LOCK. */
-export const H_BUMP = 5;
-export const H_NEXT_ID = 6;
-/** Bumped on every completed channel operation (deadlock detection reads it). */
-export const H_PROGRESS = 7;
-/** Threads spinning right now, to gate spinning to the number of cores. */
-export const H_SPINNERS = 8;
-export const H_NCPU = 9;
-export const H_MAX_BYTES = 10;
-export const H_LIVE_CHANNELS = 11;
-export const H_THREADS = 12;
+export const H_NCPU = 4;
+export const H_MAX_BYTES = 5;
+export const H_THREADS = 6;
 /** Test-only fault injection (testing.ts): 0 off, FAULT_DROP, FAULT_REORDER. */
-export const H_FAULT = 13;
-export const H_FAULT_COUNT = 14;
+export const H_FAULT = 7;
+/** Allocator lock word (owner thread slot + 1); guards H_BUMP, H_FREE and growth. */
+export const H_ALLOC_LOCK = 16;
+/** First never-allocated byte. Guarded by H_ALLOC_LOCK. */
+export const H_BUMP = 17;
+/** Free-list heads, one per size class (class k holds blocks of MIN_BLOCK << k bytes). */
+export const H_FREE = 18;
+export const N_CLASSES = 27;
+export const H_NEXT_ID = 48;
+export const H_LIVE_CHANNELS = 49;
+export const H_FAULT_COUNT = 50;
+/**
+ * Process threads running now (not parked, not idle between processes). Spinning pays only
+ * while every running thread has a core: on 2 cores, two ping-pong pairs that spin are slower
+ * than two that park.
+ */
+export const H_RUNNING = 64;
+export const HEADER_WORDS = 80;
 export const FAULT_DROP = 1;
 export const FAULT_REORDER = 2;
 /** Every FAULT_PERIOD-th operation misbehaves while a fault is on. */
 export const FAULT_PERIOD = 37;
-/** Free-list heads, one per size class (class k holds blocks of MIN_BLOCK << k bytes). */
-export const H_FREE = 16;
-export const N_CLASSES = 27;
-export const HEADER_WORDS = H_FREE + N_CLASSES + 5; // padded to a multiple of 2 words
 
 // ── thread table ─────────────────────────────────────────────────────────────
 export const MAX_THREADS = 256;
 export const T_STATE = 0; // T_FREE / T_ALIVE / T_DEAD
 export const T_GEN = 1;
 export const T_THREAD_ID = 2;
-export const T_WORDS = 8;
+/** Completed channel operations of this thread (deadlock detection sums them); only it writes. */
+export const T_PROGRESS = 3;
+export const T_WORDS = 16; // one cache line per thread: no false sharing of T_PROGRESS
 export const T_FREE = 0;
 export const T_ALIVE = 1;
 export const T_DEAD = 2;

@@ -8,7 +8,18 @@ import { availableParallelism } from 'node:os';
 import { isMainThread, threadId } from 'node:worker_threads';
 import { TooManyThreadsError } from '../errors.js';
 import { Heap, type HeapOptions } from './heap.js';
-import { MAX_THREADS, T_ALIVE, T_FREE, T_GEN, T_STATE, T_THREAD_ID, T_WORDS, THREAD_TABLE_BYTE } from './layout.js';
+import {
+  H_RUNNING,
+  MAX_THREADS,
+  T_ALIVE,
+  T_FREE,
+  T_GEN,
+  T_PROGRESS,
+  T_STATE,
+  T_THREAD_ID,
+  T_WORDS,
+  THREAD_TABLE_BYTE,
+} from './layout.js';
 import { atomicsParker, type Parker } from './park.js';
 
 export interface Runtime {
@@ -23,6 +34,11 @@ export interface Runtime {
   /** Spin budget in ms, adapted to how often spinning pays off. */
   spinBudget: number;
   readonly maxSpin: number;
+  /** When this thread last parked (parker clock). */
+  parkStart: number;
+  /** Word index of this thread's T_PROGRESS, and the count it holds. */
+  readonly progressAt: number;
+  progress: number;
   /** Async operations pending on this thread (they hold the keep-alive handle). */
   pendingAsync: number;
   keepAlive: ReturnType<typeof setInterval> | undefined;
@@ -62,6 +78,9 @@ function make(heap: Heap): Runtime {
     // Spin in time, not iterations: a futex wake costs ~10 µs here; main spins least.
     spinBudget: isMainThread ? 0.01 : 0.05,
     maxSpin: isMainThread ? 0.01 : 0.05,
+    parkStart: 0,
+    progressAt: (THREAD_TABLE_BYTE >> 2) + slot * T_WORDS + T_PROGRESS,
+    progress: 0,
     pendingAsync: 0,
     keepAlive: undefined,
   };
@@ -121,4 +140,10 @@ export function holdAlive(rt: Runtime): void {
 
 export function releaseAlive(rt: Runtime): void {
   if (--rt.pendingAsync === 0) rt.keepAlive?.unref();
+}
+
+/** A process body starts (true) or ends (false) on this worker: it counts among running threads. */
+export function setRunning(rt: Runtime, running: boolean): void {
+  if (running) Atomics.add(rt.heap.i32, H_RUNNING, 1);
+  else Atomics.sub(rt.heap.i32, H_RUNNING, 1);
 }
