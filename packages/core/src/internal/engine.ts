@@ -185,7 +185,8 @@ function isFinal(s: number): boolean {
 
 /** Counts a completed operation in this thread's slot (its own cache line: a plain store). */
 function progress(rt: Runtime): void {
-  Atomics.store(rt.heap.i32, rt.progressAt, ++rt.progress);
+  // A plain store: readers (deadlock detection) only compare snapshots taken far apart.
+  rt.heap.i32[rt.progressAt] = ++rt.progress;
 }
 
 /**
@@ -260,7 +261,10 @@ function conclude(rt: Runtime, op: number, n: number, out: Int32Array): Outcome 
   if ((s & ST_MASK) === ST_CANCELLED) outcome = { index: -1, result: 0 };
   else {
     outcome = { index: m[oi + O_CASE]!, result: m[oi + O_RESULT]! };
-    out.set(m.subarray(oi + O_SLOT, oi + O_SLOT + 4));
+    out[0] = m[oi + O_SLOT]!;
+    out[1] = m[oi + O_SLOT + 1]!;
+    out[2] = m[oi + O_SLOT + 2]!;
+    out[3] = m[oi + O_SLOT + 3]!;
     progress(rt);
   }
   unregister(rt, op, n);
@@ -307,7 +311,13 @@ function begin(rt: Runtime, cases: readonly Case[], out: Int32Array, limits: Wai
     m[wi + W_KIND] = cs.kind;
     m[wi + W_CASE] = 0;
     m[wi + W_OP] = op;
-    if (cs.val !== undefined) m.set(cs.val, wi + W_SLOT);
+    const v = cs.val;
+    if (v !== undefined) {
+      m[wi + W_SLOT] = v[0]!;
+      m[wi + W_SLOT + 1] = v[1]!;
+      m[wi + W_SLOT + 2] = v[2]!;
+      m[wi + W_SLOT + 3] = v[3]!;
+    }
     link(m, c, queueHead(cs.kind), wi << 2);
     h.unlock(c + C_LOCK);
     return op;

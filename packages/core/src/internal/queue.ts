@@ -23,8 +23,9 @@ export function link(m: Int32Array, c: number, head: number, w: number): void {
   else m[(tail >> 2) + W_NEXT] = w;
   m[c + head + 1] = w;
   m[wi + W_LINKED] = 1;
-  // Atomics: tests and `waitingSenders` read the count without the lock.
-  Atomics.store(m, c + countWord(head), m[c + countWord(head)]! + 1);
+  // Plain stores suffice here and below: the seq-cst unlock publishes them to lock-free readers
+  // (`waitingSenders`, the owner's W_LINKED check), which use Atomics.load.
+  m[c + countWord(head)]++;
 }
 
 /** Removes waiter `w` from the queue at `c + head`. Caller holds the lock; `w` is linked there. */
@@ -38,7 +39,6 @@ export function unlink(m: Int32Array, c: number, head: number, w: number): void 
   else m[(next >> 2) + W_PREV] = prev;
   m[wi + W_NEXT] = 0;
   m[wi + W_PREV] = 0;
-  // The owner reads this without the lock to skip channels it is no longer queued on.
-  Atomics.store(m, wi + W_LINKED, 0);
-  Atomics.store(m, c + countWord(head), m[c + countWord(head)]! - 1);
+  m[wi + W_LINKED] = 0;
+  m[c + countWord(head)]--;
 }

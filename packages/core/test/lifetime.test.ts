@@ -1,0 +1,25 @@
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, test } from 'vitest';
+
+function runNode(fixture: string): { stdout: string; status: number | null; signal: string | null } {
+  const file = fileURLToPath(new URL(`./fixtures/${fixture}`, import.meta.url));
+  // The watchdog: a program that hangs is killed and fails the test.
+  const r = spawnSync(process.execPath, [file], { encoding: 'utf8', timeout: 20_000 });
+  return { stdout: r.stdout, status: r.status, signal: r.signal };
+}
+
+describe('process lifetime', () => {
+  test('a pending async op keeps Node alive until it completes', () => {
+    const r = runNode('keepalive-main.mjs');
+    expect(r.stdout.trim()).toBe('got 7');
+    expect(r.status).toBe(0);
+  });
+
+  test('a program exits on its own once its processes are joined', () => {
+    const r = runNode('exits-main.mjs');
+    expect(r.signal).toBeNull();
+    expect(r.stdout.trim()).toBe('got 5 joined 1');
+    expect(r.status).toBe(0);
+  });
+});
