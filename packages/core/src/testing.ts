@@ -17,6 +17,12 @@ import {
   FAULT_REORDER,
   H_FAULT,
   H_FAULT_COUNT,
+  H_RUNNING,
+  MAX_THREADS,
+  T_ALIVE,
+  T_STATE,
+  T_WORDS,
+  THREAD_TABLE_BYTE,
   O_STATE,
   ST_MASK,
   ST_WAITING,
@@ -30,6 +36,16 @@ export function setFault(fault: 'drop' | 'reorder' | null): void {
   const m = runtime().heap.i32;
   Atomics.store(m, H_FAULT_COUNT, 0);
   Atomics.store(m, H_FAULT, fault === 'drop' ? FAULT_DROP : fault === 'reorder' ? FAULT_REORDER : 0);
+}
+
+/** Thread-table slots in use now, and the count of process threads running (not parked). */
+export function threadStats(): { slots: number; running: number } {
+  const m = runtime().heap.i32;
+  let slots = 0;
+  for (let i = 0; i < MAX_THREADS; i++) {
+    if (Atomics.load(m, (THREAD_TABLE_BYTE >> 2) + i * T_WORDS + T_STATE) === T_ALIVE) slots++;
+  }
+  return { slots, running: Atomics.load(m, H_RUNNING) };
 }
 
 /** Checks the invariants stated in transfer.ts under the channel lock; returns the violations found. */

@@ -11,6 +11,7 @@ import {
   RemoteError,
   spawn,
 } from '@occam/core';
+import { threadStats } from '@occam/core/testing';
 import { until, watchdog } from './helpers.js';
 
 const fails = new URL('./fixtures/fail-procs.ts', import.meta.url);
@@ -76,6 +77,16 @@ describe('spawn and join', () => {
     await until(() => ch.waitingReceivers === 1, 'the process to block');
     await watchdog(p.terminate(), 'terminate');
     await expect(watchdog(p.join(), 'join')).rejects.toBeInstanceOf(ProcessFailedError);
+  });
+
+  test('a terminated worker gives back its thread slot and its running count', async () => {
+    const before = threadStats();
+    const ch = chan<number>();
+    const p = spawn(fails, 'blockForever', [ch]);
+    await until(() => ch.waitingReceivers === 1, 'the process to block');
+    await watchdog(p.terminate(), 'terminate');
+    await until(() => threadStats().slots <= before.slots, 'the dead worker slot to be freed');
+    expect(threadStats().running).toBe(before.running);
   });
 
   test('processes spawn processes (joined synchronously inside a worker)', async () => {

@@ -41,7 +41,7 @@ import {
   H_NCPU,
 } from './layout.js';
 import { link, queueHead, unlink } from './queue.js';
-import { holdAlive, releaseAlive, type Runtime } from './runtime.js';
+import { holdAlive, releaseAlive, setRunning, type Runtime } from './runtime.js';
 import { isReadyLocked, NOT_READY, recvLocked, sendLocked, wakes } from './transfer.js';
 
 /** One case of a blocking operation: a send of `val` or a receive, on the channel at byte `chan`. */
@@ -216,12 +216,12 @@ function spin(rt: Runtime, at: number): number {
 
 /** Marks this thread parked (not running) around a park; a short park restores the spin budget. */
 function parked(rt: Runtime, start: number): void {
-  if (!rt.isMain) Atomics.sub(rt.heap.i32, H_RUNNING, 1);
+  if (!rt.isMain) setRunning(rt, false);
   rt.parkStart = start;
 }
 
 function unparked(rt: Runtime): void {
-  if (!rt.isMain) Atomics.add(rt.heap.i32, H_RUNNING, 1);
+  if (!rt.isMain) setRunning(rt, true);
   if (rt.parker.now() - rt.parkStart < 4 * rt.maxSpin) rt.spinBudget = rt.maxSpin;
 }
 

@@ -12,7 +12,7 @@ import { ProcessFailedError } from '../errors.js';
 import { loadableModuleUrl } from './compile.js';
 import { P_FAILED, P_OK, P_PENDING, P_SETTLING, P_STATE } from './layout.js';
 import { settle } from './record.js';
-import { runtime } from './runtime.js';
+import { reapThread, runtime } from './runtime.js';
 
 /** A request to run one process. */
 export interface RunRequest {
@@ -55,12 +55,14 @@ function newHost(key: string, limits: ResourceLimits | undefined): Host {
     ...(limits !== undefined ? { resourceLimits: limits } : {}),
   });
   const host: Host = { worker, key, current: undefined };
+  const threadId = worker.threadId; // reads -1 after exit: record it now
   worker.on('message', (msg: HostMessage) => onMessage(host, msg));
   // A worker error must never crash the host process: it settles the process instead.
   worker.on('error', (err) => {
     if (host.current !== undefined) settleFailed(host.current.rec, wrapCrash(host.current, err));
   });
   worker.on('exit', (code) => {
+    reapThread(rt, threadId);
     const cur = host.current;
     host.current = undefined;
     dropIdle(host);

@@ -59,6 +59,8 @@ export const T_GEN = 1;
 export const T_THREAD_ID = 2;
 /** Completed channel operations of this thread (deadlock detection sums them); only it writes. */
 export const T_PROGRESS = 3;
+/** 1 while this thread counts in H_RUNNING, so that its death can be subtracted. */
+export const T_RUNNING = 4;
 export const T_WORDS = 16; // one cache line per thread: no false sharing of T_PROGRESS
 export const T_FREE = 0;
 export const T_ALIVE = 1;

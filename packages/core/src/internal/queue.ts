@@ -25,7 +25,7 @@ export function link(m: Int32Array, c: number, head: number, w: number): void {
   m[wi + W_LINKED] = 1;
   // Plain stores suffice here and below: the seq-cst unlock publishes them to lock-free readers
   // (`waitingSenders`, the owner's W_LINKED check), which use Atomics.load.
-  m[c + countWord(head)]++;
+  m[c + countWord(head)] = m[c + countWord(head)]! + 1;
 }
 
 /** Removes waiter `w` from the queue at `c + head`. Caller holds the lock; `w` is linked there. */
@@ -40,5 +40,5 @@ export function unlink(m: Int32Array, c: number, head: number, w: number): void 
   m[wi + W_NEXT] = 0;
   m[wi + W_PREV] = 0;
   m[wi + W_LINKED] = 0;
-  m[c + countWord(head)]--;
+  m[c + countWord(head)] = m[c + countWord(head)]! - 1;
 }

@@ -15,6 +15,7 @@ import {
   T_FREE,
   T_GEN,
   T_PROGRESS,
+  T_RUNNING,
   T_STATE,
   T_THREAD_ID,
   T_WORDS,
@@ -142,8 +143,32 @@ export function releaseAlive(rt: Runtime): void {
   if (--rt.pendingAsync === 0) rt.keepAlive?.unref();
 }
 
-/** A process body starts (true) or ends (false) on this worker: it counts among running threads. */
+/**
+ * This worker starts (true) or stops (false) counting among running threads: a process body
+ * starts or ends, or the thread unparks or parks. The slot's T_RUNNING lets `reapThread` undo
+ * the count of a thread that died.
+ */
 export function setRunning(rt: Runtime, running: boolean): void {
-  if (running) Atomics.add(rt.heap.i32, H_RUNNING, 1);
-  else Atomics.sub(rt.heap.i32, H_RUNNING, 1);
+  const m = rt.heap.i32;
+  const at = (THREAD_TABLE_BYTE >> 2) + rt.slot * T_WORDS + T_RUNNING;
+  if (running) {
+    Atomics.store(m, at, 1);
+    Atomics.add(m, H_RUNNING, 1);
+  } else {
+    Atomics.sub(m, H_RUNNING, 1);
+    Atomics.store(m, at, 0);
+  }
+}
+
+/** Frees the thread-table slot of a worker that has exited (main thread, at its exit event). */
+export function reapThread(rt: Runtime, threadId: number): void {
+  const m = rt.heap.i32;
+  for (let i = 0; i < MAX_THREADS; i++) {
+    const at = (THREAD_TABLE_BYTE >> 2) + i * T_WORDS;
+    if (Atomics.load(m, at + T_STATE) !== T_ALIVE || Atomics.load(m, at + T_THREAD_ID) !== threadId) continue;
+    if (Atomics.exchange(m, at + T_RUNNING, 0) === 1) Atomics.sub(m, H_RUNNING, 1);
+    Atomics.store(m, at + T_THREAD_ID, 0);
+    Atomics.store(m, at + T_STATE, T_FREE);
+    return;
+  }
 }
