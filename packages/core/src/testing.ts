@@ -38,6 +38,11 @@ export function setFault(fault: 'drop' | 'reorder' | null): void {
   Atomics.store(m, H_FAULT, fault === 'drop' ? FAULT_DROP : fault === 'reorder' ? FAULT_REORDER : 0);
 }
 
+/** Bytes of the shared heap handed out so far (its high-water mark) and its mapped length. */
+export function heapUsage(): { bump: number; bytes: number } {
+  return runtime().heap.usage();
+}
+
 /** Thread-table slots in use now, and the count of process threads running (not parked). */
 export function threadStats(): { slots: number; running: number } {
   const m = runtime().heap.i32;

@@ -16,6 +16,7 @@ import {
   WrongDirectionError,
   type Channel,
 } from '@occam/core';
+import { heapUsage } from '@occam/core/testing';
 import { settled, until, watchdog } from './helpers.js';
 
 const procs = new URL('./fixtures/chan-procs.ts', import.meta.url);
@@ -223,6 +224,22 @@ describe('values, handles and bad input', () => {
     const ch = chan<number>(1);
     ch.release();
     expect(() => ch.trySend(1)).toThrow(InvalidHandleError);
+  });
+
+  test('a long stream of object messages reuses heap blocks instead of growing the heap', async () => {
+    const ch = chan<{ id: number; name: string }>(64);
+    const round = async (): Promise<void> => {
+      for (let i = 0; i < 5000; i++) {
+        ch.trySend({ id: i, name: `item-${i}` }).unwrap();
+        if (ch.len === 64) while (ch.tryRecv().isOk());
+      }
+      while (ch.tryRecv().isOk());
+    };
+    await round();
+    const before = heapUsage().bump;
+    for (let r = 0; r < 10; r++) await round();
+    expect(heapUsage().bump).toBe(before);
+    expect(ch.len).toBe(0);
   });
 
   test('channels are freed when their last holder releases them (a reply channel per request)', async () => {

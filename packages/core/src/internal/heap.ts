@@ -40,6 +40,10 @@ export interface HeapOptions {
   maxBytes?: number;
 }
 
+/** Size classes up to this one (blocks of at most 1 KiB) go through per-thread caches. */
+const SMALL_CLASSES = 6;
+const BATCH = 32;
+
 export class Heap {
   readonly sab: SharedArrayBuffer;
   i32!: Int32Array;
@@ -139,25 +143,29 @@ export class Heap {
 
   // ── allocation ───────────────────────────────────────────────────────────────
 
+  /**
+   * This thread's cache of free small blocks, per size class. Producers allocate and consumers
+   * free the same blocks; batching moves them through the global free lists BATCH at a time, so
+   * the allocator lock is taken once per BATCH messages instead of twice per message.
+   */
+  private readonly cache: number[][] = Array.from({ length: SMALL_CLASSES + 1 }, () => []);
+
   /** Allocates a block with at least `size` payload bytes; returns the payload's byte offset (8-aligned). */
   alloc(size: number): number {
     const cls = sizeClass(size + BLOCK_HEADER);
+    if (cls <= SMALL_CLASSES) {
+      const c = this.cache[cls]!;
+      if (c.length === 0) this.refill(cls, c);
+      const p = c.pop()!;
+      this.i32[(p - BLOCK_HEADER) >> 2] = cls | BLOCK_MAGIC;
+      return p;
+    }
     this.lock(H_ALLOC_LOCK);
     try {
       this.sync();
-      const head = this.i32[H_FREE + cls]!;
-      if (head !== 0) {
-        this.i32[H_FREE + cls] = this.i32[head >> 2]!;
-        this.i32[(head - BLOCK_HEADER) >> 2] = cls | BLOCK_MAGIC;
-        return head;
-      }
-      const blockBytes = MIN_BLOCK << cls;
-      const start = this.i32[H_BUMP]!;
-      const end = start + blockBytes;
-      if (end > this.bytes) this.grow(end);
-      this.i32[H_BUMP] = end;
-      this.i32[start >> 2] = cls | BLOCK_MAGIC;
-      return start + BLOCK_HEADER;
+      const p = this.takeLocked(cls);
+      this.i32[(p - BLOCK_HEADER) >> 2] = cls | BLOCK_MAGIC;
+      return p;
     } finally {
       this.unlock(H_ALLOC_LOCK);
     }
@@ -165,19 +173,63 @@ export class Heap {
 
   /** Returns a block from `alloc` to its free list. */
   free(payload: number): void {
+    this.sync();
+    const m = this.i32;
+    const hdr = m[(payload - BLOCK_HEADER) >> 2]!;
+    if ((hdr & ~0xff) !== BLOCK_MAGIC) throw new Error(`occam heap corruption: free of a non-block at ${payload}`);
+    const cls = hdr & 0xff;
+    m[(payload - BLOCK_HEADER) >> 2] = cls; // no longer a live block: a double free is caught above
+    if (cls <= SMALL_CLASSES) {
+      const c = this.cache[cls]!;
+      c.push(payload);
+      if (c.length >= 2 * BATCH) this.flush(cls, c);
+      return;
+    }
+    this.lock(H_ALLOC_LOCK);
+    m[payload >> 2] = m[H_FREE + cls]!;
+    m[H_FREE + cls] = payload;
+    this.unlock(H_ALLOC_LOCK);
+  }
+
+  /** Caller holds the allocator lock: a free block of class `cls`, from its list or fresh. */
+  private takeLocked(cls: number): number {
+    const m = this.i32;
+    const head = m[H_FREE + cls]!;
+    if (head !== 0) {
+      m[H_FREE + cls] = m[head >> 2]!;
+      return head;
+    }
+    const start = m[H_BUMP]!;
+    const end = start + (MIN_BLOCK << cls);
+    if (end > this.bytes) this.grow(end);
+    this.i32[H_BUMP] = end;
+    return start + BLOCK_HEADER;
+  }
+
+  private refill(cls: number, c: number[]): void {
     this.lock(H_ALLOC_LOCK);
     try {
       this.sync();
-      const m = this.i32;
-      const hdr = m[(payload - BLOCK_HEADER) >> 2]!;
-      if ((hdr & ~0xff) !== BLOCK_MAGIC) throw new Error(`occam heap corruption: free of a non-block at ${payload}`);
-      const cls = hdr & 0xff;
-      m[(payload - BLOCK_HEADER) >> 2] = cls; // no longer a live block: a double free is caught above
-      m[payload >> 2] = m[H_FREE + cls]!;
-      m[H_FREE + cls] = payload;
+      c.push(this.takeLocked(cls)); // throws HeapExhaustedError only if not even one block fits
+      for (let i = 1; i < BATCH && (this.i32[H_FREE + cls] !== 0 || this.roomFor(cls)); i++) c.push(this.takeLocked(cls));
     } finally {
       this.unlock(H_ALLOC_LOCK);
     }
+  }
+
+  private roomFor(cls: number): boolean {
+    return this.i32[H_BUMP]! + (MIN_BLOCK << cls) <= this.bytes;
+  }
+
+  private flush(cls: number, c: number[]): void {
+    this.lock(H_ALLOC_LOCK);
+    const m = this.i32;
+    for (let i = 0; i < BATCH; i++) {
+      const p = c.pop()!;
+      m[p >> 2] = m[H_FREE + cls]!;
+      m[H_FREE + cls] = p;
+    }
+    this.unlock(H_ALLOC_LOCK);
   }
 
   /** Caller holds the allocator lock. */
