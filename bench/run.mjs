@@ -1,5 +1,6 @@
-// The occam benchmark harness: runs every impl of every scenario in one process, interleaved,
-// and prints a table per scenario with each impl's ratio to the baselines run alongside it.
+// The occam benchmark harness: runs every impl of every scenario in one harness run,
+// interleaved, and prints a table per scenario with each impl's ratio to the baselines run
+// alongside it.
 //
 //   node bench/run.mjs [--quick] [--only <scenario>[,...]] [--impl <name>[,...]] [--reps N]
 //                      [--watchdog S]
@@ -12,12 +13,14 @@
 // How a number is made. For each scenario, each impl is first calibrated (runs not counted)
 // to the op count that takes ~TARGET_MS; that count is then fixed for all its reps. Reps are
 // interleaved: rep 1 runs every impl once, rep 2 again (order rotated each rep), and so on.
-// Each run starts fresh workers. Worker start-up is not timed: every party does `warmup` ops,
-// waits at a shared start barrier, and times from its release to its last op; ns/op is
-// (last end - first start) / ops. Reported: median ns/op over reps, min, max, and
+// Each run is a fresh child process (bench/lib/child.mjs) with fresh workers; neither start-up
+// is timed: every party does `warmup` ops, waits at a shared start barrier, and times from its
+// release to its last op; ns/op is (last end - first start) / ops. Reported: median ns/op over reps, min, max, and
 // ops_per_sec = 1e9 / median. A run whose checksum differs from the expected one fails loudly.
-// A run that has not finished after 30 s (--watchdog) is abandoned, its workers terminated,
-// the impl reported as failed, and the harness goes on. Exit code 1 if anything failed.
+// A run that has not finished after 30 s (--watchdog) is killed (its process, so its workers
+// too, whatever its main thread is doing), the impl is reported as failed and gets no more
+// runs in that scenario, and the harness goes on. Exit code 1 if anything failed.
+// Each scenario also checks /proc/stat and warns if other processes used the CPUs meanwhile.
 //
 // Output: a table per scenario on stdout, and bench/results/latest.json: an array of
 // { scenario, impl, ops_per_sec, ns_per_op, min_ns, max_ns } (numbers, successful impls only).
@@ -43,26 +46,25 @@
 //                   producer and per consumer). pingpong-w2w-x2: each of the 2 pairs does
 //                   `ops` round trips and ns_per_op = wall time / ops (per-pair round trip).
 //     opts.warmup   ops to do first, untimed (even, >= 2), before the parties' start barrier.
-//     opts.spawn    (url, workerOptions) → Worker: use it to start every worker, so the
-//                   harness can terminate them after the run and on timeout. A worker 'error'
-//                   or non-zero exit during the run fails the run.
-//     opts.signal   AbortSignal, aborted when the run ends or the watchdog fires: stop then.
+//     opts.spawn    (url, workerOptions) → Worker: a `new Worker` whose 'error' or non-zero
+//                   exit fails the run at once (instead of at the watchdog). Optional.
+//     opts.signal   AbortSignal, aborted when such a worker fails: stop then.
 //     opts.scenario the scenario name.
 //   Start workers fresh on every call and time only between the start barrier and the end;
 //   bench/lib/launch.mjs (runParties) and bench/lib/worker.mjs do that for the baselines
 //   and may be reused.
 //   `checksum` (a uint32; built-in scenarios: see bench/lib/checksum.mjs and scenarios.mjs)
-//   must equal the harness's expected value for `ops` timed ops. Never block the main thread
-//   (the watchdog runs there). Resolve only after every timed op has completed.
+//   must equal the harness's expected value for `ops` timed ops. Resolve only after every
+//   timed op has completed. run() runs on the main thread of a child process that exits
+//   after answering, so nothing needs cleaning up; stdout goes to the harness's stderr.
 // If bench/impl/occam.mjs is missing or fails to import, the baselines run alone and the
 // harness says so. Baselines live in bench/baselines/ (registry: bench/baselines/index.mjs).
 import { parseArgs } from 'node:util';
-import { readdir, mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { readFileSync } from 'node:fs';
-import { Worker } from 'node:worker_threads';
+import { fork } from 'node:child_process';
 import os from 'node:os';
-import { scenarios as builtinScenarios } from './scenarios.mjs';
-import { baselines } from './baselines/index.mjs';
+import { loadRegistry } from './lib/registry.mjs';
 
 const { values: args } = parseArgs({
   options: {
@@ -90,101 +92,48 @@ const WATCHDOG_MS = Number(args.watchdog) * 1000;
 if (!Number.isInteger(REPS) || REPS < 1) throw new Error(`--reps wants a positive integer, got ${args.reps}`);
 if (!(WATCHDOG_MS > 0)) throw new Error(`--watchdog wants a number of seconds, got ${args.watchdog}`);
 
-const notes = [];
-process.on('unhandledRejection', (e) => notes.push(`unhandled rejection (ignored): ${firstLine(e)}`));
-
 // ─── Registry ──────────────────────────────────────────────────────────────────────────────
 
-/** name → { name, op, expected?, hintOps?, impls: Map(name → { name, run, hintOps?, baseline }) } */
-const registry = new Map();
-for (const s of builtinScenarios) registry.set(s.name, { ...s, impls: new Map() });
-for (const [scenario, impls] of Object.entries(baselines)) {
-  for (const [name, run] of Object.entries(impls)) {
-    registry.get(scenario).impls.set(name, { name, run, baseline: true });
-  }
-}
-await loadContenders();
-
-async function loadContenders() {
-  const dir = new URL('./impl/', import.meta.url);
-  let files = [];
-  try {
-    files = (await readdir(dir)).filter((f) => /^[\w-]+\.mjs$/.test(f)).sort();
-  } catch {
-    // no bench/impl/ folder: same as no contenders
-  }
-  if (!files.includes('occam.mjs')) {
-    notes.push('bench/impl/occam.mjs not found: running the baselines alone.');
-  }
-  for (const file of files) {
-    const name = file.slice(0, -'.mjs'.length);
-    let mod;
-    try {
-      mod = await import(new URL(file, dir));
-    } catch (e) {
-      notes.push(`bench/impl/${file} failed to import (${firstLine(e)}): running without impl ${name}.`);
-      continue;
-    }
-    const entries = mod.scenarios ?? mod.default?.scenarios ?? {};
-    let count = 0;
-    for (const [scenario, entry] of Object.entries(entries)) {
-      const e = typeof entry === 'function' ? { run: entry } : entry;
-      if (typeof e?.run !== 'function') {
-        notes.push(`impl ${name}: scenario ${scenario} has no run function; skipped.`);
-        continue;
-      }
-      let s = registry.get(scenario);
-      if (!s) {
-        const op = e.op ?? `declared by impl ${name}`;
-        s = { name: scenario, op, expected: e.expected, hintOps: e.hintOps, impls: new Map() };
-        registry.set(scenario, s);
-      }
-      if (s.impls.has(name)) notes.push(`impl ${name} replaces an impl of the same name in ${scenario}.`);
-      s.impls.set(name, { name, run: e.run, hintOps: e.hintOps, baseline: false });
-      count++;
-    }
-    if (count === 0) {
-      notes.push(`bench/impl/${file} exports no scenarios; see the contract in bench/run.mjs.`);
-    }
-  }
-}
+const { registry, notes } = await loadRegistry();
+process.on('unhandledRejection', (e) => notes.push(`unhandled rejection (ignored): ${firstLine(e)}`));
 
 // ─── One run ───────────────────────────────────────────────────────────────────────────────
 
 class BenchFailure extends Error {}
 
-/** Runs `ops` timed ops of one impl with fresh workers; resolves to ns/op or throws. */
+const childUrl = new URL('./lib/child.mjs', import.meta.url);
+
+/**
+ * Runs `ops` timed ops of one impl in a fresh child process (bench/lib/child.mjs) and resolves
+ * to ns/op, or throws. The child's stdout goes to our stderr, so an impl's debug prints cannot
+ * break the tables. The watchdog kills the child, and with it every worker it started.
+ */
 async function runOnce(scenario, impl, ops, warmup) {
-  const controller = new AbortController();
-  const workers = [];
-  let finished = false;
-  let fail;
-  const failed = new Promise((_, reject) => (fail = reject));
-  const spawn = (url, options) => {
-    const w = new Worker(url, options);
-    workers.push(w);
-    // Also keeps a worker error from killing the process when the impl has no listener.
-    w.on('error', (e) => fail(new BenchFailure(`worker error: ${firstLine(e)}`)));
-    w.on('exit', (code) => {
-      if (code !== 0 && !finished) fail(new BenchFailure(`a worker exited with code ${code}`));
-    });
-    return w;
-  };
+  const child = fork(childUrl, [], { stdio: ['ignore', 'pipe', 'inherit', 'ipc'] });
+  child.stdout.pipe(process.stderr, { end: false });
   let timer;
-  const watchdog = new Promise((_, reject) => {
-    const why = `watchdog: not finished after ${WATCHDOG_MS / 1000} s; workers terminated`;
-    timer = setTimeout(() => reject(new BenchFailure(why)), WATCHDOG_MS);
-  });
   try {
-    const opts = { ops, warmup, spawn, signal: controller.signal, scenario: scenario.name };
-    const result = await Promise.race([Promise.resolve().then(() => impl.run(opts)), failed, watchdog]);
-    check(scenario, ops, result);
-    return result.ns_per_op;
+    const reply = await new Promise((resolve, reject) => {
+      timer = setTimeout(() => {
+        child.kill('SIGKILL');
+        reject(new BenchFailure(`watchdog: not finished after ${WATCHDOG_MS / 1000} s; killed with its workers`));
+      }, WATCHDOG_MS);
+      child.once('message', resolve);
+      child.once('error', reject);
+      child.once('exit', (code, sig) => reject(new BenchFailure(`the run's process exited (${sig ?? code}) without a result`)));
+      child.send({ scenario: scenario.name, impl: impl.name, ops, warmup });
+    });
+    if (reply.error) throw new BenchFailure(reply.error);
+    check(scenario, ops, reply.result);
+    return reply.result.ns_per_op;
   } finally {
-    finished = true;
     clearTimeout(timer);
-    controller.abort();
-    await Promise.all(workers.map((w) => w.terminate().catch(() => {})));
+    // Let it exit (it does, right after answering) before the next run starts; 2 s of grace.
+    if (child.exitCode === null && child.signalCode === null) {
+      const grace = setTimeout(() => child.kill('SIGKILL'), 2000);
+      await new Promise((resolve) => child.once('exit', resolve));
+      clearTimeout(grace);
+    }
   }
 }
 
@@ -351,8 +300,9 @@ function printTable(scenario, runs) {
 
 // ─── Interference ──────────────────────────────────────────────────────────────────────────
 // On a 2-core machine another process using one core changes every number (threads that had a
-// core each now share one). Linux's /proc/stat says how busy the machine was; our own threads'
-// share is process.cpuUsage(); the rest was someone else, or the hypervisor (steal).
+// core each now share one). Linux's /proc/stat says how busy the machine was; our share is
+// our own and our finished children's CPU time (/proc/self/stat); the rest was someone else,
+// or the hypervisor (steal).
 
 function loadSnapshot() {
   let busy = 0;
@@ -365,8 +315,11 @@ function loadSnapshot() {
   } catch {
     return null; // not Linux: no warning
   }
-  const self = process.cpuUsage();
-  return { at: performance.now(), busy, steal, self: (self.user + self.system) / 1000 };
+  // /proc/self/stat after the ")": field 11 utime, 12 stime, 13 cutime, 14 cstime (USER_HZ)
+  const st = readFileSync('/proc/self/stat', 'utf8');
+  const f = st.slice(st.lastIndexOf(')') + 2).split(' ').map(Number);
+  const self = (f[11] + f[12] + f[13] + f[14]) * 10; // ms
+  return { at: performance.now(), busy, steal, self };
 }
 
 /** Prints a warning and returns true if the machine was not ours alone between a and b. */

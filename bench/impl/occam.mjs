@@ -14,7 +14,8 @@ async function run(opts, parties, mainParty) {
   opts.signal.addEventListener('abort', onAbort, { once: true });
   const mainReport = mainParty?.(ready, go);
   const total = ps.length + (mainParty ? 1 : 0);
-  for (let i = 0; i < total; i++) await ready.recvAsync();
+  // The signal ends the main side's waits too, so an abandoned run leaves nothing holding Node open.
+  for (let i = 0; i < total; i++) await ready.recvAsync({ signal: opts.signal });
   go.close();
   const reports = await Promise.all([...ps.map((p) => p.join()), ...(mainReport ? [mainReport] : [])]);
   opts.signal.removeEventListener('abort', onAbort);
@@ -48,17 +49,18 @@ function pingPongM2W(opts) {
   const a = chan(0);
   const b = chan(0);
   const mainParty = async (ready, go) => {
+    const signal = { signal: opts.signal };
     for (let i = 0; i < opts.warmup; i++) {
-      await a.sendAsync(i);
-      await b.recvAsync();
+      await a.sendAsync(i, signal);
+      await b.recvAsync(signal);
     }
-    await ready.sendAsync(1);
+    await ready.sendAsync(1, signal);
     for await (const _ of go);
     const t0 = now();
     let s = 0;
     for (let i = 0; i < opts.ops; i++) {
-      await a.sendAsync(i);
-      s = mix(s, await b.recvAsync());
+      await a.sendAsync(i, signal);
+      s = mix(s, await b.recvAsync(signal));
     }
     return { t0, t1: now(), checksum: s >>> 0 };
   };

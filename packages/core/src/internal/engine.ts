@@ -267,7 +267,8 @@ function conclude(rt: Runtime, op: number, n: number, out: Int32Array): Outcome 
     out[3] = m[oi + O_SLOT + 3]!;
     progress(rt);
   }
-  unregister(rt, op, n);
+  // A fired single-case op has nothing left to unlink: its claimer unlinked the only waiter.
+  if (n > 1 || outcome.index < 0) unregister(rt, op, n);
   releaseOp(rt, op);
   return outcome;
 }
