@@ -41,7 +41,7 @@ import {
   H_NCPU,
 } from './layout.js';
 import { link, queueHead, unlink } from './queue.js';
-import { holdAlive, releaseAlive, setRunning, type Runtime } from './runtime.js';
+import { holdAlive, markRunningSlot, releaseAlive, setRunning, type Runtime } from './runtime.js';
 import { isReadyLocked, NOT_READY, recvLocked, sendLocked, wakes } from './transfer.js';
 
 /** One case of a blocking operation: a send of `val` or a receive, on the channel at byte `chan`. */
@@ -67,7 +67,10 @@ export function flushWakes(rt: Runtime): void {
     const op = wakes[i]! >> 2;
     // seq-cst load after the claimer's seq-cst DONE store: if the owner set PARKED before we read
     // it, we notify; otherwise it will see DONE before it parks.
-    if (Atomics.load(m, op + O_PARKED) !== 0) rt.parker.notify(m, op + O_STATE, 1);
+    if (Atomics.load(m, op + O_PARKED) !== 0) {
+      markRunningSlot(m, m[op + O_OWNER]!);
+      rt.parker.notify(m, op + O_STATE, 1);
+    }
   }
   wakes.length = 0;
 }
@@ -210,7 +213,7 @@ function spin(rt: Runtime, at: number): number {
     }
     if ((i & 63) === 0 && rt.parker.now() > end) break;
   }
-  rt.spinBudget = Math.max(rt.spinBudget / 2, rt.maxSpin / 8);
+  rt.spinBudget = Math.max(rt.spinBudget / 2, rt.maxSpin / 2);
   return s;
 }
 

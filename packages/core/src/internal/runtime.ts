@@ -69,6 +69,8 @@ function claimSlot(heap: Heap): number {
 function make(heap: Heap): Runtime {
   const slot = claimSlot(heap);
   heap.lockId = slot + 1;
+  // The main thread never counts among running process threads (see markRunningSlot).
+  Atomics.store(heap.i32, (THREAD_TABLE_BYTE >> 2) + slot * T_WORDS + T_RUNNING, isMainThread ? -1 : 0);
   heap.canPark = !isMainThread;
   return {
     heap,
@@ -149,15 +151,22 @@ export function releaseAlive(rt: Runtime): void {
  * the count of a thread that died.
  */
 export function setRunning(rt: Runtime, running: boolean): void {
-  const m = rt.heap.i32;
   const at = (THREAD_TABLE_BYTE >> 2) + rt.slot * T_WORDS + T_RUNNING;
-  if (running) {
-    Atomics.store(m, at, 1);
-    Atomics.add(m, H_RUNNING, 1);
-  } else {
-    Atomics.sub(m, H_RUNNING, 1);
-    Atomics.store(m, at, 0);
-  }
+  if (running) markRunning(rt.heap.i32, at);
+  else if (Atomics.compareExchange(rt.heap.i32, at, 1, 0) === 1) Atomics.sub(rt.heap.i32, H_RUNNING, 1);
+}
+
+/**
+ * Counts thread `slot` as running if it is not counted yet. A waker calls this for the thread it
+ * wakes, so a thread that is woken but not yet scheduled already counts: spinners then leave the
+ * core to it. The main thread's T_RUNNING is -1: it is never counted.
+ */
+export function markRunningSlot(m: Int32Array, slot: number): void {
+  markRunning(m, (THREAD_TABLE_BYTE >> 2) + slot * T_WORDS + T_RUNNING);
+}
+
+function markRunning(m: Int32Array, at: number): void {
+  if (Atomics.compareExchange(m, at, 0, 1) === 0) Atomics.add(m, H_RUNNING, 1);
 }
 
 /** Frees the thread-table slot of a worker that has exited (main thread, at its exit event). */
