@@ -7,7 +7,7 @@ import { isMainThread, parentPort, type ResourceLimits } from 'node:worker_threa
 import { InvalidArgumentError, ProcessFailedError, SyncOnMainError } from './errors.js';
 import { decodeError } from './internal/errcodec.js';
 import type { RunRequest } from './internal/host.js';
-import { P_FAILED, P_OK, P_SLOT, P_STATE, P_WORDS } from './internal/layout.js';
+import { P_ARGS, P_FAILED, P_ID, P_OK, P_SLOT, P_STATE, P_WORDS } from './internal/layout.js';
 import { holdAlive, releaseAlive, runtime } from './internal/runtime.js';
 import { decodeSlot, encodeSlot } from './internal/values.js';
 
@@ -40,16 +40,25 @@ export class Process<R = unknown> {
   /** The name used in errors and diagnostics. */
   readonly name: string;
   readonly #rec: number;
+  readonly #id: number;
   #settled: Settled<R> | undefined;
+  #joining: Promise<R> | undefined;
 
   /** @internal Use `spawn()`. */
-  constructor(rec: number, name: string) {
+  constructor(rec: number, id: number, name: string) {
     this.#rec = rec;
+    this.#id = id;
     this.name = name;
   }
 
   /** Waits for the process to end; resolves to its return value or rejects with its error (class, code, stack). */
-  async join(): Promise<R> {
+  join(): Promise<R> {
+    // One wait per process, however many joiners: the record is decoded and freed once.
+    this.#joining ??= this.#join();
+    return this.#joining;
+  }
+
+  async #join(): Promise<R> {
     if (this.#settled === undefined) {
       const rt = runtime();
       const m = rt.heap.i32;
@@ -92,9 +101,9 @@ export class Process<R = unknown> {
     if (this.#settled !== undefined) return;
     if (isMainThread) {
       const { terminateProcess } = await import('./internal/host.js');
-      await terminateProcess(this.#rec);
+      await terminateProcess(this.#rec, this.#id);
     } else {
-      parentPort!.postMessage({ type: 'occam:terminate', rec: this.#rec });
+      parentPort!.postMessage({ type: 'occam:terminate', rec: this.#rec, id: this.#id });
     }
   }
 
@@ -144,22 +153,16 @@ export function spawn<R = unknown>(
   h.sync();
   h.i32.fill(0, rec >> 2, (rec >> 2) + P_WORDS);
   const id = h.nextId();
+  h.i32[(rec >> 2) + P_ID] = id;
+  h.i32.set(slot, (rec >> 2) + P_ARGS);
   const name = opts.name ?? `${exportName}#${id}`;
-  const req: RunRequest = {
-    type: 'occam:spawn',
-    rec,
-    url,
-    exportName,
-    name,
-    args: Array.from(slot),
-    resourceLimits: opts.resourceLimits,
-  };
+  const req: RunRequest = { type: 'occam:spawn', rec, id, url, exportName, name, resourceLimits: opts.resourceLimits };
   if (isMainThread) {
     void import('./internal/host.js').then((host) => host.startProcess(req));
   } else {
     parentPort!.postMessage(req);
   }
-  const proc = new Process<R>(rec, name);
+  const proc = new Process<R>(rec, id, name);
   if (opts.signal !== undefined) {
     if (opts.signal.aborted) void proc.terminate();
     else opts.signal.addEventListener('abort', () => void proc.terminate(), { once: true });

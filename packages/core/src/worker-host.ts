@@ -8,7 +8,7 @@ import './index.js';
 import { ProcessNotFoundError } from './errors.js';
 import type { RunRequest } from './internal/host.js';
 import { settle } from './internal/record.js';
-import { P_FAILED, P_OK, P_PENDING, P_RUNNING, P_STATE } from './internal/layout.js';
+import { P_ARGS, P_FAILED, P_OK, P_PENDING, P_RUNNING, P_STATE } from './internal/layout.js';
 import { joinRuntime, runtime, setRunning } from './internal/runtime.js';
 import { decodeSlot } from './internal/values.js';
 import { setCurrentProcess } from './process.js';
@@ -20,12 +20,13 @@ const port = parentPort!;
 
 async function run(req: RunRequest): Promise<void> {
   const rt = runtime();
+  rt.heap.sync(); // main may have grown the heap since this warm host last ran
   const m = rt.heap.i32;
   if (Atomics.compareExchange(m, (req.rec >> 2) + P_STATE, P_PENDING, P_RUNNING) !== P_PENDING) return;
   setCurrentProcess(req.name);
   setRunning(rt, true);
   try {
-    const args = decodeSlot(rt, Int32Array.from(req.args)) as unknown[];
+    const args = decodeSlot(rt, m.slice((req.rec >> 2) + P_ARGS, (req.rec >> 2) + P_ARGS + 4)) as unknown[];
     const mod = (await import(req.url)) as Record<string, unknown>;
     const fn = mod[req.exportName];
     if (typeof fn !== 'function') {
@@ -38,6 +39,8 @@ async function run(req: RunRequest): Promise<void> {
   } catch (err) {
     settle(req.rec, P_FAILED, err);
   } finally {
+    // Blocks this thread cached go back to the shared lists: a host may be retired while idle.
+    rt.heap.flushCaches();
     setRunning(rt, false);
     setCurrentProcess(undefined);
   }

@@ -3,6 +3,7 @@ import {
   ChannelClosedError,
   chan,
   InvalidHandleError,
+  liveChannels,
   NotSendableError,
   par,
   ProcessFailedError,
@@ -11,7 +12,7 @@ import {
   RemoteError,
   spawn,
 } from '@occam/core';
-import { threadStats } from '@occam/core/testing';
+import { heapUsage, threadStats } from '@occam/core/testing';
 import { until, watchdog } from './helpers.js';
 
 const fails = new URL('./fixtures/fail-procs.ts', import.meta.url);
@@ -100,6 +101,32 @@ describe('spawn and join', () => {
     await until(() => ch.waitingReceivers === 1, 'the process to block');
     ac.abort();
     await expect(watchdog(p.join(), 'join')).rejects.toBeInstanceOf(ProcessFailedError);
+  });
+});
+
+describe('process records', () => {
+  test('concurrent joins share one result (the record is decoded and freed once)', async () => {
+    const p = spawn<number>(fails, 'add', [20, 22]);
+    expect(await watchdog(Promise.all([p.join(), p.join(), par(p)]), 'joins')).toEqual([42, 42, [42]]);
+  });
+
+  test('arguments of a process that never started are released (their channels are freed)', async () => {
+    const before = liveChannels();
+    const ch = chan<number>();
+    const p = spawn(new URL('./fixtures/no-such-module.ts', import.meta.url), 'f', [ch]);
+    ch.release();
+    await expect(watchdog(p.join(), 'join')).rejects.toMatchObject({ code: 'ERR_INVALID_ARGUMENT' });
+    expect(liveChannels()).toBe(before);
+  });
+
+  test('a warm host runs a new process after the heap has grown', async () => {
+    expect(await spawn<number>(fails, 'add', [1, 1]).join()).toBe(2);
+    const grown = heapUsage().bytes;
+    const big = chan<number>(200_000); // a 3 MB buffer: the heap grows past what the warm host mapped
+    for (let i = 0; i < 10; i++) big.trySend(i).unwrap();
+    expect(heapUsage().bytes).toBeGreaterThan(grown);
+    expect(await watchdog(spawn<number>(fails, 'add', [2, 2]).join(), 'spawn after growth')).toBe(4);
+    big.release();
   });
 });
 

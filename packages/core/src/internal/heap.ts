@@ -221,6 +221,21 @@ export class Heap {
     return this.i32[H_BUMP]! + (MIN_BLOCK << cls) <= this.bytes;
   }
 
+  /** Gives every cached block back to the shared free lists (before a thread may be retired). */
+  flushCaches(): void {
+    this.lock(H_ALLOC_LOCK);
+    this.sync();
+    const m = this.i32;
+    this.cache.forEach((c, cls) => {
+      while (c.length > 0) {
+        const p = c.pop()!;
+        m[p >> 2] = m[H_FREE + cls]!;
+        m[H_FREE + cls] = p;
+      }
+    });
+    this.unlock(H_ALLOC_LOCK);
+  }
+
   private flush(cls: number, c: number[]): void {
     this.lock(H_ALLOC_LOCK);
     const m = this.i32;

@@ -10,7 +10,7 @@
 import { Worker, type ResourceLimits } from 'node:worker_threads';
 import { ProcessFailedError } from '../errors.js';
 import { loadableModuleUrl } from './compile.js';
-import { P_FAILED, P_OK, P_PENDING, P_SETTLING, P_STATE } from './layout.js';
+import { P_FAILED, P_ID, P_OK, P_PENDING, P_SETTLING, P_STATE } from './layout.js';
 import { settle } from './record.js';
 import { reapThread, runtime } from './runtime.js';
 
@@ -22,13 +22,13 @@ export interface RunRequest {
   url: string;
   exportName: string;
   name: string;
-  /** The encoded argument array (4 slot words). */
-  args: number[];
+  /** The process id stored in the record (P_ID). */
+  id: number;
   resourceLimits: ResourceLimits | undefined;
 }
 
 /** Messages a host sends to main. */
-export type HostMessage = RunRequest | { type: 'occam:idle' } | { type: 'occam:terminate'; rec: number };
+export type HostMessage = RunRequest | { type: 'occam:idle' } | { type: 'occam:terminate'; rec: number; id: number };
 
 interface Host {
   worker: Worker;
@@ -94,7 +94,7 @@ function onMessage(host: Host, msg: HostMessage): void {
       void startProcess(msg);
       return;
     case 'occam:terminate':
-      void terminateProcess(msg.rec);
+      void terminateProcess(msg.rec, msg.id);
       return;
     case 'occam:idle': {
       if (host.current !== undefined) running.delete(host.current.rec);
@@ -132,10 +132,12 @@ export async function startProcess(req: RunRequest): Promise<void> {
 }
 
 /** Stops a process's worker now; its record fails with ERR_PROCESS_FAILED. */
-export async function terminateProcess(rec: number): Promise<void> {
-  const host = running.get(rec);
+export async function terminateProcess(rec: number, id: number): Promise<void> {
   const h = runtime().heap;
   h.sync();
+  // The record may already be joined, freed and reused by another process: check the id.
+  if (Atomics.load(h.i32, (rec >> 2) + P_ID) !== id) return;
+  const host = running.get(rec);
   const s = Atomics.load(h.i32, (rec >> 2) + P_STATE);
   if (s === P_OK || s === P_FAILED || s === P_SETTLING) return;
   settleFailed(rec, new ProcessFailedError('process was terminated'));

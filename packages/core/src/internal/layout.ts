@@ -154,8 +154,13 @@ export const K_RECV = 2;
 
 // ── process record ───────────────────────────────────────────────────────────
 export const P_STATE = 0; // P_PENDING / P_RUNNING / P_OK / P_FAILED
+/** The process id: a terminate request names (record, id), so a reused record is never hit. */
+export const P_ID = 1;
+/** The result (or encoded error) once settled. */
 export const P_SLOT = 4;
-export const P_WORDS = 8;
+/** The encoded argument array; whoever moves the record out of PENDING owns (decodes or drops) it. */
+export const P_ARGS = 8;
+export const P_WORDS = 12;
 export const P_PENDING = 0;
 export const P_RUNNING = 1;
 export const P_OK = 2;

@@ -3,9 +3,9 @@
  * joiners wait on its state word.
  */
 import { encodeError } from './errcodec.js';
-import { P_FAILED, P_OK, P_PENDING, P_RUNNING, P_SETTLING, P_SLOT, P_STATE } from './layout.js';
+import { P_ARGS, P_FAILED, P_OK, P_PENDING, P_RUNNING, P_SETTLING, P_SLOT, P_STATE } from './layout.js';
 import { runtime } from './runtime.js';
-import { encodeSlot } from './values.js';
+import { discardSlot, encodeSlot } from './values.js';
 
 /**
  * Settles process record `rec` once: the first caller to move it out of PENDING/RUNNING writes the
@@ -19,7 +19,11 @@ export function settle(rec: number, state: typeof P_OK | typeof P_FAILED, value:
   for (;;) {
     const s = Atomics.load(h.i32, st);
     if (s !== P_PENDING && s !== P_RUNNING) return false;
-    if (Atomics.compareExchange(h.i32, st, s, P_SETTLING) === s) break;
+    if (Atomics.compareExchange(h.i32, st, s, P_SETTLING) === s) {
+      // Never started: the arguments (and the channel references inside them) are dropped here.
+      if (s === P_PENDING) discardSlot(rt, h.i32.slice((rec >> 2) + P_ARGS, (rec >> 2) + P_ARGS + 4));
+      break;
+    }
   }
   const slot = new Int32Array(4);
   try {

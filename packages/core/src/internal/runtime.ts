@@ -69,8 +69,10 @@ function claimSlot(heap: Heap): number {
 function make(heap: Heap): Runtime {
   const slot = claimSlot(heap);
   heap.lockId = slot + 1;
-  // The main thread never counts among running process threads (see markRunningSlot).
-  Atomics.store(heap.i32, (THREAD_TABLE_BYTE >> 2) + slot * T_WORDS + T_RUNNING, isMainThread ? -1 : 0);
+  // The main thread never counts among running process threads (see markRunningSlot). A slot
+  // reused after a dead thread may still be counted (a late waker marked it): undo that.
+  const running = (THREAD_TABLE_BYTE >> 2) + slot * T_WORDS + T_RUNNING;
+  if (Atomics.exchange(heap.i32, running, isMainThread ? -1 : 0) === 1) Atomics.sub(heap.i32, H_RUNNING, 1);
   heap.canPark = !isMainThread;
   return {
     heap,
