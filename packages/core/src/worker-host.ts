@@ -9,7 +9,7 @@ import { ProcessNotFoundError } from './errors.js';
 import type { RunRequest } from './internal/host.js';
 import { settle } from './internal/record.js';
 import { P_ARGS, P_FAILED, P_OK, P_PENDING, P_RUNNING, P_STATE } from './internal/layout.js';
-import { joinRuntime, runtime, setRunning } from './internal/runtime.js';
+import { joinRuntime, runtime, setInProcess } from './internal/runtime.js';
 import { decodeSlot } from './internal/values.js';
 import { setCurrentProcess } from './process.js';
 
@@ -24,7 +24,7 @@ async function run(req: RunRequest): Promise<void> {
   const m = rt.heap.i32;
   if (Atomics.compareExchange(m, (req.rec >> 2) + P_STATE, P_PENDING, P_RUNNING) !== P_PENDING) return;
   setCurrentProcess(req.name);
-  setRunning(rt, true);
+  setInProcess(rt, true);
   try {
     const args = decodeSlot(rt, m.slice((req.rec >> 2) + P_ARGS, (req.rec >> 2) + P_ARGS + 4)) as unknown[];
     const mod = (await import(req.url)) as Record<string, unknown>;
@@ -41,7 +41,7 @@ async function run(req: RunRequest): Promise<void> {
   } finally {
     // Blocks this thread cached go back to the shared lists: a host may be retired while idle.
     rt.heap.flushCaches();
-    setRunning(rt, false);
+    setInProcess(rt, false);
     setCurrentProcess(undefined);
   }
 }

@@ -198,13 +198,17 @@ function progress(rt: Runtime): void {
  * us must be running. Budget adapts: a spin that fails halves it (to a floor), and a success, or a
  * park that ended within a few budgets, restores it.
  */
+/** Spin budget (ms) while more process threads run than there are cores. */
+const GATED_SPIN = 0.005;
+
 function spin(rt: Runtime, at: number): number {
   const m = rt.heap.i32;
   let s = Atomics.load(m, at);
   if (isFinal(s)) return s;
   // The main thread is not counted in H_RUNNING; it needs a core of its own to spin.
-  if (Atomics.load(m, H_RUNNING) + (rt.isMain ? 1 : 0) > m[H_NCPU]!) return s;
-  const end = rt.parker.now() + rt.spinBudget;
+  const crowded = Atomics.load(m, H_RUNNING) + (rt.isMain ? 1 : 0) > m[H_NCPU]!;
+  // Crowded: only a token spin, enough for a peer that is on a core right now.
+  const end = rt.parker.now() + (crowded ? GATED_SPIN : rt.spinBudget);
   for (let i = 1; ; i++) {
     s = Atomics.load(m, at);
     if (isFinal(s)) {
@@ -213,6 +217,7 @@ function spin(rt: Runtime, at: number): number {
     }
     if ((i & 63) === 0 && rt.parker.now() > end) break;
   }
+  if (crowded) return s;
   rt.spinBudget = Math.max(rt.spinBudget / 2, rt.maxSpin / 2);
   return s;
 }

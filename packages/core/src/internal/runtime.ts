@@ -72,7 +72,7 @@ function make(heap: Heap): Runtime {
   // The main thread never counts among running process threads (see markRunningSlot). A slot
   // reused after a dead thread may still be counted (a late waker marked it): undo that.
   const running = (THREAD_TABLE_BYTE >> 2) + slot * T_WORDS + T_RUNNING;
-  if (Atomics.exchange(heap.i32, running, isMainThread ? -1 : 0) === 1) Atomics.sub(heap.i32, H_RUNNING, 1);
+  if (Atomics.exchange(heap.i32, running, -1) === 1) Atomics.sub(heap.i32, H_RUNNING, 1);
   heap.canPark = !isMainThread;
   return {
     heap,
@@ -159,6 +159,18 @@ export function setRunning(rt: Runtime, running: boolean): void {
 }
 
 /**
+ * A process body starts (true) or ends (false) on this worker. Between bodies the slot reads -1,
+ * so that a late waker of the last op cannot count an idle host as running.
+ */
+export function setInProcess(rt: Runtime, inProcess: boolean): void {
+  const m = rt.heap.i32;
+  const at = (THREAD_TABLE_BYTE >> 2) + rt.slot * T_WORDS + T_RUNNING;
+  const was = Atomics.exchange(m, at, inProcess ? 1 : -1);
+  if (inProcess && was !== 1) Atomics.add(m, H_RUNNING, 1);
+  if (!inProcess && was === 1) Atomics.sub(m, H_RUNNING, 1);
+}
+
+/**
  * Counts thread `slot` as running if it is not counted yet. A waker calls this for the thread it
  * wakes, so a thread that is woken but not yet scheduled already counts: spinners then leave the
  * core to it. The main thread's T_RUNNING is -1: it is never counted.
@@ -177,7 +189,7 @@ export function reapThread(rt: Runtime, threadId: number): void {
   for (let i = 0; i < MAX_THREADS; i++) {
     const at = (THREAD_TABLE_BYTE >> 2) + i * T_WORDS;
     if (Atomics.load(m, at + T_STATE) !== T_ALIVE || Atomics.load(m, at + T_THREAD_ID) !== threadId) continue;
-    if (Atomics.exchange(m, at + T_RUNNING, 0) === 1) Atomics.sub(m, H_RUNNING, 1);
+    if (Atomics.exchange(m, at + T_RUNNING, -1) === 1) Atomics.sub(m, H_RUNNING, 1);
     Atomics.store(m, at + T_THREAD_ID, 0);
     Atomics.store(m, at + T_STATE, T_FREE);
     return;
