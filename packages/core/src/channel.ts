@@ -115,6 +115,9 @@ export class Channel<T> implements Sender<T>, Receiver<T> {
   readonly #id: number;
   readonly #dir: number;
   #released = false;
+  /** Async ops of this handle still in flight: `release()` waits for them to end. */
+  #inFlight = 0;
+  #releaseLater = false;
 
   /** @internal Use `chan()`; a handle adopts one reference. */
   constructor(off: number, id: number, dir: number) {
@@ -264,7 +267,9 @@ export class Channel<T> implements Sender<T>, Receiver<T> {
     if (this.#released) return;
     this.#released = true;
     registry.unregister(this);
-    releaseRef(runtime(), this.#off, this.#id);
+    // A pending async op still has a waiter linked in the channel: free only after it ends.
+    if (this.#inFlight > 0) this.#releaseLater = true;
+    else releaseRef(runtime(), this.#off, this.#id);
   }
 
   /** Receives until the channel is closed and drained (sync, in a worker). */
@@ -339,9 +344,15 @@ export class Channel<T> implements Sender<T>, Receiver<T> {
     opts: OpOptions | undefined,
   ): Promise<Outcome> {
     if (opts?.signal?.aborted) return Promise.resolve({ index: -1, result: 0 });
+    this.#inFlight++;
     return selectAsync(rt, [{ chan: this.#off, kind, val }], out, {
       deadline: deadlineOf(rt, opts),
       signal: opts?.signal,
+    }).finally(() => {
+      if (--this.#inFlight === 0 && this.#releaseLater) {
+        this.#releaseLater = false;
+        releaseRef(rt, this.#off, this.#id);
+      }
     });
   }
 }

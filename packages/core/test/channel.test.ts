@@ -220,6 +220,17 @@ describe('values, handles and bad input', () => {
     }
   });
 
+  test('releasing a handle with an async op in flight frees the channel only after the op ends', async () => {
+    const before = liveChannels();
+    const ch = chan<number>();
+    const got = ch.recvAsync({ timeout: 30 });
+    await until(() => ch.waitingReceivers === 1, 'the receiver to park');
+    ch.release(); // the last handle, but its own receive still has a waiter linked in the channel
+    expect(liveChannels()).toBe(before + 1);
+    await expect(watchdog(got, 'recv')).rejects.toBeInstanceOf(TimeoutError);
+    expect(liveChannels()).toBe(before);
+  });
+
   test('a released handle fails with ERR_INVALID_HANDLE', () => {
     const ch = chan<number>(1);
     ch.release();
