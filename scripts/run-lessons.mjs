@@ -1,7 +1,7 @@
 // Runs every numbered lesson in docs/ (docs/NN-*.ts) as a user would, each under a watchdog.
 // A lesson passes when it exits 0; a lesson that must fail says so in its header (`expect-exit: N`).
 import { spawnSync } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 const root = new URL('..', import.meta.url).pathname;
@@ -9,6 +9,12 @@ const docs = join(root, 'docs');
 const bin = join(root, 'packages/core/bin/occam.mjs');
 const only = process.argv[2];
 const lessons = readdirSync(docs).filter((f) => /^\d\d-.*\.ts$/.test(f) && (!only || f.includes(only))).sort();
+// The README's example is run too, from a file beside the lessons (so '@occam/core' resolves).
+const readme = /```ts\n([\s\S]*?)```/.exec(readFileSync(join(root, 'README.md'), 'utf8'))?.[1];
+if (readme !== undefined && !only) {
+  writeFileSync(join(docs, '.readme-example.ts'), readme);
+  lessons.push('.readme-example.ts');
+}
 let failed = 0;
 for (const file of lessons) {
   const path = join(docs, file);
