@@ -192,14 +192,15 @@ function progress(rt: Runtime): void {
   rt.heap.i32[rt.progressAt] = ++rt.progress;
 }
 
+/** Spin budget (ms) while more process threads run than there are cores. */
+const GATED_SPIN = 0.005;
+
 /**
  * Spins on the op's state word for at most the thread's budget; returns the last state seen.
  * Spinning pays only while every running process thread has a core: the peer that will complete
- * us must be running. Budget adapts: a spin that fails halves it (to a floor), and a success, or a
- * park that ended within a few budgets, restores it.
+ * us must be running; when crowded, only a token spin. Budget adapts: a spin that fails halves it
+ * (to a floor), and a success, or a park that ended within a few budgets, restores it.
  */
-/** Spin budget (ms) while more process threads run than there are cores. */
-const GATED_SPIN = 0.005;
 
 function spin(rt: Runtime, at: number): number {
   const m = rt.heap.i32;
