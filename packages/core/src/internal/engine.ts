@@ -96,27 +96,32 @@ export function tryCase(rt: Runtime, cs: Case, out: Int32Array): number {
 
 /** Takes an op record with room for `n` waiters, armed WAITING with a fresh sequence number. */
 function acquireOp(rt: Runtime, n: number): number {
-  let free = rt.opCache.get(n);
-  let op: number;
-  if (free !== undefined && free.length > 0) op = free.pop()!;
-  else {
-    const words = O_WORDS + n * W_WORDS;
-    op = rt.heap.alloc(words * 4);
-    rt.heap.sync();
-    const m = rt.heap.i32;
-    m.fill(0, op >> 2, (op >> 2) + words); // recycled blocks hold old bytes: no stale W_LINKED
-    m[(op >> 2) + O_OWNER] = rt.slot;
-    m[(op >> 2) + O_NCASES] = n;
-    if (free === undefined) rt.opCache.set(n, (free = []));
-  }
+  const free = rt.opCache.get(n);
+  const op = free !== undefined && free.length > 0 ? free.pop()! : newOp(rt, n);
+  armOp(rt.heap.i32, op);
+  return op;
+}
+
+/** Allocates a zeroed op record for `n` waiters (its free list is made on first use). */
+function newOp(rt: Runtime, n: number): number {
+  const words = O_WORDS + n * W_WORDS;
+  const op = rt.heap.alloc(words * 4);
+  rt.heap.sync();
   const m = rt.heap.i32;
+  m.fill(0, op >> 2, (op >> 2) + words); // recycled blocks hold old bytes: no stale W_LINKED
+  m[(op >> 2) + O_OWNER] = rt.slot;
+  m[(op >> 2) + O_NCASES] = n;
+  if (!rt.opCache.has(n)) rt.opCache.set(n, []);
+  return op;
+}
+
+function armOp(m: Int32Array, op: number): void {
   const oi = op >> 2;
   m[oi + O_PARKED] = 0;
   m[oi + O_CASE] = -1;
   m[oi + O_RESULT] = 0;
   const seq = ((m[oi + O_STATE]! >>> 3) + 1) & 0x0fff_ffff;
   Atomics.store(m, oi + O_STATE, (seq << 3) | ST_WAITING);
-  return op;
 }
 
 function releaseOp(rt: Runtime, op: number): void {
@@ -267,7 +272,7 @@ function conclude(rt: Runtime, op: number, n: number, out: Int32Array): Outcome 
   const oi = op >> 2;
   const s = Atomics.load(m, oi + O_STATE);
   let outcome: Outcome;
-  if ((s & ST_MASK) === ST_CANCELLED) outcome = { index: -1, result: 0 };
+  if ((s & ST_MASK) === ST_CANCELLED) outcome = CANCELLED;
   else {
     outcome = { index: m[oi + O_CASE]!, result: m[oi + O_RESULT]! };
     out[0] = m[oi + O_SLOT]!;
@@ -281,6 +286,10 @@ function conclude(rt: Runtime, op: number, n: number, out: Int32Array): Outcome 
   releaseOp(rt, op);
   return outcome;
 }
+
+/** Outcomes of single-case ops that completed at once, by result; and of a cancelled op. Read-only. */
+const READY: readonly Outcome[] = [0, 1, 2, 3, 4].map((result) => Object.freeze({ index: 0, result }));
+const CANCELLED: Outcome = Object.freeze({ index: -1, result: 0 });
 
 /** Options of a blocking wait: an absolute deadline (parker clock, ms) and an optional abort test. */
 export interface WaitLimits {
@@ -303,19 +312,27 @@ function begin(rt: Runtime, cases: readonly Case[], out: Int32Array, limits: Wai
     const cs = cases[0]!;
     const h = rt.heap;
     const c = cs.chan >> 2;
-    const op = acquireOp(rt, 1);
+    // An op record is needed only if the case blocks; keep one ready so that it can be taken
+    // from the cache under the lock (allocating there is not allowed).
+    let free = rt.opCache.get(1);
+    if (free === undefined || free.length === 0) {
+      const fresh = newOp(rt, 1);
+      free = rt.opCache.get(1)!;
+      free.push(fresh);
+    }
     h.lock(c + C_LOCK);
     h.sync();
     const m = h.i32;
-    const r = cs.kind === K_SEND ? sendLocked(m, c, cs.val!, op) : recvLocked(m, c, out, op);
+    const r = cs.kind === K_SEND ? sendLocked(m, c, cs.val!, 0) : recvLocked(m, c, out, 0);
     if (r !== NOT_READY || expired(rt, limits)) {
       h.unlock(c + C_LOCK);
-      releaseOp(rt, op);
-      if (r === NOT_READY) return { index: -1, result: 0 };
+      if (r === NOT_READY) return CANCELLED;
       if (wakes.length !== 0) flushWakes(rt);
       progress(rt);
-      return { index: 0, result: r };
+      return READY[r]!;
     }
+    const op = free.pop()!;
+    armOp(m, op);
     const wi = waiterAt(op, 0) >> 2;
     m[wi + W_CHAN] = cs.chan;
     m[wi + W_KIND] = cs.kind;
