@@ -21,13 +21,21 @@ import {
   WrongDirectionError,
 } from './errors.js';
 import { HANDLE_BRAND } from './internal/codec.js';
-import { selectAsync, selectSync, tryCase, flushWakes, type Case, type Outcome } from './internal/engine.js';
+import {
+  flushWakes,
+  progress,
+  selectAsync,
+  selectSync,
+  spinBudget,
+  tryCase,
+  type Case,
+  type Outcome,
+} from './internal/engine.js';
+import { RING_OK, ringBytes, ringDequeue, ringEnqueue, ringInit, ringLength, ringOf, type Ring } from './internal/ring.js';
 import {
   C_BUF,
   C_CAP,
-  C_COUNT,
   C_FLAGS,
-  C_HEAD,
   C_ID,
   C_LOCK,
   C_MAGIC,
@@ -36,6 +44,8 @@ import {
   C_NRECV,
   C_NSEND,
   C_REFS,
+  C_RSIZE,
+  C_RWRAP,
   C_WORDS,
   CHAN_MAGIC,
   F_CLOSED,
@@ -48,7 +58,7 @@ import {
   R_VALUE,
 } from './internal/layout.js';
 import { runtime, type Runtime } from './internal/runtime.js';
-import { NOT_READY, shutLocked } from './internal/transfer.js';
+import { NOT_READY, pumpReceiversLocked, pumpSendersLocked, shutLocked } from './internal/transfer.js';
 import { decodeSlot, discardSlot, encodeSlot, installHandleSupport } from './internal/values.js';
 
 /** Options of a blocking operation. */
@@ -125,6 +135,51 @@ export class Channel<T> implements Sender<T>, Receiver<T> {
     this.#id = id;
     this.#dir = dir;
     registry.register(this, { off, id }, this);
+    const m = this.#mem();
+    const c = off >> 2;
+    // The ring's place and shape never change: cache them for the lock-free paths.
+    if (m[c + C_CAP] !== 0) {
+      this.#ring = { r: m[c + C_BUF]! >> 2, cap: m[c + C_CAP]!, size: m[c + C_RSIZE]!, wrap: m[c + C_RWRAP]! };
+    }
+  }
+
+  readonly #ring: Ring | undefined;
+
+  /**
+   * A send that finds room in the buffer completes without the channel lock. Then, if receivers
+   * are parked (they looked before this value landed), it hands buffered values to them.
+   */
+  #fastSend(rt: Runtime, val: Int32Array, wait = false): boolean {
+    const g = this.#ring;
+    if (g === undefined) return false;
+    const m = rt.heap.i32;
+    if (ringEnqueue(m, g, val) !== RING_OK && !(wait && pollRing(rt, () => ringEnqueue(m, g, val)))) return false;
+    const c = this.#off >> 2;
+    if (Atomics.load(m, c + C_NRECV) !== 0) {
+      rt.heap.lock(c + C_LOCK);
+      pumpReceiversLocked(rt.heap.i32, c, g, 0);
+      rt.heap.unlock(c + C_LOCK);
+      flushWakes(rt);
+    }
+    progress(rt);
+    return true;
+  }
+
+  /** A receive that finds a buffered value completes without the lock; then it lets parked senders in. */
+  #fastRecv(rt: Runtime, out: Int32Array, wait = false): boolean {
+    const g = this.#ring;
+    if (g === undefined) return false;
+    const m = rt.heap.i32;
+    if (ringDequeue(m, g, out) !== RING_OK && !(wait && pollRing(rt, () => ringDequeue(m, g, out)))) return false;
+    const c = this.#off >> 2;
+    if (Atomics.load(m, c + C_NSEND) !== 0) {
+      rt.heap.lock(c + C_LOCK);
+      pumpSendersLocked(rt.heap.i32, c, g, 0);
+      rt.heap.unlock(c + C_LOCK);
+      flushWakes(rt);
+    }
+    progress(rt);
+    return true;
   }
 
   /** The name given at creation, or `chan#<id>`. */
@@ -141,7 +196,7 @@ export class Channel<T> implements Sender<T>, Receiver<T> {
   }
   /** Values buffered now. */
   get len(): number {
-    return Atomics.load(this.#mem(), (this.#off >> 2) + C_COUNT);
+    return this.#ring === undefined ? 0 : ringLength(this.#mem(), this.#ring);
   }
   /** The capacity (0: rendezvous). */
   get cap(): number {
@@ -173,6 +228,7 @@ export class Channel<T> implements Sender<T>, Receiver<T> {
   send(value: T, opts?: OpOptions): void {
     const rt = this.#check('send', SEND_ONLY, true);
     encodeSlot(rt, value, sendVal);
+    if (opts?.signal?.aborted !== true && this.#fastSend(rt, sendVal, true)) return;
     const o = this.#blockSync(rt, K_SEND, sendVal, opts);
     if (o.result !== R_VALUE) failSend(rt, sendVal, o, opts);
   }
@@ -180,6 +236,7 @@ export class Channel<T> implements Sender<T>, Receiver<T> {
   /** Receives, blocking this worker until a value arrives; throws ChannelClosedError once closed and drained. */
   recv(opts?: OpOptions): T {
     const rt = this.#check('recv', RECV_ONLY, true);
+    if (opts?.signal?.aborted !== true && this.#fastRecv(rt, recvOut, true)) return decodeSlot(rt, recvOut) as T;
     const o = this.#blockSync(rt, K_RECV, undefined, opts);
     if (o.result !== R_VALUE) throw recvError(o, opts);
     return decodeSlot(rt, recvOut) as T;
@@ -188,6 +245,7 @@ export class Channel<T> implements Sender<T>, Receiver<T> {
   /** `recv` that returns the failure instead of throwing it. */
   recvResult(opts?: OpOptions): Result<T, RecvError> {
     const rt = this.#check('recv', RECV_ONLY, true);
+    if (opts?.signal?.aborted !== true && this.#fastRecv(rt, recvOut, true)) return Ok(decodeSlot(rt, recvOut) as T);
     const o = this.#blockSync(rt, K_RECV, undefined, opts);
     return o.result === R_VALUE ? Ok(decodeSlot(rt, recvOut) as T) : Err(recvError(o, opts));
   }
@@ -197,6 +255,7 @@ export class Channel<T> implements Sender<T>, Receiver<T> {
     const rt = this.#check('send', SEND_ONLY, false);
     const val = new Int32Array(4);
     encodeSlot(rt, value, val);
+    if (opts?.signal?.aborted !== true && this.#fastSend(rt, val)) return;
     const o = await this.#blockAsync(rt, K_SEND, val, new Int32Array(4), opts);
     if (o.result !== R_VALUE) failSend(rt, val, o, opts);
   }
@@ -205,6 +264,7 @@ export class Channel<T> implements Sender<T>, Receiver<T> {
   async recvAsync(opts?: OpOptions): Promise<T> {
     const rt = this.#check('recv', RECV_ONLY, false);
     const out = new Int32Array(4);
+    if (opts?.signal?.aborted !== true && this.#fastRecv(rt, out)) return decodeSlot(rt, out) as T;
     const o = await this.#blockAsync(rt, K_RECV, undefined, out, opts);
     if (o.result !== R_VALUE) throw recvError(o, opts);
     return decodeSlot(rt, out) as T;
@@ -214,6 +274,7 @@ export class Channel<T> implements Sender<T>, Receiver<T> {
   async recvResultAsync(opts?: OpOptions): Promise<Result<T, RecvError>> {
     const rt = this.#check('recv', RECV_ONLY, false);
     const out = new Int32Array(4);
+    if (opts?.signal?.aborted !== true && this.#fastRecv(rt, out)) return Ok(decodeSlot(rt, out) as T);
     const o = await this.#blockAsync(rt, K_RECV, undefined, out, opts);
     return o.result === R_VALUE ? Ok(decodeSlot(rt, out) as T) : Err(recvError(o, opts));
   }
@@ -228,6 +289,7 @@ export class Channel<T> implements Sender<T>, Receiver<T> {
       if (e instanceof NotSendableError) return Err(e);
       throw e;
     }
+    if (this.#fastSend(rt, val)) return Ok(undefined);
     const r = tryCase(rt, { chan: this.#off, kind: K_SEND, val }, recvOut);
     if (r === R_VALUE) return Ok(undefined);
     discardSlot(rt, val);
@@ -239,6 +301,7 @@ export class Channel<T> implements Sender<T>, Receiver<T> {
   tryRecv(): Result<T, TryRecvError> {
     const rt = this.#check('tryRecv', RECV_ONLY, false);
     const out = new Int32Array(4);
+    if (this.#fastRecv(rt, out)) return Ok(decodeSlot(rt, out) as T);
     const r = tryCase(rt, { chan: this.#off, kind: K_RECV, val: undefined }, out);
     if (r === R_VALUE) return Ok(decodeSlot(rt, out) as T);
     if (r === NOT_READY) return Err(new ChannelEmptyError());
@@ -357,6 +420,19 @@ export class Channel<T> implements Sender<T>, Receiver<T> {
   }
 }
 
+/**
+ * A full or empty buffer is usually a moment's state while a peer is running: poll it (in time,
+ * within the thread's spin budget) before paying for a waiter and a park. True once `attempt`
+ * succeeds. Gated like all spinning: only while every running process thread has a core.
+ */
+function pollRing(rt: Runtime, attempt: () => number): boolean {
+  const end = rt.parker.now() + spinBudget(rt);
+  for (let i = 1; ; i++) {
+    if (attempt() === RING_OK) return true;
+    if ((i & 15) === 0 && rt.parker.now() > end) return false;
+  }
+}
+
 function deadlineOf(rt: Runtime, opts: OpOptions | undefined): number {
   const t = opts?.timeout;
   return t === undefined ? Infinity : rt.parker.now() + Math.max(0, t);
@@ -395,7 +471,7 @@ export function chan<T>(capacity = 0, opts: { name?: string } = {}): Channel<T> 
   const rt = runtime();
   const h = rt.heap;
   const off = h.alloc(C_WORDS * 4);
-  const buf = capacity > 0 ? h.alloc(capacity * 16) : 0;
+  const buf = capacity > 0 ? h.alloc(ringBytes(capacity)) : 0;
   h.sync();
   const m = h.i32;
   const c = off >> 2;
@@ -403,6 +479,12 @@ export function chan<T>(capacity = 0, opts: { name?: string } = {}): Channel<T> 
   const id = h.nextId();
   m[c + C_CAP] = capacity;
   m[c + C_BUF] = buf;
+  if (capacity > 0) {
+    const g = ringOf(buf >> 2, capacity);
+    ringInit(m, g);
+    m[c + C_RSIZE] = g.size;
+    m[c + C_RWRAP] = g.wrap;
+  }
   m[c + C_REFS] = 1;
   m[c + C_ID] = id;
   Atomics.store(m, c + C_MAGIC, CHAN_MAGIC);
@@ -446,9 +528,9 @@ function releaseRef(rt: Runtime, off: number, id: number): void {
   const cap = m[c + C_CAP]!;
   const buf = m[c + C_BUF]!;
   const slot = new Int32Array(4);
-  for (let i = 0, n = m[c + C_COUNT]!; i < n; i++) {
-    slot.set(m.subarray((buf >> 2) + ((m[c + C_HEAD]! + i) % cap) * 4, (buf >> 2) + ((m[c + C_HEAD]! + i) % cap) * 4 + 4));
-    discardSlot(rt, slot);
+  if (cap !== 0) {
+    const g = ringOf(buf >> 2, cap);
+    while (ringDequeue(h.i32, g, slot) === RING_OK) discardSlot(rt, slot);
   }
   if (buf !== 0) h.free(buf);
   if (m[c + C_NAME] !== 0) h.free(m[c + C_NAME]!);

@@ -5,7 +5,6 @@
 import type { Channel } from './channel.js';
 import {
   C_CAP,
-  C_COUNT,
   C_FLAGS,
   C_LOCK,
   C_NRECV,
@@ -29,7 +28,9 @@ import {
   W_NEXT,
   W_OP,
 } from './internal/layout.js';
+import { ringLength } from './internal/ring.js';
 import { runtime } from './internal/runtime.js';
+import { ringAt } from './internal/transfer.js';
 
 /** Switches a runtime-wide fault on ('drop': a send's value is lost; 'reorder': two buffered values swap) or off. */
 export function setFault(fault: 'drop' | 'reorder' | null): void {
@@ -75,8 +76,8 @@ export function checkInvariants(ch: Channel<unknown>): string[] {
     };
     const senders = waitingOps(C_SENDQ_HEAD);
     const receivers = waitingOps(C_RECVQ_HEAD);
-    const count = m[c + C_COUNT]!;
     const cap = m[c + C_CAP]!;
+    const count = cap === 0 ? 0 : ringLength(m, ringAt(m, c));
     for (const op of senders.ops) {
       if ([...receivers.ops].some((r) => r !== op)) bad.push('a waiting sender and a waiting receiver of different ops');
     }

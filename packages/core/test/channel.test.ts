@@ -116,6 +116,28 @@ describe('close', () => {
     expect(await watchdog(ps.join(), 'sender')).toEqual({ code: 'ERR_CHANNEL_CLOSED' });
   });
 
+  for (const cap of [1, 2, 16]) {
+    test(`close racing a sender (capacity ${cap}): every send that succeeded is received, in order, and no other`, async () => {
+      for (let round = 0; round < 5; round++) {
+        const ch = chan<number>(cap);
+        const p = spawn<number>(procs, 'sendUntilClosed', [ch]);
+        const got: number[] = [];
+        for (let i = 0; i < 200; i++) got.push(await watchdog(ch.recvAsync(), 'recv before close'));
+        ch.close();
+        for (;;) {
+          const r = await watchdog(ch.recvResultAsync(), 'drain');
+          if (r.isErr()) {
+            expect(r.error).toBeInstanceOf(ChannelClosedError);
+            break;
+          }
+          got.push(r.value);
+        }
+        const sent = await watchdog(p.join(), 'sender');
+        expect(got).toEqual(Array.from({ length: sent }, (_, i) => i));
+      }
+    });
+  }
+
   test('a sender closes after its values; a worker receiver gets them all then closed', async () => {
     const ch = chan<number>(0);
     const values = Array.from({ length: 200 }, (_, i) => i * 3);

@@ -16,8 +16,11 @@
  *   4. unregister every waiter still linked.
  */
 import {
+  C_CAP,
   C_LOCK,
   H_RUNNING,
+  K_RECV,
+  R_VALUE,
   K_SEND,
   O_CASE,
   O_NCASES,
@@ -42,7 +45,17 @@ import {
 } from './layout.js';
 import { link, queueHead, unlink } from './queue.js';
 import { holdAlive, markRunningSlot, releaseAlive, setRunning, type Runtime } from './runtime.js';
-import { isReadyLocked, NOT_READY, recvLocked, sendLocked, wakes } from './transfer.js';
+import { RING_OK, ringDequeue, ringEnqueue } from './ring.js';
+import {
+  isReadyLocked,
+  NOT_READY,
+  pumpReceiversLocked,
+  pumpSendersLocked,
+  recvLocked,
+  ringAt,
+  sendLocked,
+  wakes,
+} from './transfer.js';
 
 /** One case of a blocking operation: a send of `val` or a receive, on the channel at byte `chan`. */
 export interface Case {
@@ -152,7 +165,10 @@ function register(rt: Runtime, op: number, cases: readonly Case[]): number {
     m[wi + W_CASE] = i;
     m[wi + W_OP] = op;
     if (cs.val !== undefined) m.set(cs.val, wi + W_SLOT);
+    // Link first, then look: a lock-free peer that missed the waiter is then seen here (ring.ts).
+    link(m, c, queueHead(cs.kind), wi << 2);
     if (isReadyLocked(m, c, cs.kind, op)) {
+      unlink(m, c, queueHead(cs.kind), wi << 2);
       const s = Atomics.load(m, (op >> 2) + O_STATE);
       const won =
         (s & ST_MASK) === ST_WAITING &&
@@ -160,10 +176,29 @@ function register(rt: Runtime, op: number, cases: readonly Case[]): number {
       h.unlock(c + C_LOCK);
       return won ? -2 : -3;
     }
-    link(m, c, queueHead(cs.kind), wi << 2);
     h.unlock(c + C_LOCK);
   }
   return -1;
+}
+
+/**
+ * A waiter on a buffered channel has just been linked (its count stored, seq-cst): look at the
+ * buffer once more, since a lock-free send or receive may have changed it after our first look
+ * without seeing the waiter. If the case can complete now, complete it and unlink the waiter.
+ * Caller holds the lock. See ring.ts.
+ */
+function recheckBuffered(m: Int32Array, c: number, cs: Case, out: Int32Array, w: number): boolean {
+  const g = ringAt(m, c);
+  if (cs.kind === K_SEND) {
+    if (ringEnqueue(m, g, cs.val!) !== RING_OK) return false;
+    unlink(m, c, queueHead(K_SEND), w);
+    pumpReceiversLocked(m, c, g, 0);
+  } else {
+    if (ringDequeue(m, g, out) !== RING_OK) return false;
+    unlink(m, c, queueHead(K_RECV), w);
+    pumpSendersLocked(m, c, g, 0);
+  }
+  return true;
 }
 
 /** Pass 4: unlinks every waiter of `op` still queued (the fired one was unlinked by its claimer). */
@@ -192,7 +227,7 @@ function isFinal(s: number): boolean {
 }
 
 /** Counts a completed operation in this thread's slot (its own cache line: a plain store). */
-function progress(rt: Runtime): void {
+export function progress(rt: Runtime): void {
   // A plain store: readers (deadlock detection) only compare snapshots taken far apart.
   rt.heap.i32[rt.progressAt] = ++rt.progress;
 }
@@ -206,6 +241,13 @@ const GATED_SPIN = 0.005;
  * us must be running; when crowded, only a token spin. Budget adapts: a spin that fails halves it
  * (to a floor), and a success, or a park that ended within a few budgets, restores it.
  */
+
+/** How long (ms) this thread may spin now: its budget, or a token spin when crowded. */
+export function spinBudget(rt: Runtime): number {
+  const m = rt.heap.i32;
+  const crowded = Atomics.load(m, H_RUNNING) + (rt.isMain ? 1 : 0) > m[H_NCPU]!;
+  return crowded ? GATED_SPIN : rt.spinBudget;
+}
 
 function spin(rt: Runtime, at: number): number {
   const m = rt.heap.i32;
@@ -346,6 +388,13 @@ function begin(rt: Runtime, cases: readonly Case[], out: Int32Array, limits: Wai
       m[wi + W_SLOT + 3] = v[3]!;
     }
     link(m, c, queueHead(cs.kind), wi << 2);
+    if (m[c + C_CAP] !== 0 && recheckBuffered(m, c, cs, out, wi << 2)) {
+      h.unlock(c + C_LOCK);
+      releaseOp(rt, op);
+      if (wakes.length !== 0) flushWakes(rt);
+      progress(rt);
+      return READY[R_VALUE]!;
+    }
     h.unlock(c + C_LOCK);
     return op;
   }

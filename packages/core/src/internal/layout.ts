@@ -8,7 +8,7 @@
  *  └──────────────────────────────────────────────────────────────────────┘└──────────────┘│ records, values
  *
  *  block:   [ sizeClass | BLOCK_MAGIC ]  payload (8-byte aligned) ...
- *  channel: [ lock flags magic id gen cap count head refs sendq… recvq… nsend nrecv buf name… ]
+ *  channel: [ lock flags magic id gen cap _ _ refs sendq… recvq… nsend nrecv ring name… rsize rwrap ]
  *  op:      [ state parked owner case result ncases seq _ | slot(4) ] waiter × ncases
  *  waiter:  [ next prev chan kind linked case op _ | slot(4) ]
  *  slot:    [ tag len w2 w3 ]   (a float64 lives in w2..w3, 8-byte aligned)
@@ -82,9 +82,6 @@ export const C_MAGIC = 2;
 export const C_ID = 3;
 export const C_GEN = 4;
 export const C_CAP = 5;
-/** Buffered values. Guarded by the lock; read without it (Atomics.load) only for `len`. */
-export const C_COUNT = 6;
-export const C_HEAD = 7;
 export const C_REFS = 8;
 export const C_SENDQ_HEAD = 9;
 export const C_SENDQ_TAIL = 10;
@@ -92,10 +89,14 @@ export const C_RECVQ_HEAD = 11;
 export const C_RECVQ_TAIL = 12;
 export const C_NSEND = 13;
 export const C_NRECV = 14;
+/** Byte offset of the ring (ring.ts) of a buffered channel, 0 when unbuffered. */
 export const C_BUF = 15;
 export const C_NAME = 16;
 export const C_NAME_LEN = 17;
-export const C_WORDS = 18;
+/** The ring's entry count and position modulus (ring.ts), fixed at creation. */
+export const C_RSIZE = 18;
+export const C_RWRAP = 19;
+export const C_WORDS = 20;
 export const F_CLOSED = 1;
 export const F_POISONED = 2;
 export const F_BROKEN = 4;

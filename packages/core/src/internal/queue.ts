@@ -23,9 +23,9 @@ export function link(m: Int32Array, c: number, head: number, w: number): void {
   else m[(tail >> 2) + W_NEXT] = w;
   m[c + head + 1] = w;
   m[wi + W_LINKED] = 1;
-  // Plain stores suffice here and below: the seq-cst unlock publishes them to lock-free readers
-  // (`waitingSenders`, the owner's W_LINKED check), which use Atomics.load.
-  m[c + countWord(head)] = m[c + countWord(head)]! + 1;
+  // seq-cst: a lock-free send or receive stores into the buffer, then loads this count; a waiter
+  // stores this count, then looks at the buffer. Each side sees the other (see ring.ts).
+  Atomics.store(m, c + countWord(head), m[c + countWord(head)]! + 1);
 }
 
 /** Removes waiter `w` from the queue at `c + head`. Caller holds the lock; `w` is linked there. */
@@ -39,6 +39,7 @@ export function unlink(m: Int32Array, c: number, head: number, w: number): void 
   else m[(next >> 2) + W_PREV] = prev;
   m[wi + W_NEXT] = 0;
   m[wi + W_PREV] = 0;
+  // A plain store: the seq-cst unlock publishes it to the owner's lock-free W_LINKED check.
   m[wi + W_LINKED] = 0;
-  m[c + countWord(head)] = m[c + countWord(head)]! - 1;
+  Atomics.store(m, c + countWord(head), m[c + countWord(head)]! - 1);
 }

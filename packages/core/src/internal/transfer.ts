@@ -17,17 +17,16 @@
  */
 import {
   C_CAP,
-  C_COUNT,
   C_BUF,
   C_FLAGS,
-  C_HEAD,
   C_RECVQ_HEAD,
+  C_RSIZE,
+  C_RWRAP,
   C_SENDQ_HEAD,
   F_CLOSED,
   F_POISONED,
   FAULT_DROP,
   FAULT_PERIOD,
-  FAULT_REORDER,
   H_FAULT,
   H_FAULT_COUNT,
   O_CASE,
@@ -47,6 +46,7 @@ import {
   W_SLOT,
 } from './layout.js';
 import { unlink } from './queue.js';
+import { RING_CLOSED, RING_OK, ringClose, ringDequeue, ringEnqueue, ringLength, type Ring } from './ring.js';
 
 /** Not ready: the case would block. */
 export const NOT_READY = 0;
@@ -85,6 +85,92 @@ function copy4(from: Int32Array, fi: number, to: Int32Array, ti: number): void {
   to[ti + 3] = from[fi + 3]!;
 }
 
+/** The ring of buffered channel `c` (a reused descriptor: read it before the next call). */
+const scratchRing: Ring = { r: 0, cap: 0, size: 0, wrap: 0 };
+export function ringAt(m: Int32Array, c: number): Ring {
+  scratchRing.r = m[c + C_BUF]! >> 2;
+  scratchRing.cap = m[c + C_CAP]!;
+  scratchRing.size = m[c + C_RSIZE]!;
+  scratchRing.wrap = m[c + C_RWRAP]!;
+  return scratchRing;
+}
+
+const moved = new Int32Array(4);
+
+/** Gives back a claim that could not be completed; the owner is woken to look again. */
+function unclaim(m: Int32Array, w: number, claimed: number): void {
+  const op = m[w + W_OP]! >> 2;
+  Atomics.store(m, op + O_STATE, claimed);
+  wakes.push(op << 2);
+}
+
+/**
+ * Hands buffered values to waiting receivers, oldest first. Caller holds the lock. Needed because
+ * lock-free sends only enqueue: a sender that sees waiting receivers after enqueueing calls this.
+ */
+export function pumpReceiversLocked(m: Int32Array, c: number, g: Ring, selfOp: number): void {
+  let w = m[c + C_RECVQ_HEAD]! >> 2;
+  while (w !== 0) {
+    const next = m[w + W_NEXT]! >> 2;
+    const s = claim(m, w, selfOp);
+    if (s >= 0) {
+      if (ringDequeue(m, g, moved) !== RING_OK) {
+        unclaim(m, w, s);
+        return;
+      }
+      unlink(m, c, C_RECVQ_HEAD, w << 2);
+      copy4(moved, 0, m, (m[w + W_OP]! >> 2) + O_SLOT);
+      finish(m, w, s, R_VALUE);
+    }
+    w = next;
+  }
+}
+
+/** Moves waiting senders' values into free buffer entries, oldest first. Caller holds the lock. */
+export function pumpSendersLocked(m: Int32Array, c: number, g: Ring, selfOp: number): void {
+  let w = m[c + C_SENDQ_HEAD]! >> 2;
+  while (w !== 0) {
+    const next = m[w + W_NEXT]! >> 2;
+    const s = claim(m, w, selfOp);
+    if (s >= 0) {
+      copy4(m, w + W_SLOT, moved, 0);
+      if (ringEnqueue(m, g, moved) !== RING_OK) {
+        unclaim(m, w, s);
+        return;
+      }
+      unlink(m, c, C_SENDQ_HEAD, w << 2);
+      finish(m, w, s, R_VALUE);
+    }
+    w = next;
+  }
+}
+
+/** Gives `val` to the first claimable waiting receiver; true if one took it. Caller holds the lock. */
+function handToReceiver(m: Int32Array, c: number, val: Int32Array, selfOp: number): boolean {
+  for (let w = m[c + C_RECVQ_HEAD]! >> 2; w !== 0; w = m[w + W_NEXT]! >> 2) {
+    const s = claim(m, w, selfOp);
+    if (s < 0) continue;
+    unlink(m, c, C_RECVQ_HEAD, w << 2);
+    copy4(val, 0, m, (m[w + W_OP]! >> 2) + O_SLOT);
+    finish(m, w, s, R_VALUE);
+    return true;
+  }
+  return false;
+}
+
+/** Takes the value of the first claimable waiting sender into `out`; true if one gave it. Caller holds the lock. */
+function takeFromSender(m: Int32Array, c: number, out: Int32Array, selfOp: number): boolean {
+  for (let w = m[c + C_SENDQ_HEAD]! >> 2; w !== 0; w = m[w + W_NEXT]! >> 2) {
+    const s = claim(m, w, selfOp);
+    if (s < 0) continue;
+    unlink(m, c, C_SENDQ_HEAD, w << 2);
+    copy4(m, w + W_SLOT, out, 0);
+    finish(m, w, s, R_VALUE);
+    return true;
+  }
+  return false;
+}
+
 /**
  * Sends the value in `val[0..4]` on channel word index `c`. Caller holds the lock.
  * Returns R_VALUE (delivered or buffered), R_CLOSED, R_POISONED or NOT_READY.
@@ -92,24 +178,16 @@ function copy4(from: Int32Array, fi: number, to: Int32Array, ti: number): void {
 export function sendLocked(m: Int32Array, c: number, val: Int32Array, selfOp: number): number {
   const flags = m[c + C_FLAGS]!;
   if (flags !== 0) return (flags & F_POISONED) !== 0 ? R_POISONED : R_CLOSED;
-  if (m[H_FAULT] === FAULT_DROP && faultDue(m)) return R_VALUE; // test-only: the value is lost
-  for (let w = m[c + C_RECVQ_HEAD]! >> 2; w !== 0; w = m[w + W_NEXT]! >> 2) {
-    const s = claim(m, w, selfOp);
-    if (s < 0) continue;
-    unlink(m, c, C_RECVQ_HEAD, w << 2);
-    copy4(val, 0, m, (m[w + W_OP]! >> 2) + O_SLOT);
-    finish(m, w, s, R_VALUE);
-    return R_VALUE;
+  if (m[c + C_CAP] === 0) {
+    if (m[H_FAULT] === FAULT_DROP && faultDue(m)) return R_VALUE; // test-only: the value is lost
+    return handToReceiver(m, c, val, selfOp) ? R_VALUE : NOT_READY;
   }
-  const count = m[c + C_COUNT]!;
-  const cap = m[c + C_CAP]!;
-  if (count < cap) {
-    copy4(val, 0, m, (m[c + C_BUF]! >> 2) + ((m[c + C_HEAD]! + count) % cap) * 4);
-    // Atomics: `len` reads the count without the lock.
-    Atomics.store(m, c + C_COUNT, count + 1);
-    return R_VALUE;
-  }
-  return NOT_READY;
+  const g = ringAt(m, c);
+  // Buffered values go first (FIFO); a receiver still waiting after that means an empty buffer.
+  pumpReceiversLocked(m, c, g, selfOp);
+  if (handToReceiver(m, c, val, selfOp)) return R_VALUE;
+  const r = ringEnqueue(m, g, val);
+  return r === RING_OK ? R_VALUE : r === RING_CLOSED ? R_CLOSED : NOT_READY;
 }
 
 /**
@@ -119,41 +197,15 @@ export function sendLocked(m: Int32Array, c: number, val: Int32Array, selfOp: nu
 export function recvLocked(m: Int32Array, c: number, out: Int32Array, selfOp: number): number {
   const flags = m[c + C_FLAGS]!;
   if ((flags & F_POISONED) !== 0) return R_POISONED;
-  const count = m[c + C_COUNT]!;
-  if (count > 0) {
-    const cap = m[c + C_CAP]!;
-    const buf = m[c + C_BUF]! >> 2;
-    const head = m[c + C_HEAD]!;
-    if (m[H_FAULT] === FAULT_REORDER && count > 1 && faultDue(m)) {
-      // test-only: deliver the second buffered value first
-      const second = buf + ((head + 1) % cap) * 4;
-      copy4(m, second, out, 0);
-      copy4(m, buf + head * 4, m, second);
-    } else copy4(m, buf + head * 4, out, 0);
-    const next = head + 1 === cap ? 0 : head + 1;
-    m[c + C_HEAD] = next;
-    let n = count - 1;
-    // A slot came free: move the first waiting sender's value into it.
-    for (let w = m[c + C_SENDQ_HEAD]! >> 2; w !== 0; w = m[w + W_NEXT]! >> 2) {
-      const s = claim(m, w, selfOp);
-      if (s < 0) continue;
-      unlink(m, c, C_SENDQ_HEAD, w << 2);
-      copy4(m, w + W_SLOT, m, buf + ((next + n) % cap) * 4);
-      n++;
-      finish(m, w, s, R_VALUE);
-      break;
+  if (m[c + C_CAP] !== 0) {
+    const g = ringAt(m, c);
+    if (ringDequeue(m, g, out) === RING_OK) {
+      pumpSendersLocked(m, c, g, selfOp); // an entry came free
+      return R_VALUE;
     }
-    Atomics.store(m, c + C_COUNT, n);
-    return R_VALUE;
   }
-  for (let w = m[c + C_SENDQ_HEAD]! >> 2; w !== 0; w = m[w + W_NEXT]! >> 2) {
-    const s = claim(m, w, selfOp);
-    if (s < 0) continue;
-    unlink(m, c, C_SENDQ_HEAD, w << 2);
-    copy4(m, w + W_SLOT, out, 0);
-    finish(m, w, s, R_VALUE);
-    return R_VALUE;
-  }
+  // Unbuffered, or a buffer that drained before its waiting senders were moved in.
+  if (takeFromSender(m, c, out, selfOp)) return R_VALUE;
   return (flags & F_CLOSED) !== 0 ? R_CLOSED : NOT_READY;
 }
 
@@ -168,11 +220,13 @@ function hasWaiting(m: Int32Array, first: number, selfOp: number): boolean {
 /** Whether a send (kind 1) or receive (kind 2) on `c` would complete now. Caller holds the lock. */
 export function isReadyLocked(m: Int32Array, c: number, kind: number, selfOp: number): boolean {
   const flags = m[c + C_FLAGS]!;
+  if (flags !== 0) return true;
+  const n = m[c + C_CAP] === 0 ? -1 : ringLength(m, ringAt(m, c));
   if (kind === 1) {
-    if (flags !== 0 || m[c + C_COUNT]! < m[c + C_CAP]!) return true;
+    if (n >= 0 && n < m[c + C_CAP]!) return true;
     return hasWaiting(m, m[c + C_RECVQ_HEAD]!, selfOp);
   }
-  if (flags !== 0 || m[c + C_COUNT]! > 0) return true;
+  if (n > 0) return true;
   return hasWaiting(m, m[c + C_SENDQ_HEAD]!, selfOp);
 }
 
@@ -181,6 +235,11 @@ export function isReadyLocked(m: Int32Array, c: number, kind: number, selfOp: nu
  * `result`. Caller holds the lock. Buffered values stay for receivers to drain after a close.
  */
 export function shutLocked(m: Int32Array, c: number, flag: number, result: number): void {
+  if (m[c + C_CAP] !== 0) {
+    const g = ringAt(m, c);
+    ringClose(m, g); // no send lands after this; sends already under way have landed
+    if (flag === F_CLOSED) pumpReceiversLocked(m, c, g, 0); // waiting receivers get what is buffered
+  }
   m[c + C_FLAGS] = m[c + C_FLAGS]! | flag;
   failQueue(m, c, C_RECVQ_HEAD, result);
   failQueue(m, c, C_SENDQ_HEAD, result);
