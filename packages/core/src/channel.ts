@@ -170,7 +170,9 @@ export class Channel<T> implements Sender<T>, Receiver<T> {
     const g = this.#ring;
     if (g === undefined) return false;
     const m = rt.heap.i32;
-    if (ringDequeue(m, g, out) !== RING_OK && !(wait && pollRing(rt, () => ringDequeue(m, g, out)))) return false;
+    if (ringDequeue(m, g, out, false) !== RING_OK && !(wait && pollRing(rt, () => ringDequeue(m, g, out, false)))) {
+      return false;
+    }
     const c = this.#off >> 2;
     if (Atomics.load(m, c + C_NSEND) !== 0) {
       rt.heap.lock(c + C_LOCK);

@@ -69,7 +69,7 @@ describe('exactly once, per-producer FIFO, over real workers', () => {
   afterEach(() => setFault(null));
 
   test('holds for random producers × consumers × capacities', async () => {
-    await fc.assert(deliversExactlyOnceInOrder, { numRuns: 60 });
+    await fc.assert(deliversExactlyOnceInOrder, { numRuns: 100 });
   });
 
   test('fails when a test-only fault drops a value', async () => {

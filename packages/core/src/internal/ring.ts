@@ -99,14 +99,23 @@ export function ringEnqueue(m: Int32Array, g: Ring, val: Int32Array): number {
 
 const stash = new Map<number, Int32Array>(); // test-only REORDER fault: a value held back
 
-/** Dequeues into `out` (4 words). Lock-free. Returns RING_OK or RING_EMPTY. */
-export function ringDequeue(m: Int32Array, g: Ring, out: Int32Array): number {
+/**
+ * Dequeues into `out` (4 words). Lock-free. Returns RING_OK or RING_EMPTY.
+ *
+ * The oldest entry may be claimed by a producer that has not published it yet, while later
+ * entries are published. `exact` (the locked paths) then waits for that producer (a few
+ * instructions), so that RING_EMPTY means no value at all: they rely on it to hand a waiting
+ * sender's value over directly without passing older buffered values. The lock-free fast path
+ * passes false and takes the locked path instead.
+ */
+export function ringDequeue(m: Int32Array, g: Ring, out: Int32Array, exact = true): number {
   const { r, wrap } = g;
   for (;;) {
     const pos = Atomics.load(m, r + R_DEQ);
     const e = r + R_ENTRIES + (pos % g.size) * ENTRY_WORDS;
     const d = dist(Atomics.load(m, e), next(pos, wrap), wrap);
     if (d < 0) {
+      if (exact && (Atomics.load(m, r + R_ENQ) & POS_MASK) !== pos) continue; // claimed, not yet published
       const held = stash.get(r);
       if (held === undefined) return RING_EMPTY;
       stash.delete(r);
