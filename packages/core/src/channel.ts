@@ -13,8 +13,10 @@ import {
   ChannelEmptyError,
   ChannelFullError,
   ChannelPoisonedError,
+  HeapExhaustedError,
   InvalidCapacityError,
   InvalidHandleError,
+  MessageTooLargeError,
   NotSendableError,
   SyncOnMainError,
   TimeoutError,
@@ -75,9 +77,22 @@ export interface OpOptions {
 /** Why a blocking receive produced no value. */
 export type RecvError = ChannelClosedError | ChannelPoisonedError | TimeoutError | AbortError;
 /** Why a blocking send delivered nothing. */
-export type SendError = ChannelClosedError | ChannelPoisonedError | TimeoutError | AbortError | NotSendableError;
+export type SendError =
+  | ChannelClosedError
+  | ChannelPoisonedError
+  | TimeoutError
+  | AbortError
+  | NotSendableError
+  | MessageTooLargeError
+  | HeapExhaustedError;
 /** Why `trySend` delivered nothing; full and closed carry the value back. */
-export type TrySendError<T> = ChannelFullError<T> | ChannelClosedError | ChannelPoisonedError | NotSendableError;
+export type TrySendError<T> =
+  | ChannelFullError<T>
+  | ChannelClosedError
+  | ChannelPoisonedError
+  | NotSendableError
+  | MessageTooLargeError
+  | HeapExhaustedError;
 /** Why `tryRecv` produced no value. */
 export type TryRecvError = ChannelEmptyError | ChannelClosedError | ChannelPoisonedError;
 
@@ -288,7 +303,9 @@ export class Channel<T> implements Sender<T>, Receiver<T> {
     try {
       encodeSlot(rt, value, val);
     } catch (e) {
-      if (e instanceof NotSendableError) return Err(e);
+      if (e instanceof NotSendableError || e instanceof MessageTooLargeError || e instanceof HeapExhaustedError) {
+        return Err(e);
+      }
       throw e;
     }
     if (this.#fastSend(rt, val)) return Ok(undefined);

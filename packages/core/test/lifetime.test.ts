@@ -9,6 +9,21 @@ function runNode(fixture: string): { stdout: string; status: number | null; sign
   return { stdout: r.stdout, status: r.status, signal: r.signal };
 }
 
+describe('heap limits', () => {
+  test('a message that does not fit fails with a code, enqueues nothing, and the channel still works', () => {
+    const r = runNode('heap-limits-main.mjs');
+    expect(r.status).toBe(0);
+    expect(JSON.parse(r.stdout)).toEqual([
+      'ERR_INVALID_ARGUMENT',
+      'ERR_HEAP_EXHAUSTED',
+      'len 0',
+      'ERR_MESSAGE_TOO_LARGE',
+      'len 0',
+      'still works',
+    ]);
+  });
+});
+
 describe('process lifetime', () => {
   test('a pending async op keeps Node alive until it completes', () => {
     const r = runNode('keepalive-main.mjs');
