@@ -169,14 +169,7 @@ export class Channel<T> implements Sender<T>, Receiver<T> {
     if (g === undefined) return false;
     const m = rt.heap.i32;
     if (ringEnqueue(m, g, val) !== RING_OK && !(wait && pollRing(rt, () => ringEnqueue(m, g, val)))) return false;
-    const c = this.#off >> 2;
-    if (Atomics.load(m, c + C_NRECV) !== 0) {
-      rt.heap.lock(c + C_LOCK);
-      pumpReceiversLocked(rt.heap.i32, c, g, 0);
-      rt.heap.unlock(c + C_LOCK);
-      flushWakes(rt);
-    }
-    progress(rt);
+    this.#letParkedIn(rt, g, C_NRECV, pumpReceiversLocked);
     return true;
   }
 
@@ -188,15 +181,23 @@ export class Channel<T> implements Sender<T>, Receiver<T> {
     if (ringDequeue(m, g, out, false) !== RING_OK && !(wait && pollRing(rt, () => ringDequeue(m, g, out, false)))) {
       return false;
     }
+    this.#letParkedIn(rt, g, C_NSEND, pumpSendersLocked);
+    return true;
+  }
+
+  /**
+   * After a lock-free op: if parties of the other kind are parked (count word `waiting`; they
+   * looked at the buffer before this op changed it), pump under the lock and wake them.
+   */
+  #letParkedIn(rt: Runtime, g: Ring, waiting: number, pump: typeof pumpSendersLocked): void {
     const c = this.#off >> 2;
-    if (Atomics.load(m, c + C_NSEND) !== 0) {
+    if (Atomics.load(rt.heap.i32, c + waiting) !== 0) {
       rt.heap.lock(c + C_LOCK);
-      pumpSendersLocked(rt.heap.i32, c, g, 0);
+      pump(rt.heap.i32, c, g, 0);
       rt.heap.unlock(c + C_LOCK);
       flushWakes(rt);
     }
     progress(rt);
-    return true;
   }
 
   /** The name given at creation, or `chan#<id>`. */
