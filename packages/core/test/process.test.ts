@@ -1,6 +1,7 @@
 import { describe, expect, test } from 'vitest';
 import {
   ChannelClosedError,
+  ChannelFullError,
   chan,
   InvalidHandleError,
   liveChannels,
@@ -89,6 +90,24 @@ describe('spawn and join', () => {
     await until(() => threadStats().slots <= before.slots, 'the dead worker slot to be freed');
     expect(threadStats().running).toBe(before.running);
   });
+
+  for (const cap of [0, 4]) {
+    test(`a terminated process's parked receive is withdrawn: no later send is lost to it (capacity ${cap})`, async () => {
+      const ch = chan<number>(cap);
+      const p = spawn(fails, 'blockForever', [ch]);
+      await until(() => ch.waitingReceivers === 1, 'the process to park in recv');
+      await watchdog(p.terminate(), 'terminate');
+      await until(() => ch.waitingReceivers === 0, 'the dead receiver to be withdrawn');
+      if (cap === 0) {
+        const r = ch.trySend(1);
+        expect(r.isErr() && r.error).toBeInstanceOf(ChannelFullError); // nobody there to take it
+      } else {
+        await ch.sendAsync(7);
+        expect(ch.len).toBe(1); // buffered, not handed to the dead receiver
+        expect(await ch.recvAsync()).toBe(7);
+      }
+    });
+  }
 
   test('processes spawn processes (joined synchronously inside a worker)', async () => {
     expect(await watchdog(spawn(fails, 'spawnsChild', [5]).join(), 'nested spawn')).toBe(106);

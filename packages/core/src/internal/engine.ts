@@ -44,7 +44,7 @@ import {
   H_NCPU,
 } from './layout.js';
 import { link, queueHead, unlink } from './queue.js';
-import { holdAlive, markRunningSlot, releaseAlive, setRunning, type Runtime } from './runtime.js';
+import { holdAlive, listOp, markRunningSlot, releaseAlive, setRunning, type Runtime } from './runtime.js';
 import { RING_OK, ringDequeue, ringEnqueue } from './ring.js';
 import {
   isReadyLocked,
@@ -125,6 +125,7 @@ function newOp(rt: Runtime, n: number): number {
   m[(op >> 2) + O_OWNER] = rt.slot;
   m[(op >> 2) + O_NCASES] = n;
   if (!rt.opCache.has(n)) rt.opCache.set(n, []);
+  if (!rt.isMain) listOp(rt, op);
   return op;
 }
 

@@ -61,6 +61,8 @@ export const T_THREAD_ID = 2;
 export const T_PROGRESS = 3;
 /** 1 while this thread counts in H_RUNNING, so that its death can be subtracted. */
 export const T_RUNNING = 4;
+/** Byte offset of this thread's op list ([count, capacity, op…]: every op record it owns), or 0. */
+export const T_OPS = 5;
 export const T_WORDS = 16; // one cache line per thread: no false sharing of T_PROGRESS
 export const T_FREE = 0;
 export const T_ALIVE = 1;

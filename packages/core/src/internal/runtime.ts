@@ -8,12 +8,29 @@ import { availableParallelism } from 'node:os';
 import { isMainThread, threadId } from 'node:worker_threads';
 import { TooManyThreadsError } from '../errors.js';
 import { Heap, type HeapOptions } from './heap.js';
+import { unlink } from './queue.js';
 import {
+  C_LOCK,
+  C_RECVQ_HEAD,
+  C_SENDQ_HEAD,
   H_RUNNING,
+  K_SEND,
+  LOCK_CONTENDED,
+  O_NCASES,
+  O_STATE,
+  O_WORDS,
+  ST_CANCELLED,
+  ST_MASK,
+  ST_WAITING,
+  W_CHAN,
+  W_KIND,
+  W_LINKED,
+  W_WORDS,
   MAX_THREADS,
   T_ALIVE,
   T_FREE,
   T_GEN,
+  T_OPS,
   T_PROGRESS,
   T_RUNNING,
   T_STATE,
@@ -183,12 +200,65 @@ function markRunning(m: Int32Array, at: number): void {
   if (Atomics.compareExchange(m, at, 0, 1) === 0) Atomics.add(m, H_RUNNING, 1);
 }
 
+/** Records op record `op` in this thread's op list (so that its death can withdraw it). */
+export function listOp(rt: Runtime, op: number): void {
+  const h = rt.heap;
+  const at = (THREAD_TABLE_BYTE >> 2) + rt.slot * T_WORDS + T_OPS;
+  let list = h.i32[at]!;
+  if (list === 0 || h.i32[list >> 2] === h.i32[(list >> 2) + 1]) {
+    const cap = list === 0 ? 8 : h.i32[(list >> 2) + 1]! * 2;
+    const grown = h.alloc((cap + 2) * 4);
+    h.sync();
+    const count = list === 0 ? 0 : h.i32[list >> 2]!;
+    if (list !== 0) h.i32.copyWithin(grown >> 2, list >> 2, (list >> 2) + 2 + count);
+    h.i32[grown >> 2] = count;
+    h.i32[(grown >> 2) + 1] = cap;
+    Atomics.store(h.i32, at, grown); // the reaper reads the list only after this thread is dead
+    if (list !== 0) h.free(list);
+    list = grown;
+  }
+  const m = h.i32;
+  m[(list >> 2) + 2 + m[list >> 2]!] = op;
+  m[list >> 2] = m[list >> 2]! + 1;
+}
+
+/**
+ * A dead thread's blocked operations are withdrawn: each op still WAITING is cancelled and its
+ * waiters unlinked, so no one later "delivers" a value to a thread that cannot take it. A channel
+ * whose lock the dead thread held is left alone (repairing it is the supervisor's work).
+ */
+function withdrawOps(rt: Runtime, slot: number): void {
+  const h = rt.heap;
+  const m = h.i32;
+  const list = m[(THREAD_TABLE_BYTE >> 2) + slot * T_WORDS + T_OPS]!;
+  if (list === 0) return;
+  for (let k = 0, n = m[list >> 2]!; k < n; k++) {
+    const op = m[(list >> 2) + 2 + k]! >> 2;
+    const s = Atomics.load(m, op + O_STATE);
+    if ((s & ST_MASK) !== ST_WAITING) continue;
+    if (Atomics.compareExchange(m, op + O_STATE, s, s + (ST_CANCELLED - ST_WAITING)) !== s) continue;
+    for (let i = 0; i < m[op + O_NCASES]!; i++) {
+      const w = op + O_WORDS + i * W_WORDS;
+      if (Atomics.load(m, w + W_LINKED) === 0) continue;
+      const c = m[w + W_CHAN]! >> 2;
+      if ((Atomics.load(m, c + C_LOCK) & ~LOCK_CONTENDED) === slot + 1) continue; // held by the dead
+      h.lock(c + C_LOCK);
+      if (m[w + W_LINKED] !== 0) unlink(h.i32, c, m[w + W_KIND] === K_SEND ? C_SENDQ_HEAD : C_RECVQ_HEAD, w << 2);
+      h.unlock(c + C_LOCK);
+    }
+  }
+  Atomics.store(m, (THREAD_TABLE_BYTE >> 2) + slot * T_WORDS + T_OPS, 0);
+  h.free(list);
+}
+
 /** Frees the thread-table slot of a worker that has exited (main thread, at its exit event). */
 export function reapThread(rt: Runtime, threadId: number): void {
+  rt.heap.sync();
   const m = rt.heap.i32;
   for (let i = 0; i < MAX_THREADS; i++) {
     const at = (THREAD_TABLE_BYTE >> 2) + i * T_WORDS;
     if (Atomics.load(m, at + T_STATE) !== T_ALIVE || Atomics.load(m, at + T_THREAD_ID) !== threadId) continue;
+    withdrawOps(rt, i);
     if (Atomics.exchange(m, at + T_RUNNING, -1) === 1) Atomics.sub(m, H_RUNNING, 1);
     Atomics.store(m, at + T_THREAD_ID, 0);
     Atomics.store(m, at + T_STATE, T_FREE);
