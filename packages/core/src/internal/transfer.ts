@@ -2,7 +2,10 @@
  * The channel algorithm: what one case (a send or a receive) does on one channel, with the
  * channel lock held. The engine (engine.ts) wraps these into blocking operations and selects.
  *
- * Invariants, true whenever the channel lock is free (checked by `checkInvariants`):
+ * Invariants, true whenever the channel lock is free and no lock-free buffer operation is under
+ * way (checked by `checkInvariants`). A buffered channel's sends and receives that neither fill
+ * nor empty its ring run without the lock (ring.ts); one that finds parties of the other kind
+ * parked then pumps under the lock, which restores 1 and 2 before it returns.
  *  1. No WAITING sender and WAITING receiver of different operations are queued together
  *     (one select may wait on both ends of the same channel).
  *  2. A non-empty buffer means no WAITING receiver; a full buffer (or capacity 0) is the only
