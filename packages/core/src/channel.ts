@@ -126,6 +126,9 @@ const SEND_ONLY = 1;
 const RECV_ONLY = 2;
 const END_NAMES = ['', 'send-only', 'receive-only'];
 
+/** The outcome of a receive that the lock-free buffer path completed. */
+const RECEIVED: Outcome = Object.freeze({ index: 0, result: R_VALUE });
+
 // Sync ops run one at a time per thread: they share these scratch records.
 const sendVal = new Int32Array(4);
 const recvOut = new Int32Array(4);
@@ -254,8 +257,7 @@ export class Channel<T> implements Sender<T>, Receiver<T> {
   /** Receives, blocking this worker until a value arrives; throws ChannelClosedError once closed and drained. */
   recv(opts?: OpOptions): T {
     const rt = this.#check('recv', RECV_ONLY, true);
-    if (opts?.signal?.aborted !== true && this.#fastRecv(rt, recvOut, true)) return decodeSlot(rt, recvOut) as T;
-    const o = this.#blockSync(rt, K_RECV, undefined, opts);
+    const o = this.#recvSync(rt, opts);
     if (o.result !== R_VALUE) throw recvError(o, opts);
     return decodeSlot(rt, recvOut) as T;
   }
@@ -263,8 +265,7 @@ export class Channel<T> implements Sender<T>, Receiver<T> {
   /** `recv` that returns the failure instead of throwing it. */
   recvResult(opts?: OpOptions): Result<T, RecvError> {
     const rt = this.#check('recv', RECV_ONLY, true);
-    if (opts?.signal?.aborted !== true && this.#fastRecv(rt, recvOut, true)) return Ok(decodeSlot(rt, recvOut) as T);
-    const o = this.#blockSync(rt, K_RECV, undefined, opts);
+    const o = this.#recvSync(rt, opts);
     return o.result === R_VALUE ? Ok(decodeSlot(rt, recvOut) as T) : Err(recvError(o, opts));
   }
 
@@ -282,8 +283,7 @@ export class Channel<T> implements Sender<T>, Receiver<T> {
   async recvAsync(opts?: OpOptions): Promise<T> {
     const rt = this.#check('recv', RECV_ONLY, false);
     const out = new Int32Array(4);
-    if (opts?.signal?.aborted !== true && this.#fastRecv(rt, out)) return decodeSlot(rt, out) as T;
-    const o = await this.#blockAsync(rt, K_RECV, undefined, out, opts);
+    const o = await this.#recvAsync(rt, out, opts);
     if (o.result !== R_VALUE) throw recvError(o, opts);
     return decodeSlot(rt, out) as T;
   }
@@ -292,8 +292,7 @@ export class Channel<T> implements Sender<T>, Receiver<T> {
   async recvResultAsync(opts?: OpOptions): Promise<Result<T, RecvError>> {
     const rt = this.#check('recv', RECV_ONLY, false);
     const out = new Int32Array(4);
-    if (opts?.signal?.aborted !== true && this.#fastRecv(rt, out)) return Ok(decodeSlot(rt, out) as T);
-    const o = await this.#blockAsync(rt, K_RECV, undefined, out, opts);
+    const o = await this.#recvAsync(rt, out, opts);
     return o.result === R_VALUE ? Ok(decodeSlot(rt, out) as T) : Err(recvError(o, opts));
   }
 
@@ -408,6 +407,18 @@ export class Channel<T> implements Sender<T>, Receiver<T> {
     if (needs !== BOTH && this.#dir !== BOTH && this.#dir !== needs) throw new WrongDirectionError(op, END_NAMES[this.#dir]!);
     if (sync && rt.isMain) throw new SyncOnMainError(op);
     return rt;
+  }
+
+  /** A blocking receive into `recvOut`: the lock-free buffer path first (not once aborted), then the engine. */
+  #recvSync(rt: Runtime, opts: OpOptions | undefined): Outcome {
+    if (opts?.signal?.aborted !== true && this.#fastRecv(rt, recvOut, true)) return RECEIVED;
+    return this.#blockSync(rt, K_RECV, undefined, opts);
+  }
+
+  /** The same without blocking the thread, into `out`. */
+  #recvAsync(rt: Runtime, out: Int32Array, opts: OpOptions | undefined): Outcome | Promise<Outcome> {
+    if (opts?.signal?.aborted !== true && this.#fastRecv(rt, out)) return RECEIVED;
+    return this.#blockAsync(rt, K_RECV, undefined, out, opts);
   }
 
   #blockSync(rt: Runtime, kind: number, val: Int32Array | undefined, opts: OpOptions | undefined): Outcome {

@@ -20,8 +20,6 @@ import {
   MAX_THREADS,
   T_ALIVE,
   T_STATE,
-  T_WORDS,
-  THREAD_TABLE_BYTE,
   O_STATE,
   ST_MASK,
   ST_WAITING,
@@ -29,7 +27,7 @@ import {
   W_OP,
 } from './internal/layout.js';
 import { ringLength } from './internal/ring.js';
-import { runtime } from './internal/runtime.js';
+import { runtime, slotWord } from './internal/runtime.js';
 import { ringAt } from './internal/transfer.js';
 
 /** Switches a runtime-wide fault on ('drop': a send's value is lost; 'reorder': two buffered values swap) or off. */
@@ -49,7 +47,7 @@ export function threadStats(): { slots: number; running: number } {
   const m = runtime().heap.i32;
   let slots = 0;
   for (let i = 0; i < MAX_THREADS; i++) {
-    if (Atomics.load(m, (THREAD_TABLE_BYTE >> 2) + i * T_WORDS + T_STATE) === T_ALIVE) slots++;
+    if (Atomics.load(m, slotWord(i, T_STATE)) === T_ALIVE) slots++;
   }
   return { slots, running: Atomics.load(m, H_RUNNING) };
 }

@@ -142,6 +142,23 @@ function releaseOp(rt: Runtime, op: number): void {
   rt.opCache.get(rt.heap.i32[(op >> 2) + O_NCASES]!)!.push(op);
 }
 
+/** Writes case `i` of op `op` into its waiter (not yet linked); returns the waiter's word index. */
+function fillWaiter(m: Int32Array, op: number, i: number, cs: Case): number {
+  const wi = waiterAt(op, i) >> 2;
+  m[wi + W_CHAN] = cs.chan;
+  m[wi + W_KIND] = cs.kind;
+  m[wi + W_CASE] = i;
+  m[wi + W_OP] = op;
+  const v = cs.val;
+  if (v !== undefined) {
+    m[wi + W_SLOT] = v[0]!;
+    m[wi + W_SLOT + 1] = v[1]!;
+    m[wi + W_SLOT + 2] = v[2]!;
+    m[wi + W_SLOT + 3] = v[3]!;
+  }
+  return wi;
+}
+
 /** Byte offset of waiter `i` of op `op`. */
 export function waiterAt(op: number, i: number): number {
   return op + (O_WORDS + i * W_WORDS) * 4;
@@ -160,12 +177,7 @@ function register(rt: Runtime, op: number, cases: readonly Case[]): number {
     h.lock(c + C_LOCK);
     h.sync();
     const m = h.i32;
-    const wi = waiterAt(op, i) >> 2;
-    m[wi + W_CHAN] = cs.chan;
-    m[wi + W_KIND] = cs.kind;
-    m[wi + W_CASE] = i;
-    m[wi + W_OP] = op;
-    if (cs.val !== undefined) m.set(cs.val, wi + W_SLOT);
+    const wi = fillWaiter(m, op, i, cs);
     // Link first, then look: a lock-free peer that missed the waiter is then seen here (ring.ts).
     link(m, c, queueHead(cs.kind), wi << 2);
     if (isReadyLocked(m, c, cs.kind, op)) {
@@ -236,28 +248,29 @@ export function progress(rt: Runtime): void {
 /** Spin budget (ms) while more process threads run than there are cores. */
 const GATED_SPIN = 0.005;
 
+/** More process threads run than there are cores (main, not counted in H_RUNNING, needs one too). */
+function crowded(rt: Runtime): boolean {
+  const m = rt.heap.i32;
+  return Atomics.load(m, H_RUNNING) + (rt.isMain ? 1 : 0) > m[H_NCPU]!;
+}
+
+/** How long (ms) this thread may spin now: its budget, or a token spin when crowded. */
+export function spinBudget(rt: Runtime): number {
+  return crowded(rt) ? GATED_SPIN : rt.spinBudget;
+}
+
 /**
  * Spins on the op's state word for at most the thread's budget; returns the last state seen.
  * Spinning pays only while every running process thread has a core: the peer that will complete
  * us must be running; when crowded, only a token spin. Budget adapts: a spin that fails halves it
  * (to a floor), and a success, or a park that ended within a few budgets, restores it.
  */
-
-/** How long (ms) this thread may spin now: its budget, or a token spin when crowded. */
-export function spinBudget(rt: Runtime): number {
-  const m = rt.heap.i32;
-  const crowded = Atomics.load(m, H_RUNNING) + (rt.isMain ? 1 : 0) > m[H_NCPU]!;
-  return crowded ? GATED_SPIN : rt.spinBudget;
-}
-
 function spin(rt: Runtime, at: number): number {
   const m = rt.heap.i32;
   let s = Atomics.load(m, at);
   if (isFinal(s)) return s;
-  // The main thread is not counted in H_RUNNING; it needs a core of its own to spin.
-  const crowded = Atomics.load(m, H_RUNNING) + (rt.isMain ? 1 : 0) > m[H_NCPU]!;
-  // Crowded: only a token spin, enough for a peer that is on a core right now.
-  const end = rt.parker.now() + (crowded ? GATED_SPIN : rt.spinBudget);
+  const tight = crowded(rt);
+  const end = rt.parker.now() + (tight ? GATED_SPIN : rt.spinBudget);
   for (let i = 1; ; i++) {
     s = Atomics.load(m, at);
     if (isFinal(s)) {
@@ -266,7 +279,7 @@ function spin(rt: Runtime, at: number): number {
     }
     if ((i & 63) === 0 && rt.parker.now() > end) break;
   }
-  if (crowded) return s;
+  if (tight) return s;
   rt.spinBudget = Math.max(rt.spinBudget / 2, rt.maxSpin / 2);
   return s;
 }
@@ -376,18 +389,7 @@ function begin(rt: Runtime, cases: readonly Case[], out: Int32Array, limits: Wai
     }
     const op = free.pop()!;
     armOp(m, op);
-    const wi = waiterAt(op, 0) >> 2;
-    m[wi + W_CHAN] = cs.chan;
-    m[wi + W_KIND] = cs.kind;
-    m[wi + W_CASE] = 0;
-    m[wi + W_OP] = op;
-    const v = cs.val;
-    if (v !== undefined) {
-      m[wi + W_SLOT] = v[0]!;
-      m[wi + W_SLOT + 1] = v[1]!;
-      m[wi + W_SLOT + 2] = v[2]!;
-      m[wi + W_SLOT + 3] = v[3]!;
-    }
+    const wi = fillWaiter(m, op, 0, cs);
     link(m, c, queueHead(cs.kind), wi << 2);
     if (m[c + C_CAP] !== 0 && recheckBuffered(m, c, cs, out, wi << 2)) {
       h.unlock(c + C_LOCK);

@@ -193,9 +193,15 @@ export class Heap {
       return;
     }
     this.lock(H_ALLOC_LOCK);
-    m[payload >> 2] = m[H_FREE + cls]!;
-    m[H_FREE + cls] = payload;
+    this.pushFreeLocked(cls, payload);
     this.unlock(H_ALLOC_LOCK);
+  }
+
+  /** Caller holds the allocator lock: puts block `p` on the free list of class `cls`. */
+  private pushFreeLocked(cls: number, p: number): void {
+    const m = this.i32;
+    m[p >> 2] = m[H_FREE + cls]!;
+    m[H_FREE + cls] = p;
   }
 
   /** Caller holds the allocator lock: a free block of class `cls`, from its list or fresh. */
@@ -232,25 +238,15 @@ export class Heap {
   flushCaches(): void {
     this.lock(H_ALLOC_LOCK);
     this.sync();
-    const m = this.i32;
     this.cache.forEach((c, cls) => {
-      while (c.length > 0) {
-        const p = c.pop()!;
-        m[p >> 2] = m[H_FREE + cls]!;
-        m[H_FREE + cls] = p;
-      }
+      while (c.length > 0) this.pushFreeLocked(cls, c.pop()!);
     });
     this.unlock(H_ALLOC_LOCK);
   }
 
   private flush(cls: number, c: number[]): void {
     this.lock(H_ALLOC_LOCK);
-    const m = this.i32;
-    for (let i = 0; i < BATCH; i++) {
-      const p = c.pop()!;
-      m[p >> 2] = m[H_FREE + cls]!;
-      m[H_FREE + cls] = p;
-    }
+    for (let i = 0; i < BATCH; i++) this.pushFreeLocked(cls, c.pop()!);
     this.unlock(H_ALLOC_LOCK);
   }
 

@@ -73,7 +73,7 @@ export interface RuntimeInit {
 function claimSlot(heap: Heap): number {
   const m = heap.i32;
   for (let i = 0; i < MAX_THREADS; i++) {
-    const at = (THREAD_TABLE_BYTE >> 2) + i * T_WORDS;
+    const at = slotWord(i, 0);
     if (Atomics.compareExchange(m, at + T_STATE, T_FREE, T_ALIVE) === T_FREE) {
       Atomics.add(m, at + T_GEN, 1);
       Atomics.store(m, at + T_THREAD_ID, threadId);
@@ -88,7 +88,7 @@ function make(heap: Heap): Runtime {
   heap.lockId = slot + 1;
   // The main thread never counts among running process threads (see markRunningSlot). A slot
   // reused after a dead thread may still be counted (a late waker marked it): undo that.
-  const running = (THREAD_TABLE_BYTE >> 2) + slot * T_WORDS + T_RUNNING;
+  const running = slotWord(slot, T_RUNNING);
   if (Atomics.exchange(heap.i32, running, -1) === 1) Atomics.sub(heap.i32, H_RUNNING, 1);
   heap.canPark = !isMainThread;
   return {
@@ -101,11 +101,16 @@ function make(heap: Heap): Runtime {
     spinBudget: isMainThread ? 0.01 : 0.05,
     maxSpin: isMainThread ? 0.01 : 0.05,
     parkStart: 0,
-    progressAt: (THREAD_TABLE_BYTE >> 2) + slot * T_WORDS + T_PROGRESS,
+    progressAt: slotWord(slot, T_PROGRESS),
     progress: 0,
     pendingAsync: 0,
     keepAlive: undefined,
   };
+}
+
+/** Word index of field `field` (T_STATE, T_RUNNING, ...) of thread-table slot `slot`. */
+export function slotWord(slot: number, field: number): number {
+  return (THREAD_TABLE_BYTE >> 2) + slot * T_WORDS + field;
 }
 
 let cached: Runtime | undefined;
@@ -170,7 +175,7 @@ export function releaseAlive(rt: Runtime): void {
  * the count of a thread that died.
  */
 export function setRunning(rt: Runtime, running: boolean): void {
-  const at = (THREAD_TABLE_BYTE >> 2) + rt.slot * T_WORDS + T_RUNNING;
+  const at = slotWord(rt.slot, T_RUNNING);
   if (running) markRunning(rt.heap.i32, at);
   else if (Atomics.compareExchange(rt.heap.i32, at, 1, 0) === 1) Atomics.sub(rt.heap.i32, H_RUNNING, 1);
 }
@@ -181,7 +186,7 @@ export function setRunning(rt: Runtime, running: boolean): void {
  */
 export function setInProcess(rt: Runtime, inProcess: boolean): void {
   const m = rt.heap.i32;
-  const at = (THREAD_TABLE_BYTE >> 2) + rt.slot * T_WORDS + T_RUNNING;
+  const at = slotWord(rt.slot, T_RUNNING);
   const was = Atomics.exchange(m, at, inProcess ? 1 : -1);
   if (inProcess && was !== 1) Atomics.add(m, H_RUNNING, 1);
   if (!inProcess && was === 1) Atomics.sub(m, H_RUNNING, 1);
@@ -193,7 +198,7 @@ export function setInProcess(rt: Runtime, inProcess: boolean): void {
  * core to it. The main thread's T_RUNNING is -1: it is never counted.
  */
 export function markRunningSlot(m: Int32Array, slot: number): void {
-  markRunning(m, (THREAD_TABLE_BYTE >> 2) + slot * T_WORDS + T_RUNNING);
+  markRunning(m, slotWord(slot, T_RUNNING));
 }
 
 function markRunning(m: Int32Array, at: number): void {
@@ -203,7 +208,7 @@ function markRunning(m: Int32Array, at: number): void {
 /** Records op record `op` in this thread's op list (so that its death can withdraw it). */
 export function listOp(rt: Runtime, op: number): void {
   const h = rt.heap;
-  const at = (THREAD_TABLE_BYTE >> 2) + rt.slot * T_WORDS + T_OPS;
+  const at = slotWord(rt.slot, T_OPS);
   let list = h.i32[at]!;
   if (list === 0 || h.i32[list >> 2] === h.i32[(list >> 2) + 1]) {
     const cap = list === 0 ? 8 : h.i32[(list >> 2) + 1]! * 2;
@@ -230,7 +235,7 @@ export function listOp(rt: Runtime, op: number): void {
 function withdrawOps(rt: Runtime, slot: number): void {
   const h = rt.heap;
   const m = h.i32;
-  const list = m[(THREAD_TABLE_BYTE >> 2) + slot * T_WORDS + T_OPS]!;
+  const list = m[slotWord(slot, T_OPS)]!;
   if (list === 0) return;
   for (let k = 0, n = m[list >> 2]!; k < n; k++) {
     const op = m[(list >> 2) + 2 + k]! >> 2;
@@ -247,7 +252,7 @@ function withdrawOps(rt: Runtime, slot: number): void {
       h.unlock(c + C_LOCK);
     }
   }
-  Atomics.store(m, (THREAD_TABLE_BYTE >> 2) + slot * T_WORDS + T_OPS, 0);
+  Atomics.store(m, slotWord(slot, T_OPS), 0);
   h.free(list);
 }
 
@@ -256,7 +261,7 @@ export function reapThread(rt: Runtime, threadId: number): void {
   rt.heap.sync();
   const m = rt.heap.i32;
   for (let i = 0; i < MAX_THREADS; i++) {
-    const at = (THREAD_TABLE_BYTE >> 2) + i * T_WORDS;
+    const at = slotWord(i, 0);
     if (Atomics.load(m, at + T_STATE) !== T_ALIVE || Atomics.load(m, at + T_THREAD_ID) !== threadId) continue;
     withdrawOps(rt, i);
     if (Atomics.exchange(m, at + T_RUNNING, -1) === 1) Atomics.sub(m, H_RUNNING, 1);
