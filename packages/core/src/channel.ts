@@ -60,7 +60,7 @@ import {
   R_VALUE,
 } from './internal/layout.js';
 import { runtime, type Runtime } from './internal/runtime.js';
-import { NOT_READY, pumpReceiversLocked, pumpSendersLocked, shutLocked } from './internal/transfer.js';
+import { NOT_READY, pumpReceiversLocked, pumpSendersLocked, ringAt, shutLocked } from './internal/transfer.js';
 import { decodeSlot, discardSlot, encodeSlot, installHandleSupport } from './internal/values.js';
 
 /** Options of a blocking operation. */
@@ -156,9 +156,7 @@ export class Channel<T> implements Sender<T>, Receiver<T> {
     const m = this.#mem();
     const c = off >> 2;
     // The ring's place and shape never change: cache them for the lock-free paths.
-    if (m[c + C_CAP] !== 0) {
-      this.#ring = { r: m[c + C_BUF]! >> 2, cap: m[c + C_CAP]!, size: m[c + C_RSIZE]!, wrap: m[c + C_RWRAP]! };
-    }
+    if (m[c + C_CAP] !== 0) this.#ring = { ...ringAt(m, c) }; // a copy: ringAt's descriptor is reused
   }
 
   readonly #ring: Ring | undefined;

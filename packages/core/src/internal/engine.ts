@@ -479,4 +479,3 @@ async function waitAsync(rt: Runtime, op: number, limits: WaitLimits): Promise<v
   }
 }
 
-export { K_SEND };

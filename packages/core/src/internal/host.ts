@@ -147,10 +147,3 @@ export async function terminateProcess(rec: number, id: number): Promise<void> {
     await host.worker.terminate();
   }
 }
-
-/** Terminates every idle host (tests and shutdown). */
-export async function shutdownHosts(): Promise<void> {
-  const all = [...idle.values()].flat();
-  idle.clear();
-  await Promise.all(all.map((h) => h.worker.terminate()));
-}

@@ -159,11 +159,6 @@ export function ringClose(m: Int32Array, g: Ring): void {
   }
 }
 
-/** Whether the closed bit is set. */
-export function ringClosed(m: Int32Array, g: Ring): boolean {
-  return (Atomics.load(m, g.r + R_ENQ) & CLOSED_BIT) !== 0;
-}
-
 function faultDue(m: Int32Array): boolean {
   return Atomics.add(m, H_FAULT_COUNT, 1) % FAULT_PERIOD === FAULT_PERIOD - 1;
 }

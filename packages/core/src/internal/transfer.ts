@@ -261,5 +261,3 @@ function failQueue(m: Int32Array, c: number, head: number, result: number): void
   }
 }
 
-/** A closed channel reports R_CLOSED to receivers once drained; a poisoned one R_POISONED at once. */
-export { R_CLOSED, R_POISONED, R_VALUE };
