@@ -45,7 +45,7 @@ import {
 } from './layout.js';
 import { link, queueHead, unlink } from './queue.js';
 import { holdAlive, listOp, markRunningSlot, releaseAlive, setRunning, type Runtime } from './runtime.js';
-import { RING_OK, ringDequeue, ringEnqueue } from './ring.js';
+import { copy4, RING_OK, ringDequeue, ringEnqueue } from './ring.js';
 import {
   isReadyLocked,
   NOT_READY,
@@ -149,13 +149,7 @@ function fillWaiter(m: Int32Array, op: number, i: number, cs: Case): number {
   m[wi + W_KIND] = cs.kind;
   m[wi + W_CASE] = i;
   m[wi + W_OP] = op;
-  const v = cs.val;
-  if (v !== undefined) {
-    m[wi + W_SLOT] = v[0]!;
-    m[wi + W_SLOT + 1] = v[1]!;
-    m[wi + W_SLOT + 2] = v[2]!;
-    m[wi + W_SLOT + 3] = v[3]!;
-  }
+  if (cs.val !== undefined) copy4(cs.val, 0, m, wi + W_SLOT);
   return wi;
 }
 
@@ -331,10 +325,7 @@ function conclude(rt: Runtime, op: number, n: number, out: Int32Array): Outcome 
   if ((s & ST_MASK) === ST_CANCELLED) outcome = CANCELLED;
   else {
     outcome = { index: m[oi + O_CASE]!, result: m[oi + O_RESULT]! };
-    out[0] = m[oi + O_SLOT]!;
-    out[1] = m[oi + O_SLOT + 1]!;
-    out[2] = m[oi + O_SLOT + 2]!;
-    out[3] = m[oi + O_SLOT + 3]!;
+    copy4(m, oi + O_SLOT, out, 0);
     progress(rt);
   }
   // A fired single-case op has nothing left to unlink: its claimer unlinked the only waiter.

@@ -31,6 +31,14 @@ export const RING_FULL = 0; // for enqueue; RING_EMPTY for dequeue
 export const RING_EMPTY = 0;
 export const RING_CLOSED = -1;
 
+/** Copies a 4-word value slot from `from[fi..]` to `to[ti..]` (shared or local arrays alike). */
+export function copy4(from: Int32Array, fi: number, to: Int32Array, ti: number): void {
+  to[ti] = from[fi]!;
+  to[ti + 1] = from[fi + 1]!;
+  to[ti + 2] = from[fi + 2]!;
+  to[ti + 3] = from[fi + 3]!;
+}
+
 /** A channel's ring: where it is and its fixed dimensions (cached by each handle). */
 export interface Ring {
   /** Word index of the ring block. */
@@ -87,10 +95,7 @@ export function ringEnqueue(m: Int32Array, g: Ring, val: Int32Array): number {
       Atomics.store(m, e, next(word, wrap));
       return RING_OK;
     }
-    m[e + E_SLOT] = val[0]!;
-    m[e + E_SLOT + 1] = val[1]!;
-    m[e + E_SLOT + 2] = val[2]!;
-    m[e + E_SLOT + 3] = val[3]!;
+    copy4(val, 0, m, e + E_SLOT);
     // seq-cst store publishes the slot; a consumer reads seq with Atomics.load first.
     Atomics.store(m, e, next(word, wrap));
     return RING_OK;
@@ -124,11 +129,8 @@ export function ringDequeue(m: Int32Array, g: Ring, out: Int32Array, exact = tru
     }
     if (d > 0) continue;
     if (Atomics.compareExchange(m, r + R_DEQ, pos, next(pos, wrap)) !== pos) continue;
-    const tag = m[e + E_SLOT]!;
-    out[0] = tag;
-    out[1] = m[e + E_SLOT + 1]!;
-    out[2] = m[e + E_SLOT + 2]!;
-    out[3] = m[e + E_SLOT + 3]!;
+    copy4(m, e + E_SLOT, out, 0);
+    const tag = out[0]!;
     // Free the entry for the producer one lap later.
     const lap = pos + g.size >= wrap ? pos + g.size - wrap : pos + g.size;
     Atomics.store(m, e, lap);

@@ -49,7 +49,7 @@ import {
   W_SLOT,
 } from './layout.js';
 import { unlink } from './queue.js';
-import { RING_CLOSED, RING_OK, ringClose, ringDequeue, ringEnqueue, ringLength, type Ring } from './ring.js';
+import { copy4, RING_CLOSED, RING_OK, ringClose, ringDequeue, ringEnqueue, ringLength, type Ring } from './ring.js';
 
 /** Not ready: the case would block. */
 export const NOT_READY = 0;
@@ -81,12 +81,6 @@ function finish(m: Int32Array, w: number, claimed: number, result: number): void
   wakes.push(op << 2);
 }
 
-function copy4(from: Int32Array, fi: number, to: Int32Array, ti: number): void {
-  to[ti] = from[fi]!;
-  to[ti + 1] = from[fi + 1]!;
-  to[ti + 2] = from[fi + 2]!;
-  to[ti + 3] = from[fi + 3]!;
-}
 
 /** The ring of buffered channel `c` (a reused descriptor: read it before the next call). */
 const scratchRing: Ring = { r: 0, cap: 0, size: 0, wrap: 0 };
