@@ -14,6 +14,7 @@ import {
   ChannelFullError,
   ChannelPoisonedError,
   HeapExhaustedError,
+  InvalidArgumentError,
   InvalidCapacityError,
   InvalidHandleError,
   MessageTooLargeError,
@@ -25,13 +26,17 @@ import {
 import { HANDLE_BRAND } from './internal/codec.js';
 import {
   flushWakes,
+  isCaseReady,
+  opAsync,
+  opSync,
   progress,
-  selectAsync,
-  selectSync,
+  registerCase,
   spinBudget,
   tryCase,
+  unregisterCase,
   type Case,
   type Outcome,
+  type Selectable,
 } from './internal/engine.js';
 import { RING_OK, ringBytes, ringDequeue, ringEnqueue, ringInit, ringLength, ringOf, type Ring } from './internal/ring.js';
 import {
@@ -132,7 +137,13 @@ const RECEIVED: Outcome = Object.freeze({ index: 0, result: R_VALUE });
 // Sync ops run one at a time per thread: they share these scratch records.
 const sendVal = new Int32Array(4);
 const recvOut = new Int32Array(4);
-const oneCase: Case[] = [{ chan: 0, kind: 0, val: undefined }];
+const oneCase: Case = { chan: 0, kind: 0, val: undefined };
+
+// Keys of the handle methods that only select cases (below) use.
+const ENTER = Symbol('enter');
+const LEAVE = Symbol('leave');
+const CASE = Symbol('case');
+const CHECK = Symbol('check');
 
 const names = new Map<number, string>(); // channel id → name, cached from the heap
 const registry = new FinalizationRegistry<{ off: number; id: number }>((h) => releaseRef(runtime(), h.off, h.id));
@@ -170,7 +181,7 @@ export class Channel<T> implements Sender<T>, Receiver<T> {
     if (g === undefined) return false;
     const m = rt.heap.i32;
     if (ringEnqueue(m, g, val) !== RING_OK && !(wait && pollRing(rt, () => ringEnqueue(m, g, val)))) return false;
-    this.#letParkedIn(rt, g, C_NRECV, pumpReceiversLocked);
+    letParkedIn(rt, this.#off >> 2, g, C_NRECV, pumpReceiversLocked);
     return true;
   }
 
@@ -182,23 +193,8 @@ export class Channel<T> implements Sender<T>, Receiver<T> {
     if (ringDequeue(m, g, out, false) !== RING_OK && !(wait && pollRing(rt, () => ringDequeue(m, g, out, false)))) {
       return false;
     }
-    this.#letParkedIn(rt, g, C_NSEND, pumpSendersLocked);
+    letParkedIn(rt, this.#off >> 2, g, C_NSEND, pumpSendersLocked);
     return true;
-  }
-
-  /**
-   * After a lock-free op: if parties of the other kind are parked (count word `waiting`; they
-   * looked at the buffer before this op changed it), pump under the lock and wake them.
-   */
-  #letParkedIn(rt: Runtime, g: Ring, waiting: number, pump: typeof pumpSendersLocked): void {
-    const c = this.#off >> 2;
-    if (Atomics.load(rt.heap.i32, c + waiting) !== 0) {
-      rt.heap.lock(c + C_LOCK);
-      pump(rt.heap.i32, c, g, 0);
-      rt.heap.unlock(c + C_LOCK);
-      flushWakes(rt);
-    }
-    progress(rt);
   }
 
   /** The name given at creation, or `chan#<id>`. */
@@ -421,11 +417,10 @@ export class Channel<T> implements Sender<T>, Receiver<T> {
 
   #blockSync(rt: Runtime, kind: number, val: Int32Array | undefined, opts: OpOptions | undefined): Outcome {
     if (opts?.signal?.aborted) return { index: -1, result: 0 };
-    const cs = oneCase[0]!;
-    cs.chan = this.#off;
-    cs.kind = kind;
-    cs.val = val;
-    return selectSync(rt, oneCase, recvOut, { deadline: deadlineOf(rt, opts), signal: opts?.signal });
+    oneCase.chan = this.#off;
+    oneCase.kind = kind;
+    oneCase.val = val;
+    return opSync(rt, oneCase, recvOut, { deadline: deadlineOf(rt, opts), signal: opts?.signal });
   }
 
   #blockAsync(
@@ -437,16 +432,158 @@ export class Channel<T> implements Sender<T>, Receiver<T> {
   ): Promise<Outcome> {
     if (opts?.signal?.aborted) return Promise.resolve({ index: -1, result: 0 });
     this.#inFlight++;
-    return selectAsync(rt, [{ chan: this.#off, kind, val }], out, {
+    return opAsync(rt, { chan: this.#off, kind, val }, out, {
       deadline: deadlineOf(rt, opts),
       signal: opts?.signal,
-    }).finally(() => {
-      if (--this.#inFlight === 0 && this.#releaseLater) {
-        this.#releaseLater = false;
-        releaseRef(rt, this.#off, this.#id);
-      }
-    });
+    }).finally(() => this[LEAVE]());
   }
+
+  /** @internal An async op (or select) on this handle begins: `release()` waits for its end. */
+  [ENTER](): void {
+    this.#inFlight++;
+  }
+
+  /** @internal The async op ended; a release that waited for it happens now. */
+  [LEAVE](): void {
+    if (--this.#inFlight === 0 && this.#releaseLater) {
+      this.#releaseLater = false;
+      releaseRef(runtime(), this.#off, this.#id);
+    }
+  }
+
+  /** @internal A send (K_SEND) or receive (K_RECV) on this handle, as a case of a select. */
+  [CASE](kind: number): ChannelCase {
+    const rt = this.#check(kind === K_SEND ? 'send' : 'recv', kind === K_SEND ? SEND_ONLY : RECV_ONLY, false);
+    return new ChannelCase(rt, this, this.#off, kind, this.#ring);
+  }
+
+  /** @internal Throws unless this handle can still be used (not released). */
+  [CHECK](): void {
+    if (this.#released) throw new InvalidHandleError(`${this.name} was released`);
+  }
+}
+
+/**
+ * After a lock-free buffer op on channel word index `c`: if parties of the other kind are parked
+ * (count word `waiting`; they looked at the buffer before this op changed it), pump under the
+ * lock and wake them.
+ */
+function letParkedIn(rt: Runtime, c: number, g: Ring, waiting: number, pump: typeof pumpSendersLocked): void {
+  if (Atomics.load(rt.heap.i32, c + waiting) !== 0) {
+    rt.heap.lock(c + C_LOCK);
+    pump(rt.heap.i32, c, g, 0);
+    rt.heap.unlock(c + C_LOCK);
+    flushWakes(rt);
+  }
+  progress(rt);
+}
+
+/**
+ * A send or a receive on one channel as a case of a select (select-kit.ts). Its `try` takes the
+ * lock-free buffer path when it can, and looks at the channel without the lock when nothing can
+ * be ready (no flags, no parked peer, and a buffer with nothing to give or no room); otherwise the
+ * engine's locked paths decide.
+ */
+export class ChannelCase implements Case, Selectable {
+  readonly chan: number;
+  readonly kind: number;
+  /** A send's encoded value (set by `prepare`). */
+  readonly val: Int32Array | undefined;
+  readonly deadline = Infinity;
+  readonly #rt: Runtime;
+  readonly #handle: Channel<unknown>;
+  readonly #ring: Ring | undefined;
+
+  /** @internal Made by a handle (`recvCase` / `sendCase` in select-kit.ts). */
+  constructor(rt: Runtime, handle: Channel<any>, chan: number, kind: number, ring: Ring | undefined) {
+    this.#rt = rt;
+    this.#handle = handle;
+    this.chan = chan;
+    this.kind = kind;
+    this.#ring = ring;
+    this.val = kind === K_SEND ? new Int32Array(4) : undefined;
+  }
+
+  /** The channel's handle. */
+  get channel(): Channel<unknown> {
+    return this.#handle;
+  }
+
+  /** Before each select: checks the handle, and encodes the value a send case offers. */
+  prepare(value?: unknown): void {
+    this.#handle[CHECK]();
+    if (this.val !== undefined) encodeSlot(this.#rt, value, this.val);
+  }
+
+  /** A send case that did not fire drops its encoded value. */
+  discard(): void {
+    if (this.val !== undefined) discardSlot(this.#rt, this.val);
+  }
+
+  /** Decodes the value a receive case got into `slot`. */
+  take(slot: Int32Array): unknown {
+    return decodeSlot(this.#rt, slot);
+  }
+
+  /** An async select holds the handle: `release()` during it waits for its end. */
+  enter(): void {
+    this.#handle[ENTER]();
+  }
+
+  leave(): void {
+    this.#handle[LEAVE]();
+  }
+
+  try(out: Int32Array): number {
+    const rt = this.#rt;
+    const m = rt.heap.i32;
+    const c = this.chan >> 2;
+    const g = this.#ring;
+    if (this.kind === K_RECV) {
+      if (g !== undefined && ringDequeue(m, g, out, false) === RING_OK) {
+        letParkedIn(rt, c, g, C_NSEND, pumpSendersLocked);
+        return R_VALUE;
+      }
+      // Nothing buffered or on its way, no sender parked, not closed or poisoned: not ready.
+      if (idle(m, c, C_NSEND) && (g === undefined || ringLength(m, g) === 0)) return NOT_READY;
+    } else {
+      if (g !== undefined && ringEnqueue(m, g, this.val!) === RING_OK) {
+        letParkedIn(rt, c, g, C_NRECV, pumpReceiversLocked);
+        return R_VALUE;
+      }
+      if (idle(m, c, C_NRECV) && (g === undefined || ringLength(m, g) === g.cap)) return NOT_READY;
+    }
+    return tryCase(rt, this, out);
+  }
+
+  register(op: number, index: number): boolean {
+    return registerCase(this.#rt, op, index, this);
+  }
+
+  unregister(op: number, index: number): void {
+    unregisterCase(this.#rt, op, index);
+  }
+
+  isReady(): boolean {
+    return isCaseReady(this.#rt, this);
+  }
+}
+
+/** Neither closed nor poisoned, and no party parked in the queue counted by word `waiting`. */
+function idle(m: Int32Array, c: number, waiting: number): boolean {
+  return Atomics.load(m, c + C_FLAGS) === 0 && Atomics.load(m, c + waiting) === 0;
+}
+
+/** @internal Makes the select case of a handle (see select-kit.ts). */
+export function channelCase(handle: unknown, kind: number): ChannelCase {
+  if (!(handle instanceof Channel)) {
+    throw new InvalidArgumentError(`a select case needs a channel handle made by chan(), not ${describe(handle)}`);
+  }
+  return (handle as Channel<unknown>)[CASE](kind);
+}
+
+function describe(v: unknown): string {
+  return v === null ? 'null' : typeof v === 'object' ? (v.constructor?.name ?? 'an object') : typeof v;
 }
 
 /**

@@ -22,7 +22,8 @@ export type OccamErrorCode =
   | 'ERR_PEER_DIED'
   | 'ERR_PROCESS_FAILED'
   | 'ERR_PROCESS_NOT_FOUND'
-  | 'ERR_INVALID_ARGUMENT';
+  | 'ERR_INVALID_ARGUMENT'
+  | 'ERR_EMPTY_SELECT';
 
 /** Base class of every error occam raises. */
 export class OccamError extends Error {
@@ -175,6 +176,13 @@ export class ProcessNotFoundError extends OccamError {
 export class InvalidArgumentError extends OccamError {
   constructor(message: string) {
     super('ERR_INVALID_ARGUMENT', message);
+  }
+}
+
+/** A select that could never complete: no case (or every case switched off), no default, no timeout, no signal. */
+export class EmptySelectError extends OccamError {
+  constructor(message = 'select has no case that could fire, and no default, timeout or signal: it would wait forever') {
+    super('ERR_EMPTY_SELECT', message);
   }
 }
 

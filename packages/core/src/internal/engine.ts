@@ -9,11 +9,17 @@
  * A waiter enqueues first, then spins on its own state word, then parks on that same word; a wake
  * is only a hint and the word is re-checked. A waiter whose cancel loses waits for DONE and takes
  * the value. Passes of a blocking operation:
- *   1. try every case under its channel lock (no record visible to anyone);
- *   2. register a waiter per case; on each channel re-check readiness first, and if a case became
- *      ready, abort our own op and start again (or, if we were claimed meanwhile, take that);
- *   3. wait for the state word (spin, then park);
- *   4. unregister every waiter still linked.
+ *   1. try every case (in a random order for a fair select, in the given order for priority);
+ *      nothing of ours is visible to anyone yet;
+ *   2. register each case (a channel case links a waiter, then re-checks readiness under the
+ *      lock); if a case became ready, abort our own op and start again (or, if we were claimed
+ *      meanwhile, take that);
+ *   3. wait for the state word (spin, then park), at most until the nearest deadline of a case
+ *      (a timer) or of the whole operation; a timer that comes due cancels the op and pass 1
+ *      runs again, where the timer is ready;
+ *   4. unregister every case.
+ * Cases are `Selectable`s; a plain send or receive is a select of one channel case, and takes a
+ * fused path (passes 1 and 2 under one lock hold) to the same state machine.
  */
 import {
   C_CAP,
@@ -71,6 +77,32 @@ export interface Outcome {
   index: number;
   /** R_VALUE / R_CLOSED / R_POISONED / R_PEER_DIED, or 0 when cancelled. */
   result: number;
+}
+
+/**
+ * What a select needs from each of its cases. A channel case links a waiter into its channel's
+ * queue, and a peer completes the select through it; a timer registers nothing and only has a
+ * deadline; `never` (select-kit.ts) does nothing at all and is the reference implementation.
+ */
+export interface Selectable {
+  /**
+   * Pass 1: completes the case now if it can, without blocking. Returns R_VALUE (it fired; a
+   * received value is in `out`), R_CLOSED or R_POISONED (it fired with that result), or
+   * NOT_READY. Called with no lock held.
+   */
+  try(out: Int32Array): number;
+  /**
+   * Pass 2: makes the waiting op record `op` completable by this case, as case `index`. Returns
+   * true if the case turned out to be ready (having undone its registration): the select then
+   * starts over from pass 1.
+   */
+  register(op: number, index: number): boolean;
+  /** Pass 4: undoes `register`; harmless if the case fired or registered nothing. */
+  unregister(op: number, index: number): void;
+  /** Whether `try` would complete now: a snapshot, stale as soon as it is taken. */
+  isReady(): boolean;
+  /** When (ms, the runtime's clock) the case becomes ready by itself (a timer); Infinity if never. */
+  readonly deadline: number;
 }
 
 /** Wakes every op queued in `wakes` by a call that has released its lock. */
@@ -159,31 +191,56 @@ export function waiterAt(op: number, i: number): number {
 }
 
 /**
- * Pass 2: links one waiter per case. Returns -1 when every case is registered, -2 when a case
- * became ready and our op was aborted (the caller starts again), or -3 when another party claimed
- * our op meanwhile (the caller waits for DONE).
+ * Pass 2 for a channel case: links a waiter for case `i` of `op`, then looks at the channel under
+ * the same lock hold (a lock-free peer that missed the waiter is seen here, see ring.ts). Returns
+ * true, with the waiter unlinked again, if the case is ready after all.
  */
-function register(rt: Runtime, op: number, cases: readonly Case[]): number {
+export function registerCase(rt: Runtime, op: number, i: number, cs: Case): boolean {
   const h = rt.heap;
+  const c = cs.chan >> 2;
+  h.lock(c + C_LOCK);
+  h.sync();
+  const m = h.i32;
+  const wi = fillWaiter(m, op, i, cs);
+  link(m, c, queueHead(cs.kind), wi << 2);
+  const ready = isReadyLocked(m, c, cs.kind, op);
+  if (ready) unlink(m, c, queueHead(cs.kind), wi << 2);
+  h.unlock(c + C_LOCK);
+  return ready;
+}
+
+/** Pass 4 for a channel case: unlinks waiter `i` of `op` if it is still queued. */
+export function unregisterCase(rt: Runtime, op: number, i: number): void {
+  const h = rt.heap;
+  const wi = waiterAt(op, i) >> 2;
+  if (Atomics.load(h.i32, wi + W_LINKED) === 0) return; // fired (its claimer unlinked it) or never linked
+  const chan = h.i32[wi + W_CHAN]!;
+  h.lock((chan >> 2) + C_LOCK);
+  if (h.i32[wi + W_LINKED] !== 0) unlink(h.i32, chan >> 2, queueHead(h.i32[wi + W_KIND]!), wi << 2);
+  h.unlock((chan >> 2) + C_LOCK);
+}
+
+/** Whether a channel case would complete now (under its lock: a snapshot). */
+export function isCaseReady(rt: Runtime, cs: Case): boolean {
+  const h = rt.heap;
+  const c = cs.chan >> 2;
+  h.lock(c + C_LOCK);
+  h.sync();
+  const ready = isReadyLocked(h.i32, c, cs.kind, 0);
+  h.unlock(c + C_LOCK);
+  return ready;
+}
+
+/**
+ * Pass 2 for every case. Returns -1 when every case is registered, -2 when a case turned out
+ * ready and our op was aborted (the caller starts again), or -3 when another party claimed our op
+ * meanwhile (the caller waits for DONE).
+ */
+function registerAll(rt: Runtime, op: number, cases: readonly Selectable[]): number {
   for (let i = 0; i < cases.length; i++) {
-    const cs = cases[i]!;
-    const c = cs.chan >> 2;
-    h.lock(c + C_LOCK);
-    h.sync();
-    const m = h.i32;
-    const wi = fillWaiter(m, op, i, cs);
-    // Link first, then look: a lock-free peer that missed the waiter is then seen here (ring.ts).
-    link(m, c, queueHead(cs.kind), wi << 2);
-    if (isReadyLocked(m, c, cs.kind, op)) {
-      unlink(m, c, queueHead(cs.kind), wi << 2);
-      const s = Atomics.load(m, (op >> 2) + O_STATE);
-      const won =
-        (s & ST_MASK) === ST_WAITING &&
-        Atomics.compareExchange(m, (op >> 2) + O_STATE, s, s + (ST_CANCELLED - ST_WAITING)) === s;
-      h.unlock(c + C_LOCK);
-      return won ? -2 : -3;
-    }
-    h.unlock(c + C_LOCK);
+    if (cases[i]!.register(op, i)) return cancel(rt.heap.i32, op) ? -2 : -3;
+    // Claimed through a case registered earlier: the rest need no waiter.
+    if ((Atomics.load(rt.heap.i32, (op >> 2) + O_STATE) & ST_MASK) !== ST_WAITING) return -3;
   }
   return -1;
 }
@@ -208,17 +265,9 @@ function recheckBuffered(m: Int32Array, c: number, cs: Case, out: Int32Array, w:
   return true;
 }
 
-/** Pass 4: unlinks every waiter of `op` still queued (the fired one was unlinked by its claimer). */
+/** Pass 4 of a plain send or receive: unlinks its waiter if still queued. */
 function unregister(rt: Runtime, op: number, n: number): void {
-  const h = rt.heap;
-  for (let i = 0; i < n; i++) {
-    const wi = waiterAt(op, i) >> 2;
-    if (Atomics.load(h.i32, wi + W_LINKED) === 0) continue;
-    const chan = h.i32[wi + W_CHAN]!;
-    h.lock((chan >> 2) + C_LOCK);
-    if (h.i32[wi + W_LINKED] !== 0) unlink(h.i32, chan >> 2, queueHead(h.i32[wi + W_KIND]!), wi << 2);
-    h.unlock((chan >> 2) + C_LOCK);
-  }
+  for (let i = 0; i < n; i++) unregisterCase(rt, op, i);
 }
 
 /** Tries to cancel `op`; true if the cancel won (no case fired). */
@@ -314,8 +363,11 @@ function waitSync(rt: Runtime, op: number, deadline: number): void {
   Atomics.store(m, (op >> 2) + O_PARKED, 0);
 }
 
-/** Reads how `op` ended, copies a received value into `out`, and recycles the record. */
-function conclude(rt: Runtime, op: number, n: number, out: Int32Array): Outcome {
+/**
+ * Reads how `op` ended, copies a received value into `out`, unregisters what is left (through
+ * `cases` for a select; a plain op's only waiter directly) and recycles the record.
+ */
+function conclude(rt: Runtime, op: number, n: number, out: Int32Array, cases?: readonly Selectable[]): Outcome {
   const h = rt.heap;
   h.sync();
   const m = h.i32;
@@ -328,8 +380,9 @@ function conclude(rt: Runtime, op: number, n: number, out: Int32Array): Outcome 
     copy4(m, oi + O_SLOT, out, 0);
     progress(rt);
   }
+  if (cases !== undefined) for (let i = 0; i < n; i++) cases[i]!.unregister(op, i);
   // A fired single-case op has nothing left to unlink: its claimer unlinked the only waiter.
-  if (n > 1 || outcome.index < 0) unregister(rt, op, n);
+  else if (outcome.index < 0) unregister(rt, op, n);
   releaseOp(rt, op);
   return outcome;
 }
@@ -350,85 +403,142 @@ function expired(rt: Runtime, limits: WaitLimits): boolean {
 }
 
 /**
- * Passes 1 and 2. For one case they are fused under a single lock hold: try, and if the case
+ * Passes 1 and 2 of a plain send or receive, fused under a single lock hold: try, and if the case
  * would block, link the waiter before unlocking (no one can claim an op that is not yet linked).
  * Returns an outcome when done without waiting, else the op record to wait on.
  */
-function begin(rt: Runtime, cases: readonly Case[], out: Int32Array, limits: WaitLimits): Outcome | number {
-  if (cases.length === 1) {
-    const cs = cases[0]!;
-    const h = rt.heap;
-    const c = cs.chan >> 2;
-    // An op record is needed only if the case blocks; keep one ready so that it can be taken
-    // from the cache under the lock (allocating there is not allowed).
-    let free = rt.opCache.get(1);
-    if (free === undefined || free.length === 0) {
-      const fresh = newOp(rt, 1);
-      free = rt.opCache.get(1)!;
-      free.push(fresh);
-    }
-    h.lock(c + C_LOCK);
-    h.sync();
-    const m = h.i32;
-    const r = cs.kind === K_SEND ? sendLocked(m, c, cs.val!, 0) : recvLocked(m, c, out, 0);
-    if (r !== NOT_READY || expired(rt, limits)) {
-      h.unlock(c + C_LOCK);
-      if (r === NOT_READY) return CANCELLED;
-      if (wakes.length !== 0) flushWakes(rt);
-      progress(rt);
-      return READY[r]!;
-    }
-    const op = free.pop()!;
-    armOp(m, op);
-    const wi = fillWaiter(m, op, 0, cs);
-    link(m, c, queueHead(cs.kind), wi << 2);
-    if (m[c + C_CAP] !== 0 && recheckBuffered(m, c, cs, out, wi << 2)) {
-      h.unlock(c + C_LOCK);
-      releaseOp(rt, op);
-      if (wakes.length !== 0) flushWakes(rt);
-      progress(rt);
-      return READY[R_VALUE]!;
-    }
+function begin(rt: Runtime, cs: Case, out: Int32Array, limits: WaitLimits): Outcome | number {
+  const h = rt.heap;
+  const c = cs.chan >> 2;
+  // An op record is needed only if the case blocks; keep one ready so that it can be taken
+  // from the cache under the lock (allocating there is not allowed).
+  let free = rt.opCache.get(1);
+  if (free === undefined || free.length === 0) {
+    const fresh = newOp(rt, 1);
+    free = rt.opCache.get(1)!;
+    free.push(fresh);
+  }
+  h.lock(c + C_LOCK);
+  h.sync();
+  const m = h.i32;
+  const r = cs.kind === K_SEND ? sendLocked(m, c, cs.val!, 0) : recvLocked(m, c, out, 0);
+  if (r !== NOT_READY || expired(rt, limits)) {
     h.unlock(c + C_LOCK);
-    return op;
+    if (r === NOT_READY) return CANCELLED;
+    if (wakes.length !== 0) flushWakes(rt);
+    progress(rt);
+    return READY[r]!;
   }
-  for (;;) {
-    for (let i = 0; i < cases.length; i++) {
-      const r = tryCase(rt, cases[i]!, out);
-      if (r !== NOT_READY) return { index: i, result: r };
-    }
-    if (expired(rt, limits)) return { index: -1, result: 0 };
-    const op = acquireOp(rt, cases.length);
-    if (register(rt, op, cases) !== -2) return op;
-    conclude(rt, op, cases.length, out); // a case became ready while registering: start again
+  const op = free.pop()!;
+  armOp(m, op);
+  const wi = fillWaiter(m, op, 0, cs);
+  link(m, c, queueHead(cs.kind), wi << 2);
+  if (m[c + C_CAP] !== 0 && recheckBuffered(m, c, cs, out, wi << 2)) {
+    h.unlock(c + C_LOCK);
+    releaseOp(rt, op);
+    if (wakes.length !== 0) flushWakes(rt);
+    progress(rt);
+    return READY[R_VALUE]!;
   }
+  h.unlock(c + C_LOCK);
+  return op;
 }
 
 /**
- * A blocking operation over `cases`, parking the thread. Returns the outcome (index -1 when the
- * deadline passed); `out` receives the value of a receive case. Never call on the main thread.
+ * A plain send or receive (one channel case), parking the thread. Returns the outcome (index -1
+ * when the deadline passed); `out` receives a received value. Never call on the main thread.
  */
-export function selectSync(rt: Runtime, cases: readonly Case[], out: Int32Array, limits: WaitLimits): Outcome {
-  const op = begin(rt, cases, out, limits);
+export function opSync(rt: Runtime, cs: Case, out: Int32Array, limits: WaitLimits): Outcome {
+  const op = begin(rt, cs, out, limits);
   if (typeof op !== 'number') return op;
   waitSync(rt, op, limits.deadline);
-  return conclude(rt, op, cases.length, out);
+  return conclude(rt, op, 1, out);
 }
 
 /**
  * The same without blocking the thread: spins briefly, then parks with Atomics.waitAsync, holding
  * the event loop open meanwhile; `limits.signal` cancels. Give each call its own `out`.
  */
-export async function selectAsync(
-  rt: Runtime,
-  cases: readonly Case[],
-  out: Int32Array,
-  limits: WaitLimits,
-): Promise<Outcome> {
-  const op = begin(rt, cases, out, limits);
+export async function opAsync(rt: Runtime, cs: Case, out: Int32Array, limits: WaitLimits): Promise<Outcome> {
+  const op = begin(rt, cs, out, limits);
   if (typeof op !== 'number') return op;
   await waitAsync(rt, op, limits);
-  return conclude(rt, op, cases.length, out);
+  return conclude(rt, op, 1, out);
+}
+
+/** Limits of a select: those of any wait, and `poll` for a select with a default (never waits). */
+export interface SelectLimits extends WaitLimits {
+  poll: boolean;
+}
+
+/**
+ * Passes 1 and 2 of a select. `order` lists the case indices in the order pass 1 tries them.
+ * Returns an outcome when done without waiting (index -1: no case ready and `poll`, or limits
+ * expired), else the op record to wait on.
+ */
+function beginSelect(
+  rt: Runtime,
+  cases: readonly Selectable[],
+  order: ArrayLike<number>,
+  out: Int32Array,
+  limits: SelectLimits,
+): Outcome | number {
+  for (;;) {
+    for (let k = 0; k < order.length; k++) {
+      const i = order[k]!;
+      const r = cases[i]!.try(out);
+      if (r !== NOT_READY) return { index: i, result: r };
+    }
+    if (limits.poll || expired(rt, limits)) return CANCELLED;
+    const op = acquireOp(rt, cases.length);
+    if (registerAll(rt, op, cases) !== -2) return op;
+    conclude(rt, op, cases.length, out, cases); // a case turned out ready: start again
+  }
+}
+
+/** The nearest deadline: the select's own, or a case's (a timer). */
+function nearest(cases: readonly Selectable[], deadline: number): number {
+  for (let i = 0; i < cases.length; i++) deadline = Math.min(deadline, cases[i]!.deadline);
+  return deadline;
+}
+
+/**
+ * A select over `cases`, parking the thread: exactly one case fires, or none when `limits` expire
+ * (or, with `poll`, when none is ready now). Returns the outcome (index -1: none fired); `out`
+ * receives the value of a receive case. Never call on the main thread.
+ */
+export function selectSync(
+  rt: Runtime,
+  cases: readonly Selectable[],
+  order: ArrayLike<number>,
+  out: Int32Array,
+  limits: SelectLimits,
+): Outcome {
+  for (;;) {
+    const op = beginSelect(rt, cases, order, out, limits);
+    if (typeof op !== 'number') return op;
+    waitSync(rt, op, nearest(cases, limits.deadline));
+    const o = conclude(rt, op, cases.length, out, cases);
+    // Cancelled by a case's deadline: pass 1 again, where that timer is ready.
+    if (o.index >= 0 || expired(rt, limits)) return o;
+  }
+}
+
+/** The same without blocking the thread; `limits.signal` cancels. Give each call its own `out`. */
+export async function selectAsync(
+  rt: Runtime,
+  cases: readonly Selectable[],
+  order: ArrayLike<number>,
+  out: Int32Array,
+  limits: SelectLimits,
+): Promise<Outcome> {
+  for (;;) {
+    const op = beginSelect(rt, cases, order, out, limits);
+    if (typeof op !== 'number') return op;
+    await waitAsync(rt, op, { deadline: nearest(cases, limits.deadline), signal: limits.signal });
+    const o = conclude(rt, op, cases.length, out, cases);
+    if (o.index >= 0 || expired(rt, limits)) return o;
+  }
 }
 
 async function waitAsync(rt: Runtime, op: number, limits: WaitLimits): Promise<void> {

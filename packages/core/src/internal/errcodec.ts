@@ -26,7 +26,7 @@
  */
 import { inspect, types } from 'node:util';
 import {
-  AbortError, ChannelClosedError, ChannelEmptyError, ChannelFullError, ChannelPoisonedError, HeapExhaustedError,
+  AbortError, ChannelClosedError, ChannelEmptyError, EmptySelectError, ChannelFullError, ChannelPoisonedError, HeapExhaustedError,
   InvalidArgumentError, InvalidCapacityError, InvalidHandleError, MessageTooLargeError, NotSendableError, OccamError,
   PeerDiedError, ProcessFailedError, ProcessNotFoundError, RemoteError, SyncOnMainError, TimeoutError,
   TooManyThreadsError, WrongDirectionError, type OccamErrorCode,
@@ -55,6 +55,7 @@ const OCCAM_CLASSES: Readonly<Record<OccamErrorCode, ErrorClass>> = {
   ERR_PROCESS_FAILED: ProcessFailedError,
   ERR_PROCESS_NOT_FOUND: ProcessNotFoundError,
   ERR_INVALID_ARGUMENT: InvalidArgumentError,
+  ERR_EMPTY_SELECT: EmptySelectError,
 };
 
 const BUILTIN_CLASSES: ReadonlyMap<string, ErrorClass> = new Map(

@@ -1,0 +1,226 @@
+/**
+ * select: wait on several channel operations and timers at once; exactly one happens.
+ *
+ * Every case is tried in a random order (fair: each ready case is equally likely) or in the given
+ * order (`priority`: the first ready case wins, occam's PRI ALT). If none is ready, the select
+ * registers on all of them and waits; the first peer to complete one of its cases wins by one
+ * compare-and-swap, and the others are withdrawn. With `default: true` it never waits.
+ */
+import {
+  AbortError,
+  ChannelClosedError,
+  ChannelPoisonedError,
+  EmptySelectError,
+  TimeoutError,
+} from '@occam/core';
+import { CLOSED, FIRED, never as neverReady, now, POISONED, selectAsync as kitAsync, selectSync as kitSync } from '@occam/core/select-kit';
+import type { Outcome, Selectable } from '@occam/core/select-kit';
+import { RecvCase, SendCase, Timer, type Case } from './cases.js';
+
+/** Options of a select. */
+export interface SelectOptions {
+  /** Never wait: with no case ready now, return `{ index: -1, kind: 'default' }` (Go's `default:`). */
+  default?: boolean;
+  /** Take the first ready case in the given order, instead of a uniformly random ready case. */
+  priority?: boolean;
+  /** Give up after this many milliseconds with TimeoutError; no case fires. */
+  timeout?: number;
+  /**
+   * Give up when this signal aborts, with AbortError; no case fires. A sync select in a worker
+   * sees the signal before it parks (the thread cannot run abort listeners while parked).
+   */
+  signal?: AbortSignal;
+}
+
+/** A receive case fired: with a value, or with `ok: false` when the channel is closed and drained. */
+export type Received<T, I extends number = number> =
+  | { readonly index: I; readonly kind: 'recv'; readonly ok: true; readonly value: T }
+  | { readonly index: I; readonly kind: 'recv'; readonly ok: false; readonly value: undefined };
+/** A send case fired: its value was delivered (or buffered). */
+export interface Sent<I extends number = number> {
+  readonly index: I;
+  readonly kind: 'send';
+}
+/** A timer fired; `at` is its due time on the runtime clock (for a tick: start + k·period). */
+export interface TimerFired<I extends number = number> {
+  readonly index: I;
+  readonly kind: 'timer';
+  readonly at: number;
+}
+/** No case was ready and the select had `default: true`. */
+export interface Defaulted {
+  readonly index: -1;
+  readonly kind: 'default';
+}
+
+type Fired<C, I extends number> =
+  C extends RecvCase<infer T> ? Received<T, I> : C extends SendCase<any> ? Sent<I> : C extends Timer ? TimerFired<I> : never;
+
+/** The result of a select over the cases `C`: which case fired (`index`, narrowing the rest), and how. */
+export type Selected<C extends readonly Case[]> = {
+  [K in keyof C]: Fired<C[K], K extends `${infer I extends number}` ? I : number>;
+}[number];
+
+// A sync select runs to completion before the next one on its thread: it shares these.
+const syncSlot = new Int32Array(4);
+let scratch = new Int32Array(8);
+const identities: Int32Array[] = [];
+
+/** xorshift32, seeded per thread: the fair choice needs speed, not cryptography. */
+let seed = (Math.random() * 0x7fff_ffff) | 1;
+function random(n: number): number {
+  seed ^= seed << 13;
+  seed ^= seed >>> 17;
+  seed ^= seed << 5;
+  return (seed >>> 0) % n;
+}
+
+/** The order pass 1 tries the cases in: shuffled (fair), or 0..n-1 (priority). */
+function orderOf(n: number, priority: boolean, own: boolean): Int32Array {
+  if (priority) {
+    let id = identities[n];
+    if (id === undefined) {
+      id = Int32Array.from({ length: n }, (_, i) => i);
+      identities[n] = id;
+    }
+    return id;
+  }
+  if (!own && scratch.length < n) scratch = new Int32Array(n * 2);
+  const order = own ? new Int32Array(n) : scratch.subarray(0, n);
+  // Fisher–Yates: a uniform permutation, so the first ready case in it is uniform among the ready.
+  for (let i = 0; i < n; i++) {
+    const j = random(i + 1);
+    order[i] = order[j]!;
+    order[j] = i;
+  }
+  return order;
+}
+
+/** Validates the cases and options and makes the engine's case list (a switched-off case is `never`). */
+function prepare(cases: readonly Case[], opts: SelectOptions | undefined): Selectable[] {
+  if (!Array.isArray(cases)) throw new TypeError('select takes an array of cases: select([recv(a), after(100)])');
+  const list: Selectable[] = new Array(cases.length);
+  let live = false;
+  for (let i = 0; i < cases.length; i++) {
+    const c = cases[i]!;
+    const s = c.selectable();
+    list[i] = s;
+    if (s !== neverReady) live = true;
+  }
+  if (!live && opts?.default !== true && opts?.timeout === undefined && opts?.signal === undefined) {
+    throw new EmptySelectError(
+      cases.length === 0
+        ? 'select has no cases; give it at least one case, a default, a timeout or a signal'
+        : 'every case of this select is switched off (guard false, or a null channel), and it has no default, timeout or signal: it would wait forever',
+    );
+  }
+  // Encode the values of send cases now, outside every lock; a failure leaves nothing behind.
+  let i = 0;
+  try {
+    for (; i < cases.length; i++) {
+      const c = cases[i]!;
+      if (list[i] !== neverReady && c instanceof SendCase) c.impl!.prepare(c.value);
+      else if (list[i] !== neverReady && c instanceof RecvCase) c.impl!.prepare();
+    }
+  } catch (e) {
+    discardSends(cases, list, i, -1);
+    throw e;
+  }
+  return list;
+}
+
+/** Drops the encoded values of send cases [0, end) other than `fired`. */
+function discardSends(cases: readonly Case[], list: readonly Selectable[], end: number, fired: number): void {
+  for (let i = 0; i < end; i++) {
+    const c = cases[i]!;
+    if (i !== fired && list[i] !== neverReady && c instanceof SendCase) c.impl!.discard();
+  }
+}
+
+function deadlineOf(opts: SelectOptions | undefined): number {
+  const t = opts?.timeout;
+  return t === undefined ? Infinity : now() + Math.max(0, t);
+}
+
+/** Turns the engine's outcome into the caller's result (or error). */
+function finish(cases: readonly Case[], list: readonly Selectable[], o: Outcome, slot: Int32Array, opts: SelectOptions | undefined): unknown {
+  const i = o.index;
+  discardSends(cases, list, cases.length, o.result === FIRED ? i : -1);
+  if (i < 0) {
+    if (opts?.signal?.aborted) throw new AbortError(opts.signal.reason);
+    if (opts?.default === true) return DEFAULTED;
+    throw new TimeoutError(opts?.timeout ?? 0);
+  }
+  const c = cases[i]!;
+  if (o.result === POISONED) throw new ChannelPoisonedError();
+  if (c instanceof RecvCase) {
+    if (o.result === CLOSED) return { index: i, kind: 'recv', ok: false, value: undefined };
+    return { index: i, kind: 'recv', ok: true, value: c.impl!.take(slot) };
+  }
+  if (c instanceof SendCase) {
+    if (o.result === CLOSED) throw new ChannelClosedError(`send on a closed channel (select case ${i}); the value was not sent`);
+    return { index: i, kind: 'send' };
+  }
+  return { index: i, kind: 'timer', at: (c as Timer).firedAt };
+}
+
+const DEFAULTED: Defaulted = Object.freeze({ index: -1, kind: 'default' });
+
+/**
+ * Waits until exactly one of `cases` happens, blocking this worker thread, and returns which and
+ * how. A receive on a closed channel fires with `ok: false`; a send on a closed channel throws
+ * ChannelClosedError; a poisoned channel throws ChannelPoisonedError. Throws SyncOnMainError on
+ * the main thread (use `selectAsync` there).
+ *
+ * ```ts
+ * const r = select([recv(replies), after(100)]);
+ * if (r.index === 0 && r.ok) use(r.value);
+ * ```
+ */
+export function select<const C extends readonly Case[]>(cases: C, opts: SelectOptions & { default: true }): Selected<C> | Defaulted;
+export function select<const C extends readonly Case[]>(cases: C, opts?: SelectOptions): Selected<C>;
+export function select(cases: readonly Case[], opts?: SelectOptions): unknown {
+  const list = prepare(cases, opts);
+  let o: Outcome;
+  try {
+    o = kitSync(list, orderOf(list.length, opts?.priority === true, false), syncSlot, {
+      poll: opts?.default === true,
+      deadline: deadlineOf(opts),
+      signal: opts?.signal,
+    });
+  } catch (e) {
+    discardSends(cases, list, cases.length, -1);
+    throw e;
+  }
+  return finish(cases, list, o, syncSlot, opts);
+}
+
+/**
+ * `select` without blocking the thread: for the main thread, and for processes that also do I/O.
+ * An AbortSignal in `opts` cancels the whole select, and no case fires.
+ */
+export function selectAsync<const C extends readonly Case[]>(
+  cases: C,
+  opts: SelectOptions & { default: true },
+): Promise<Selected<C> | Defaulted>;
+export function selectAsync<const C extends readonly Case[]>(cases: C, opts?: SelectOptions): Promise<Selected<C>>;
+export async function selectAsync(cases: readonly Case[], opts?: SelectOptions): Promise<unknown> {
+  const list = prepare(cases, opts);
+  const slot = new Int32Array(4);
+  // The handles stay usable while we wait: a release() meanwhile takes effect when we finish.
+  for (const c of cases) if (c instanceof RecvCase || c instanceof SendCase) c.impl?.enter();
+  let o: Outcome;
+  try {
+    o = await kitAsync(list, orderOf(list.length, opts?.priority === true, true), slot, {
+      poll: opts?.default === true,
+      deadline: deadlineOf(opts),
+      signal: opts?.signal,
+    });
+  } catch (e) {
+    discardSends(cases, list, cases.length, -1);
+    throw e;
+  } finally {
+    for (const c of cases) if (c instanceof RecvCase || c instanceof SendCase) c.impl?.leave();
+  }
+  return finish(cases, list, o, slot, opts);
+}
