@@ -1,6 +1,6 @@
 // impl `occam`: the benchmark scenarios on occam channels and processes (contract: ../run.mjs).
 import { chan, spawn } from '@occam/core';
-import { mix } from '../lib/checksum.mjs';
+import { mix, sumTo } from '../lib/checksum.mjs';
 
 const procs = new URL('./occam.procs.mjs', import.meta.url);
 const now = () => Number(process.hrtime.bigint());
@@ -79,6 +79,29 @@ function mpmc(opts) {
 }
 
 /**
+ * Producers, one per channel of `chans` up to `fed`, each send their share of 0..ops-1; one
+ * consumer takes them all by a select over every channel (or by recv, with one channel).
+ */
+function selectRun(caps, fed, consumer) {
+  return (opts) => {
+    const chans = caps.map((cap) => chan(cap));
+    const warmEach = Math.floor(opts.warmup / fed);
+    return run(opts, [
+      ...chans.slice(0, fed).map((ch, k) => ['shareProducer', (r, g) => [ch, r, g, k, fed, opts.ops, warmEach]]),
+      consumer === 'select'
+        ? ['selectConsumer', (r, g) => [chans, r, g, opts.ops, warmEach * fed]]
+        : ['recvConsumer', (r, g) => [chans[0], r, g, opts.ops, warmEach * fed]],
+    ]);
+  };
+}
+
+const selectScenario = (op, caps, fed, consumer) => ({
+  run: warm(selectRun(caps, fed, consumer)),
+  op,
+  expected: sumTo,
+});
+
+/**
  * occam's code paths are longer than a baseline's few lines, and V8 needs more calls to optimise
  * them: every party warms up at least MIN_WARMUP ops (untimed, like all warm-up), so a short
  * calibrated run measures the steady state rather than the interpreter.
@@ -94,4 +117,28 @@ export const scenarios = {
   'spsc-1024-obj': warm(stream(1024, true)),
   'mpmc-1024-int': warm(mpmc),
   'pingpong-w2w-x2': warm((opts) => run(opts, [...pingPongPair(opts), ...pingPongPair(opts)])),
+  'select4-unbuffered': selectScenario(
+    'one int received by a select over 4 unbuffered channels, each fed by its own producer worker',
+    [0, 0, 0, 0],
+    4,
+    'select',
+  ),
+  'select4-buffered': selectScenario(
+    'one int received by a select over 4 channels of capacity 1024, each fed by its own producer worker',
+    [1024, 1024, 1024, 1024],
+    4,
+    'select',
+  ),
+  'select1-ready-1024': selectScenario(
+    'one int received by a select over 4 channels of capacity 1024 of which one is fed (compare recv-1024-int)',
+    [1024, 1024, 1024, 1024],
+    1,
+    'select',
+  ),
+  'recv-1024-int': selectScenario(
+    'one int received by a plain recv on a channel of capacity 1024 fed by one producer (the select1-ready-1024 baseline)',
+    [1024],
+    1,
+    'recv',
+  ),
 };

@@ -1,6 +1,7 @@
 // occam's side of the benchmark: the process bodies (each runs in an occam worker process).
 // Every party does its warm-up, meets the others at a start barrier made of occam channels,
 // then times its part; the harness takes max(end) - min(start).
+import { recv, select } from '@occam/select';
 import { mix, pong, makeItem, mixItem } from '../lib/checksum.mjs';
 
 const now = () => Number(process.hrtime.bigint());
@@ -70,5 +71,40 @@ export function mpmcConsumer(input, ready, go) {
   const t0 = now();
   let s = 0;
   for (let v = input.recv(); v !== -1; v = input.recv()) s = (s + v) | 0;
+  return { t0, t1: now(), checksum: s >>> 0 };
+}
+
+/**
+ * select scenarios: producer `k` of `n` sends its share of 0..ops-1 (after `warmup` zeros) on
+ * its own channel; a consumer takes everything with a select (or, for the plain-recv
+ * comparison, with recv on the one fed channel).
+ */
+export function shareProducer(out, ready, go, k, n, ops, warmup) {
+  for (let i = 0; i < warmup; i++) out.send(0);
+  barrier(ready, go);
+  const t0 = now();
+  for (let i = Math.floor((ops * k) / n), end = Math.floor((ops * (k + 1)) / n); i < end; i++) out.send(i);
+  return { t0, t1: now(), checksum: 0 };
+}
+
+export function selectConsumer(ins, ready, go, ops, warmup) {
+  const cases = ins.map((c) => recv(c));
+  for (let i = 0; i < warmup; i++) select(cases);
+  barrier(ready, go);
+  const t0 = now();
+  let s = 0;
+  for (let i = 0; i < ops; i++) {
+    const r = select(cases);
+    s = (s + r.value) | 0;
+  }
+  return { t0, t1: now(), checksum: s >>> 0 };
+}
+
+export function recvConsumer(input, ready, go, ops, warmup) {
+  for (let i = 0; i < warmup; i++) input.recv();
+  barrier(ready, go);
+  const t0 = now();
+  let s = 0;
+  for (let i = 0; i < ops; i++) s = (s + input.recv()) | 0;
   return { t0, t1: now(), checksum: s >>> 0 };
 }

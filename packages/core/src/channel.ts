@@ -38,7 +38,7 @@ import {
   type Outcome,
   type Selectable,
 } from './internal/engine.js';
-import { RING_OK, ringBytes, ringDequeue, ringEnqueue, ringInit, ringLength, ringOf, type Ring } from './internal/ring.js';
+import { RING_OK, ringBytes, ringDequeue, ringEnqueue, ringIdle, ringInit, ringLength, ringOf, type Ring } from './internal/ring.js';
 import {
   C_BUF,
   C_CAP,
@@ -471,6 +471,7 @@ export class Channel<T> implements Sender<T>, Receiver<T> {
 function letParkedIn(rt: Runtime, c: number, g: Ring, waiting: number, pump: typeof pumpSendersLocked): void {
   if (Atomics.load(rt.heap.i32, c + waiting) !== 0) {
     rt.heap.lock(c + C_LOCK);
+    rt.heap.sync(); // the parked parties' records may lie beyond our views
     pump(rt.heap.i32, c, g, 0);
     rt.heap.unlock(c + C_LOCK);
     flushWakes(rt);
@@ -545,7 +546,7 @@ export class ChannelCase implements Case, Selectable {
         return R_VALUE;
       }
       // Nothing buffered or on its way, no sender parked, not closed or poisoned: not ready.
-      if (idle(m, c, C_NSEND) && (g === undefined || ringLength(m, g) === 0)) return NOT_READY;
+      if (idle(m, c, C_NSEND) && (g === undefined || ringIdle(m, g))) return NOT_READY;
     } else {
       if (g !== undefined && ringEnqueue(m, g, this.val!) === RING_OK) {
         letParkedIn(rt, c, g, C_NRECV, pumpReceiversLocked);

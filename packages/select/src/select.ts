@@ -14,7 +14,7 @@ import {
   TimeoutError,
 } from '@occam/core';
 import { CLOSED, FIRED, never as neverReady, now, POISONED, selectAsync as kitAsync, selectSync as kitSync } from '@occam/core/select-kit';
-import type { Outcome, Selectable } from '@occam/core/select-kit';
+import type { Outcome, Selectable, SelectLimits } from '@occam/core/select-kit';
 import { RecvCase, SendCase, Timer, type Case } from './cases.js';
 
 /** Options of a select. */
@@ -63,8 +63,8 @@ export type Selected<C extends readonly Case[]> = {
 
 // A sync select runs to completion before the next one on its thread: it shares these.
 const syncSlot = new Int32Array(4);
-let scratch = new Int32Array(8);
-const identities: Int32Array[] = [];
+const syncList: Selectable[] = [];
+const syncLimits: SelectLimits = { poll: false, deadline: Infinity, signal: undefined };
 
 /** xorshift32, seeded per thread: the fair choice needs speed, not cryptography. */
 let seed = (Math.random() * 0x7fff_ffff) | 1;
@@ -75,18 +75,26 @@ function random(n: number): number {
   return (seed >>> 0) % n;
 }
 
-/** The order pass 1 tries the cases in: shuffled (fair), or 0..n-1 (priority). */
+/** Up to this many cases, a fair order is one of the precomputed permutations, picked at random. */
+const SMALL = 5;
+/** Every permutation of 0..n-1, for n <= SMALL; and the identity (priority order) for any n. */
+const permutations: Int32Array[][] = [];
+const identities: Int32Array[] = [];
+for (let n = 0; n <= SMALL; n++) permutations.push(permute(n).map((p) => Int32Array.from(p)));
+
+function permute(n: number): number[][] {
+  if (n === 0) return [[]];
+  return permute(n - 1).flatMap((p) => Array.from({ length: n }, (_, at) => [...p.slice(0, at), n - 1, ...p.slice(at)]));
+}
+
+/** The order pass 1 tries the cases in: a uniformly random permutation (fair), or 0..n-1 (priority). */
 function orderOf(n: number, priority: boolean, own: boolean): Int32Array {
-  if (priority) {
-    let id = identities[n];
-    if (id === undefined) {
-      id = Int32Array.from({ length: n }, (_, i) => i);
-      identities[n] = id;
-    }
-    return id;
+  if (priority) return (identities[n] ??= Int32Array.from({ length: n }, (_, i) => i));
+  if (n <= SMALL) {
+    const all = permutations[n]!;
+    return all[random(all.length)]!;
   }
-  if (!own && scratch.length < n) scratch = new Int32Array(n * 2);
-  const order = own ? new Int32Array(n) : scratch.subarray(0, n);
+  const order = own ? new Int32Array(n) : (scratch[n] ??= new Int32Array(n));
   // Fisher–Yates: a uniform permutation, so the first ready case in it is uniform among the ready.
   for (let i = 0; i < n; i++) {
     const j = random(i + 1);
@@ -95,38 +103,46 @@ function orderOf(n: number, priority: boolean, own: boolean): Int32Array {
   }
   return order;
 }
+const scratch: Int32Array[] = [];
 
-/** Validates the cases and options and makes the engine's case list (a switched-off case is `never`). */
-function prepare(cases: readonly Case[], opts: SelectOptions | undefined): Selectable[] {
+/** Send cases among the engine's list get their values encoded (flag 1 in the result). */
+const HAS_SENDS = 1;
+
+/**
+ * Validates the cases and options and fills `list`, the engine's cases (a switched-off case is
+ * `never`); encodes the values of send cases, outside every lock. Returns HAS_SENDS or 0.
+ */
+function prepare(cases: readonly Case[], opts: SelectOptions | undefined, list: Selectable[]): number {
   if (!Array.isArray(cases)) throw new TypeError('select takes an array of cases: select([recv(a), after(100)])');
-  const list: Selectable[] = new Array(cases.length);
+  if (list.length !== cases.length) list.length = cases.length; // (setting it costs, even unchanged)
   let live = false;
-  for (let i = 0; i < cases.length; i++) {
-    const c = cases[i]!;
-    const s = c.selectable();
-    list[i] = s;
-    if (s !== neverReady) live = true;
+  let flags = 0;
+  let i = 0;
+  try {
+    for (; i < cases.length; i++) {
+      const c = cases[i]!;
+      const s = c.selectable();
+      list[i] = s;
+      if (s === neverReady) continue;
+      live = true;
+      if (c.kind === 'send') {
+        c.impl!.prepare(c.value);
+        flags = HAS_SENDS;
+      } else if (c.kind === 'recv') c.impl!.prepare();
+    }
+  } catch (e) {
+    if (flags !== 0) discardSends(cases, list, i, -1);
+    throw e;
   }
   if (!live && opts?.default !== true && opts?.timeout === undefined && opts?.signal === undefined) {
+    if (flags !== 0) discardSends(cases, list, cases.length, -1);
     throw new EmptySelectError(
       cases.length === 0
         ? 'select has no cases; give it at least one case, a default, a timeout or a signal'
         : 'every case of this select is switched off (guard false, or a null channel), and it has no default, timeout or signal: it would wait forever',
     );
   }
-  // Encode the values of send cases now, outside every lock; a failure leaves nothing behind.
-  let i = 0;
-  try {
-    for (; i < cases.length; i++) {
-      const c = cases[i]!;
-      if (list[i] !== neverReady && c instanceof SendCase) c.impl!.prepare(c.value);
-      else if (list[i] !== neverReady && c instanceof RecvCase) c.impl!.prepare();
-    }
-  } catch (e) {
-    discardSends(cases, list, i, -1);
-    throw e;
-  }
-  return list;
+  return flags;
 }
 
 /** Drops the encoded values of send cases [0, end) other than `fired`. */
@@ -143,9 +159,16 @@ function deadlineOf(opts: SelectOptions | undefined): number {
 }
 
 /** Turns the engine's outcome into the caller's result (or error). */
-function finish(cases: readonly Case[], list: readonly Selectable[], o: Outcome, slot: Int32Array, opts: SelectOptions | undefined): unknown {
+function finish(
+  cases: readonly Case[],
+  list: readonly Selectable[],
+  flags: number,
+  o: Outcome,
+  slot: Int32Array,
+  opts: SelectOptions | undefined,
+): unknown {
   const i = o.index;
-  discardSends(cases, list, cases.length, o.result === FIRED ? i : -1);
+  if (flags !== 0) discardSends(cases, list, cases.length, o.result === FIRED ? i : -1);
   if (i < 0) {
     if (opts?.signal?.aborted) throw new AbortError(opts.signal.reason);
     if (opts?.default === true) return DEFAULTED;
@@ -180,19 +203,20 @@ const DEFAULTED: Defaulted = Object.freeze({ index: -1, kind: 'default' });
 export function select<const C extends readonly Case[]>(cases: C, opts: SelectOptions & { default: true }): Selected<C> | Defaulted;
 export function select<const C extends readonly Case[]>(cases: C, opts?: SelectOptions): Selected<C>;
 export function select(cases: readonly Case[], opts?: SelectOptions): unknown {
-  const list = prepare(cases, opts);
+  const list = syncList;
+  const flags = prepare(cases, opts, list);
   let o: Outcome;
   try {
-    o = kitSync(list, orderOf(list.length, opts?.priority === true, false), syncSlot, {
-      poll: opts?.default === true,
-      deadline: deadlineOf(opts),
-      signal: opts?.signal,
-    });
+    const limits = syncLimits;
+    limits.poll = opts?.default === true;
+    limits.deadline = deadlineOf(opts);
+    limits.signal = opts?.signal;
+    o = kitSync(list, orderOf(list.length, opts?.priority === true, false), syncSlot, limits);
   } catch (e) {
-    discardSends(cases, list, cases.length, -1);
+    if (flags !== 0) discardSends(cases, list, cases.length, -1);
     throw e;
   }
-  return finish(cases, list, o, syncSlot, opts);
+  return finish(cases, list, flags, o, syncSlot, opts);
 }
 
 /**
@@ -205,7 +229,8 @@ export function selectAsync<const C extends readonly Case[]>(
 ): Promise<Selected<C> | Defaulted>;
 export function selectAsync<const C extends readonly Case[]>(cases: C, opts?: SelectOptions): Promise<Selected<C>>;
 export async function selectAsync(cases: readonly Case[], opts?: SelectOptions): Promise<unknown> {
-  const list = prepare(cases, opts);
+  const list: Selectable[] = [];
+  const flags = prepare(cases, opts, list);
   const slot = new Int32Array(4);
   // The handles stay usable while we wait: a release() meanwhile takes effect when we finish.
   for (const c of cases) if (c instanceof RecvCase || c instanceof SendCase) c.impl?.enter();
@@ -217,10 +242,10 @@ export async function selectAsync(cases: readonly Case[], opts?: SelectOptions):
       signal: opts?.signal,
     });
   } catch (e) {
-    discardSends(cases, list, cases.length, -1);
+    if (flags !== 0) discardSends(cases, list, cases.length, -1);
     throw e;
   } finally {
     for (const c of cases) if (c instanceof RecvCase || c instanceof SendCase) c.impl?.leave();
   }
-  return finish(cases, list, o, slot, opts);
+  return finish(cases, list, flags, o, slot, opts);
 }

@@ -37,6 +37,7 @@ import {
   O_STATE,
   O_WORDS,
   ST_CANCELLED,
+  ST_CLAIMED,
   ST_DONE,
   ST_MASK,
   ST_WAITING,
@@ -216,6 +217,7 @@ export function unregisterCase(rt: Runtime, op: number, i: number): void {
   if (Atomics.load(h.i32, wi + W_LINKED) === 0) return; // fired (its claimer unlinked it) or never linked
   const chan = h.i32[wi + W_CHAN]!;
   h.lock((chan >> 2) + C_LOCK);
+  h.sync(); // our neighbours in the queue may lie beyond our views
   if (h.i32[wi + W_LINKED] !== 0) unlink(h.i32, chan >> 2, queueHead(h.i32[wi + W_KIND]!), wi << 2);
   h.unlock((chan >> 2) + C_LOCK);
 }
@@ -238,11 +240,28 @@ export function isCaseReady(rt: Runtime, cs: Case): boolean {
  */
 function registerAll(rt: Runtime, op: number, cases: readonly Selectable[]): number {
   for (let i = 0; i < cases.length; i++) {
-    if (cases[i]!.register(op, i)) return cancel(rt.heap.i32, op) ? -2 : -3;
-    // Claimed through a case registered earlier: the rest need no waiter.
-    if ((Atomics.load(rt.heap.i32, (op >> 2) + O_STATE) & ST_MASK) !== ST_WAITING) return -3;
+    if (cases[i]!.register(op, i)) return abort(rt.heap.i32, op) ? -2 : -3;
+    // Completed through a case registered earlier: the rest need no waiter. (A claim alone is
+    // not enough to stop: a claimer that finds nothing to give hands the op back, WAITING.)
+    if (isFinal(Atomics.load(rt.heap.i32, (op >> 2) + O_STATE))) return -3;
   }
   return -1;
+}
+
+/**
+ * Cancels `op` to start a select over; true if cancelled, false if it completed instead. A claim
+ * under way is waited out: its claimer holds a channel lock and is a few instructions from DONE,
+ * or from handing the op back (WAITING again, see `unclaim` in transfer.ts), which we then cancel.
+ */
+function abort(m: Int32Array, op: number): boolean {
+  const at = (op >> 2) + O_STATE;
+  for (;;) {
+    const s = Atomics.load(m, at);
+    const st = s & ST_MASK;
+    if (st === ST_WAITING) {
+      if (Atomics.compareExchange(m, at, s, s + (ST_CANCELLED - ST_WAITING)) === s) return true;
+    } else if (st !== ST_CLAIMED) return st === ST_CANCELLED;
+  }
 }
 
 /**
@@ -559,11 +578,18 @@ async function waitAsync(rt: Runtime, op: number, limits: WaitLimits): Promise<v
       s = Atomics.load(m, at);
       if (isFinal(s)) break;
       let timeout = Infinity;
-      if (limits.deadline !== Infinity && (s & ST_MASK) === ST_WAITING) {
-        timeout = limits.deadline - rt.parker.now();
-        if (timeout <= 0) {
+      if ((s & ST_MASK) === ST_WAITING) {
+        // An abort that met a claim in progress, which was then handed back, cancels now.
+        if (signal?.aborted === true) {
           if (cancel(m, op)) break;
           continue;
+        }
+        if (limits.deadline !== Infinity) {
+          timeout = limits.deadline - rt.parker.now();
+          if (timeout <= 0) {
+            if (cancel(m, op)) break;
+            continue;
+          }
         }
       }
       const r = rt.parker.waitAsync(m, at, s, timeout);

@@ -143,6 +143,11 @@ export function ringDequeue(m: Int32Array, g: Ring, out: Int32Array, exact = tru
   }
 }
 
+/** Whether no value is in the ring or on its way into it (a position claimed, not yet published). */
+export function ringIdle(m: Int32Array, g: Ring): boolean {
+  return (Atomics.load(m, g.r + R_ENQ) & POS_MASK) === Atomics.load(m, g.r + R_DEQ);
+}
+
 /** Values in the ring now (an instant's view; exact when no one else is operating). */
 export function ringLength(m: Int32Array, g: Ring): number {
   const n = dist(Atomics.load(m, g.r + R_ENQ) & POS_MASK, Atomics.load(m, g.r + R_DEQ), g.wrap);

@@ -248,7 +248,8 @@ function withdrawOps(rt: Runtime, slot: number): void {
       const c = m[w + W_CHAN]! >> 2;
       if ((Atomics.load(m, c + C_LOCK) & ~LOCK_CONTENDED) === slot + 1) continue; // held by the dead
       h.lock(c + C_LOCK);
-      if (m[w + W_LINKED] !== 0) unlink(h.i32, c, m[w + W_KIND] === K_SEND ? C_SENDQ_HEAD : C_RECVQ_HEAD, w << 2);
+      h.sync(); // the queue's other waiters may lie beyond our views
+      if (h.i32[w + W_LINKED] !== 0) unlink(h.i32, c, m[w + W_KIND] === K_SEND ? C_SENDQ_HEAD : C_RECVQ_HEAD, w << 2);
       h.unlock(c + C_LOCK);
     }
   }

@@ -1,0 +1,12 @@
+import { chan, spawn } from '@occam/core';
+const procs = new URL('./impl/occam.procs.mjs', import.meta.url);
+const ops = Number(process.argv[2] ?? 2000000), warm = 20000, mode = process.argv[3] ?? 'select';
+const chans = [0,1,2,3].map(() => chan(1024));
+const ready = chan(0), go = chan(0);
+const p = spawn(procs, 'shareProducer', [chans[0], ready, go, 0, 1, ops, warm]);
+const c = mode === 'select' ? spawn(procs, 'selectConsumer', [chans, ready, go, ops, warm]) : spawn(procs, 'recvConsumer', [chans[0], ready, go, ops, warm]);
+for (let i = 0; i < 2; i++) await ready.recvAsync();
+go.close();
+const r = await Promise.all([p, c].map((p) => p.join()));
+console.log(mode, ((r[1].t1 - r[0].t0) / ops).toFixed(1), 'ns/op');
+process.exit(0);
