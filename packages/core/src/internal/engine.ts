@@ -133,10 +133,10 @@ export function tryCase(rt: Runtime, cs: Case, out: Int32Array): number {
   const m = h.i32;
   const r = cs.kind === K_SEND ? sendLocked(m, c, cs.val!, 0) : recvLocked(m, c, out, 0);
   h.unlock(c + C_LOCK);
-  if (r !== NOT_READY) {
-    if (wakes.length !== 0) flushWakes(rt);
-    progress(rt);
-  }
+  // Even a case that did not complete may have moved values to parked parties, or handed a
+  // claim back: whoever was touched is woken.
+  if (wakes.length !== 0) flushWakes(rt);
+  if (r !== NOT_READY) progress(rt);
   return r;
 }
 
@@ -443,8 +443,8 @@ function begin(rt: Runtime, cs: Case, out: Int32Array, limits: WaitLimits): Outc
   const r = cs.kind === K_SEND ? sendLocked(m, c, cs.val!, 0) : recvLocked(m, c, out, 0);
   if (r !== NOT_READY || expired(rt, limits)) {
     h.unlock(c + C_LOCK);
-    if (r === NOT_READY) return CANCELLED;
     if (wakes.length !== 0) flushWakes(rt);
+    if (r === NOT_READY) return CANCELLED;
     progress(rt);
     return READY[r]!;
   }
@@ -460,6 +460,7 @@ function begin(rt: Runtime, cs: Case, out: Int32Array, limits: WaitLimits): Outc
     return READY[R_VALUE]!;
   }
   h.unlock(c + C_LOCK);
+  if (wakes.length !== 0) flushWakes(rt);
   return op;
 }
 
