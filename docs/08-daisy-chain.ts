@@ -4,13 +4,14 @@
  * What it does: twenty relay processes stand in a row, joined by rendezvous channels; each
  * passes on what it gets, plus one. The main thread closes the chain into a ring through itself:
  * it sends a token in at the head, takes it out at the tail and sends it round again, ten laps.
- * Then it streams two hundred tokens through the chain at once, so every relay is busy with a
- * different one. Last, it pushes three tokens in that it never takes out, so three relays are
- * stuck holding one, and closes a single quit channel: every relay stops, wherever it was.
+ * Then it streams two hundred tokens through the chain at once. Last, it pushes three tokens in
+ * that it never takes out and at once closes a single quit channel: every relay stops wherever
+ * it is, waiting to receive or waiting to send, and the three tokens are found in their hands.
  *
  * What it introduces:
  *   - latency against throughput: one token pays a hand-over per relay on every lap; a stream
- *     keeps all the relays working at once, and comes out in order.
+ *     puts many tokens in the chain at once, so hand-overs overlap (as far as there are cores to
+ *     run them), and the tokens still come out in order.
  *   - quit in every wait: a relay that can be told to stop must include quit in each of its
  *     blocking steps, the send as well as the receive — `select([send(right, v + 1), recv(quit)])`.
  *     BUG (the classic): a relay that sends with a plain `right.send(v + 1)` never sees quit while
@@ -18,8 +19,8 @@
  *   - conservation: on rendezvous channels a token is never "in" a channel; at every moment
  *     exactly one party holds it, so the relays that stop holding a token account for every
  *     token that went in and did not come out.
- *   - a watchdog on the main thread: one `after` shared by every wait of a phase turns a lost
- *     token (a hang) into an error with a message.
+ *   - a watchdog on the main thread: one `after` shared by the waits of a phase, one after
+ *     another, turns a lost token (a hang) into an error with a message.
  *
  * Left for later: poison (a quit that flows along the channels themselves).
  *
@@ -49,6 +50,12 @@ export function relay(left: Receiver<number>, right: Sender<number>, quit: Recei
   }
 }
 
+/** Sends into the chain's head, or fails when the phase's watchdog fires first. */
+async function toHead(head: Sender<number>, v: number, watchdog: Timer, phase: string): Promise<void> {
+  const r = await selectAsync([send(head, v), watchdog]);
+  if (r.index === 1) throw new Error(`${phase}: the chain's head stopped taking tokens (watchdog)`);
+}
+
 /** Receives from the chain's tail, or fails when the phase's watchdog fires first. */
 async function fromTail(tail: Receiver<number>, watchdog: Timer, phase: string): Promise<number> {
   const r = await selectAsync([recv(tail), watchdog]);
@@ -76,7 +83,7 @@ main(async () => {
   const lapTimes: number[] = [];
   for (let lap = 0; lap < laps; lap++) {
     const t = performance.now();
-    await head.sendAsync(token);
+    await toHead(head, token, watchdog, 'ring');
     token = await fromTail(tail, watchdog, 'ring');
     lapTimes.push(performance.now() - t);
   }
@@ -91,7 +98,10 @@ main(async () => {
   watchdog = after(5_000);
   const t1 = performance.now();
   const feeding = (async () => {
-    for (let i = 0; i < count; i++) await head.sendAsync(1000 * i);
+    // A timer of its own: a one-shot timer fires in one select only, so two waits that run at
+    // the same time cannot share one (a closed channel is the deadline that everyone sees).
+    const feedWatchdog = after(5_000);
+    for (let i = 0; i < count; i++) await toHead(head, 1000 * i, feedWatchdog, 'stream');
   })();
   for (let i = 0; i < count; i++) {
     const v = await fromTail(tail, watchdog, 'stream');
@@ -101,11 +111,16 @@ main(async () => {
   const streamMs = performance.now() - t1;
   console.log(`a stream of ${count} tokens: ${streamMs.toFixed(0)} ms, ${((streamMs * 1000) / count).toFixed(0)} µs a token`);
 
-  // Three tokens go in and are never taken out: they get stuck in the last relays. Then quit.
+  // Three tokens go in and are never taken out; quit follows them at once, catching them mid-chain.
   const stuck = 3;
-  for (let i = 0; i < stuck; i++) await head.sendAsync(-1); // each returns once the first relay has it
+  watchdog = after(5_000);
+  for (let i = 0; i < stuck; i++) await toHead(head, -1, watchdog, 'stuck'); // done once the first relay has it
   quit.close();
+  // Watchdog for the joins: a relay that missed quit would keep par waiting for ever; stopping
+  // it makes par fail instead.
+  const stopper = setTimeout(() => relays.forEach((r) => void r.terminate()), 5_000);
   const results = await par(...relays);
+  clearTimeout(stopper);
   const holding = results.filter((r) => r.holding).length;
   const passed = results.reduce((a, r) => a + r.passed, 0);
   console.log(`quit: all ${n} relays stopped; ${holding} were holding a token; ${passed} hand-overs in all`);
