@@ -61,27 +61,31 @@ export class SendCase<T> extends Guarded {
 /**
  * A virtual deadline channel: ready when the clock reaches its due time. No timer thread and no
  * event-loop timer: a select that waits on it parks with the nearest due time as its timeout.
- * `after` fires once; `tick` fires at start + k·period for k = 1, 2, …, so lateness never
- * accumulates (ticks missed while nobody selected are dropped, as Go's ticker does).
+ * `after` fires once (a select that fires it uses it up; one that picks another case does not);
+ * `tick` fires at start + k·period for k = 1, 2, …, so lateness never accumulates (ticks missed
+ * while nobody selected are dropped, as Go's ticker does); `deadline` is ready at every select
+ * from its due time on (a context's deadline: one for several selects). A spent or stopped timer
+ * counts as switched off.
  */
 export class Timer extends Guarded implements Selectable {
   readonly kind = 'timer';
   readonly #start: number;
+  /** 0: fires once; > 0: the tick period; -1: stays ready once due. */
   readonly #period: number;
   #k = 1;
   #due: number;
   #firedAt = NaN;
 
-  /** @internal Use `after()` or `tick()`. */
-  constructor(ms: number, periodic: boolean) {
+  /** @internal Use `after()`, `tick()` or `deadline()`. */
+  constructor(ms: number, kind: 'after' | 'tick' | 'deadline') {
     super();
-    if (typeof ms !== 'number' || !(ms >= 0) || (periodic && !(ms > 0)) || ms === Infinity) {
+    if (typeof ms !== 'number' || !(ms >= 0) || (kind === 'tick' && !(ms > 0)) || ms === Infinity) {
       throw new InvalidArgumentError(
-        `${periodic ? 'tick' : 'after'}(ms) takes a finite number of milliseconds${periodic ? ' above 0' : ' of at least 0'}, not ${String(ms)}`,
+        `${kind}(ms) takes a finite number of milliseconds${kind === 'tick' ? ' above 0' : ' of at least 0'}, not ${String(ms)}`,
       );
     }
     this.#start = now();
-    this.#period = periodic ? ms : 0;
+    this.#period = kind === 'after' ? 0 : kind === 'tick' ? ms : -1;
     this.#due = this.#start + ms;
   }
 
@@ -90,7 +94,7 @@ export class Timer extends Guarded implements Selectable {
     return this.#due;
   }
 
-  /** The due time of the latest firing (NaN before the first). */
+  /** The due time of the latest firing (NaN before the first), on this thread's clock (`performance.now()`). */
   get firedAt(): number {
     return this.#firedAt;
   }
@@ -102,7 +106,7 @@ export class Timer extends Guarded implements Selectable {
 
   /** @internal */
   selectable(): Selectable {
-    return this.enabled ? this : neverReady;
+    return this.enabled && this.#due !== Infinity ? this : neverReady;
   }
 
   /** @internal Fires if due. */
@@ -111,7 +115,7 @@ export class Timer extends Guarded implements Selectable {
     if (t < this.#due) return NOT_READY;
     this.#firedAt = this.#due;
     if (this.#period === 0) this.#due = Infinity;
-    else {
+    else if (this.#period > 0) {
       // The next point on the grid after now: a late select skips the ticks it missed.
       this.#k = Math.max(this.#k + 1, Math.floor((t - this.#start) / this.#period) + 1);
       this.#due = this.#start + this.#k * this.#period;
@@ -157,12 +161,17 @@ export function send<T>(ch: Sender<T> | null | undefined, value: T): SendCase<T>
 
 /** A timer that fires once, `ms` milliseconds from now. Reuse it across selects for an overall deadline. */
 export function after(ms: number): Timer {
-  return new Timer(ms, false);
+  return new Timer(ms, 'after');
 }
 
 /** A timer that fires every `ms` milliseconds, on a fixed grid from now (no drift). */
 export function tick(ms: number): Timer {
-  return new Timer(ms, true);
+  return new Timer(ms, 'tick');
+}
+
+/** A timer that is ready at every select from `ms` milliseconds from now on: one deadline shared by several selects. */
+export function deadline(ms: number): Timer {
+  return new Timer(ms, 'deadline');
 }
 
 /** A case that is never ready. */

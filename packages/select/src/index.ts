@@ -12,7 +12,7 @@
  * }
  * ```
  */
-export { after, never, NeverCase, recv, RecvCase, send, SendCase, tick, Timer, when, type Case } from './cases.js';
+export { after, deadline, never, NeverCase, recv, RecvCase, send, SendCase, tick, Timer, when, type Case } from './cases.js';
 export {
   select,
   selectAsync,

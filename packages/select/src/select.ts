@@ -41,7 +41,7 @@ export interface Sent<I extends number = number> {
   readonly index: I;
   readonly kind: 'send';
 }
-/** A timer fired; `at` is its due time on the runtime clock (for a tick: start + k·period). */
+/** A timer fired; `at` is its due time on this thread's clock, `performance.now()` (for a tick: start + k·period). */
 export interface TimerFired<I extends number = number> {
   readonly index: I;
   readonly kind: 'timer';
@@ -193,14 +193,16 @@ const DEFAULTED: Defaulted = Object.freeze({ index: -1, kind: 'default' });
  * Waits until exactly one of `cases` happens, blocking this worker thread, and returns which and
  * how. A receive on a closed channel fires with `ok: false`; a send on a closed channel throws
  * ChannelClosedError; a poisoned channel throws ChannelPoisonedError. Throws SyncOnMainError on
- * the main thread (use `selectAsync` there).
+ * the main thread (use `selectAsync` there). The result narrows on `r.index` when the cases are
+ * written inline or kept `as const`.
  *
  * ```ts
  * const r = select([recv(replies), after(100)]);
  * if (r.index === 0 && r.ok) use(r.value);
  * ```
  */
-export function select<const C extends readonly Case[]>(cases: C, opts: SelectOptions & { default: true }): Selected<C> | Defaulted;
+export function select<const C extends readonly Case[]>(cases: C, opts: SelectOptions & { default: false }): Selected<C>;
+export function select<const C extends readonly Case[]>(cases: C, opts: SelectOptions & { default: boolean }): Selected<C> | Defaulted;
 export function select<const C extends readonly Case[]>(cases: C, opts?: SelectOptions): Selected<C>;
 export function select(cases: readonly Case[], opts?: SelectOptions): unknown {
   const list = syncList;
@@ -223,9 +225,10 @@ export function select(cases: readonly Case[], opts?: SelectOptions): unknown {
  * `select` without blocking the thread: for the main thread, and for processes that also do I/O.
  * An AbortSignal in `opts` cancels the whole select, and no case fires.
  */
+export function selectAsync<const C extends readonly Case[]>(cases: C, opts: SelectOptions & { default: false }): Promise<Selected<C>>;
 export function selectAsync<const C extends readonly Case[]>(
   cases: C,
-  opts: SelectOptions & { default: true },
+  opts: SelectOptions & { default: boolean },
 ): Promise<Selected<C> | Defaulted>;
 export function selectAsync<const C extends readonly Case[]>(cases: C, opts?: SelectOptions): Promise<Selected<C>>;
 export async function selectAsync(cases: readonly Case[], opts?: SelectOptions): Promise<unknown> {

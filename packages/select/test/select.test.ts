@@ -18,7 +18,7 @@ import {
   liveChannels,
 } from '@occam/core';
 import { checkInvariants, heapUsage } from '@occam/core/testing';
-import { after, never, recv, select, selectAsync, send, tick, when } from '@occam/select';
+import { after, deadline, never, recv, select, selectAsync, send, tick, when } from '@occam/select';
 import { until, watchdog } from '../../core/test/helpers.js';
 
 const procs = new URL('./fixtures/select-procs.ts', import.meta.url);
@@ -72,6 +72,10 @@ describe('select on the main thread (async)', () => {
   test('default is taken only when nothing is ready', async () => {
     const a = chan<number>(2);
     expect(await selectAsync([recv(a)], { default: true })).toEqual({ index: -1, kind: 'default' });
+    const flag: boolean = a.len === 0; // a default chosen at run time: the result type includes it
+    const maybe = await selectAsync([recv(a)], { default: flag });
+    if (maybe.index === -1) expect(maybe.kind).toBe('default');
+    else throw new Error('nothing was ready');
     await a.sendAsync(1);
     expect(await selectAsync([recv(a)], { default: true })).toMatchObject({ index: 0, value: 1 });
   });
@@ -282,6 +286,19 @@ describe('timers', () => {
     const s = after(5);
     s.stop();
     expect(await selectAsync([s], { timeout: 20 }).catch((e: unknown) => e)).toBeInstanceOf(TimeoutError);
+  });
+
+  test('a spent or stopped timer counts as switched off; a deadline stays ready once due', async () => {
+    const t = after(1);
+    expect((await watchdog(selectAsync([t]), 'after')).kind).toBe('timer');
+    await expect(selectAsync([t])).rejects.toBeInstanceOf(EmptySelectError);
+    const k = tick(5);
+    k.stop();
+    await expect(selectAsync([k, never()])).rejects.toBeInstanceOf(EmptySelectError);
+    const d = deadline(10);
+    const c = chan<number>(1);
+    expect(await selectAsync([recv(c), d], { default: true })).toEqual({ index: -1, kind: 'default' });
+    for (let i = 0; i < 3; i++) expect(await watchdog(selectAsync([recv(c), d]), 'deadline')).toMatchObject({ index: 1, at: d.deadline });
   });
 
   test('tick stays on its grid: late selects skip ticks but never shift the ones after', async () => {
