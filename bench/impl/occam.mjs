@@ -85,7 +85,10 @@ function mpmc(opts) {
 function selectRun(caps, fed, consumer) {
   return (opts) => {
     const chans = caps.map((cap) => chan(cap));
-    const warmEach = Math.floor(opts.warmup / fed);
+    // Every producer warms up fully (the consumer then does `fed` times as many selects): with
+    // five threads on two cores, V8's background compiler gets little CPU, and a short warm-up
+    // leaves the first 100k or so timed messages on unoptimised code.
+    const warmEach = caps[0] === 0 ? opts.warmup : Math.max(opts.warmup, SELECT_WARMUP);
     return run(opts, [
       ...chans.slice(0, fed).map((ch, k) => ['shareProducer', (r, g) => [ch, r, g, k, fed, opts.ops, warmEach]]),
       consumer === 'select'
@@ -94,6 +97,8 @@ function selectRun(caps, fed, consumer) {
     ]);
   };
 }
+
+const SELECT_WARMUP = 50_000;
 
 const selectScenario = (op, caps, fed, consumer) => ({
   run: warm(selectRun(caps, fed, consumer)),

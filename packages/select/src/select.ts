@@ -176,11 +176,11 @@ function finish(
   }
   const c = cases[i]!;
   if (o.result === POISONED) throw new ChannelPoisonedError();
-  if (c instanceof RecvCase) {
+  if (c.kind === 'recv') {
     if (o.result === CLOSED) return { index: i, kind: 'recv', ok: false, value: undefined };
     return { index: i, kind: 'recv', ok: true, value: c.impl!.take(slot) };
   }
-  if (c instanceof SendCase) {
+  if (c.kind === 'send') {
     if (o.result === CLOSED) throw new ChannelClosedError(`send on a closed channel (select case ${i}); the value was not sent`);
     return { index: i, kind: 'send' };
   }

@@ -357,6 +357,19 @@ function unparked(rt: Runtime): void {
   if (rt.parker.now() - rt.parkStart < 4 * rt.maxSpin) rt.spinBudget = rt.maxSpin;
 }
 
+/** A word nobody writes: a nap on it lasts its full time. */
+const napWord = new Int32Array(new SharedArrayBuffer(4));
+
+/**
+ * Sleeps `ms`, not counted as running meanwhile: a timed nap that nobody has to wake (see
+ * napRing in channel.ts). Worker threads only.
+ */
+export function nap(rt: Runtime, ms: number): void {
+  parked(rt, rt.parker.now());
+  rt.parker.wait(napWord, 0, 0, ms);
+  unparked(rt);
+}
+
 /** Pass 3, blocking the thread: waits until DONE, or until `deadline` (then cancels). */
 function waitSync(rt: Runtime, op: number, deadline: number): void {
   const m = rt.heap.i32;

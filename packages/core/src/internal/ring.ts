@@ -121,6 +121,7 @@ export function ringDequeue(m: Int32Array, g: Ring, out: Int32Array, exact = tru
     const d = dist(Atomics.load(m, e), next(pos, wrap), wrap);
     if (d < 0) {
       if (exact && (Atomics.load(m, r + R_ENQ) & POS_MASK) !== pos) continue; // claimed, not yet published
+      if (stash.size === 0) return RING_EMPTY;
       const held = stash.get(r);
       if (held === undefined) return RING_EMPTY;
       stash.delete(r);
