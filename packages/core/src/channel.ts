@@ -39,7 +39,7 @@ import {
   type Outcome,
   type Selectable,
 } from './internal/engine.js';
-import { RING_OK, ringBytes, ringDequeue, ringEnqueue, ringIdle, ringInit, ringLength, ringOf, type Ring } from './internal/ring.js';
+import { RING_OK, ringBytes, ringDequeue, ringEnqueue, ringFillHint, ringInit, ringLength, ringOf, type Ring } from './internal/ring.js';
 import {
   C_BUF,
   C_CAP,
@@ -551,14 +551,14 @@ export class ChannelCase implements Case, Selectable {
     // loads. Nothing buffered or on its way, no sender parked, neither closed nor poisoned: not
     // ready. Likewise for a send: a full buffer, no receiver parked.
     if (this.kind === K_RECV) {
-      if (g === undefined || ringIdle(m, g)) {
+      if (g === undefined || ringFillHint(m, g) <= 0) {
         if (idle(m, c, C_NSEND)) return NOT_READY;
       } else if (ringDequeue(m, g, out, false) === RING_OK) {
         letParkedIn(rt, c, g, C_NSEND, pumpSendersLocked);
         return R_VALUE;
       }
     } else {
-      if (g === undefined || ringLength(m, g) === g.cap) {
+      if (g === undefined || ringFillHint(m, g) >= g.cap) {
         if (idle(m, c, C_NRECV)) return NOT_READY;
       } else if (ringEnqueue(m, g, this.val!) === RING_OK) {
         letParkedIn(rt, c, g, C_NRECV, pumpReceiversLocked);
@@ -581,9 +581,12 @@ export class ChannelCase implements Case, Selectable {
   }
 }
 
-/** Neither closed nor poisoned, and no party parked in the queue counted by word `waiting`. */
+/**
+ * Neither closed nor poisoned, and no party parked in the queue counted by word `waiting`: a
+ * hint read with plain loads, like ringFillHint.
+ */
 function idle(m: Int32Array, c: number, waiting: number): boolean {
-  return Atomics.load(m, c + C_FLAGS) === 0 && Atomics.load(m, c + waiting) === 0;
+  return m[c + C_FLAGS] === 0 && m[c + waiting] === 0;
 }
 
 /** @internal Makes the select case of a handle (see select-kit.ts). */

@@ -144,9 +144,15 @@ export function ringDequeue(m: Int32Array, g: Ring, out: Int32Array, exact = tru
   }
 }
 
-/** Whether no value is in the ring or on its way into it (a position claimed, not yet published). */
-export function ringIdle(m: Int32Array, g: Ring): boolean {
-  return (Atomics.load(m, g.r + R_ENQ) & POS_MASK) === Atomics.load(m, g.r + R_DEQ);
+/**
+ * The ring's fill (values in it or on their way in) read with plain loads, which cost a fraction
+ * of Atomics.load here: for a select's first look. Every write that happens-before the look is
+ * seen (the memory model's guarantee for plain reads too), so a select with a default never
+ * misses a value that was sent before it; a write racing with the look may be missed, as it may
+ * be by any check, and a waiting select finds it in its locked, seq-cst re-check (engine.ts).
+ */
+export function ringFillHint(m: Int32Array, g: Ring): number {
+  return dist(m[g.r + R_ENQ]! & POS_MASK, m[g.r + R_DEQ]!, g.wrap);
 }
 
 /** Values in the ring now (an instant's view; exact when no one else is operating). */
