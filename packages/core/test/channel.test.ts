@@ -138,6 +138,25 @@ describe('close', () => {
     });
   }
 
+  test('a worker sender facing a full buffer (napping, then parked) gets in after a single receive; close fails it', async () => {
+    for (const cap of [1, 8, 64]) {
+      const ch = chan<number>(cap);
+      for (let i = 0; i < cap; i++) await ch.sendAsync(i);
+      const p = spawn<number>(procs, 'sendAll', [ch, [999]]);
+      expect(await settled(p.join())).toBe(false); // the buffer is full: it waits
+      expect(await ch.recvAsync()).toBe(0);
+      expect(await watchdog(p.join(), `sender after one receive (cap ${cap})`)).toBe(1);
+      const rest: number[] = [];
+      while (ch.len > 0) rest.push(await ch.recvAsync());
+      expect(rest).toEqual([...Array.from({ length: cap - 1 }, (_, i) => i + 1), 999]);
+      for (let i = 0; i < cap; i++) await ch.sendAsync(i);
+      const q = spawn<{ code?: string }>(procs, 'sendOnce', [ch, 5]);
+      expect(await settled(q.join())).toBe(false);
+      ch.close();
+      expect(await watchdog(q.join(), `closed sender (cap ${cap})`)).toEqual({ code: 'ERR_CHANNEL_CLOSED' });
+    }
+  });
+
   test('a sender closes after its values; a worker receiver gets them all then closed', async () => {
     const ch = chan<number>(0);
     const values = Array.from({ length: 200 }, (_, i) => i * 3);
