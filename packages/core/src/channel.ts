@@ -517,15 +517,34 @@ export class ChannelCase implements Case, Selectable {
     return this.#handle;
   }
 
-  /** Before each select: checks the handle, and encodes the value a send case offers. */
+  /** A send case's encoded value belongs to a select in progress. */
+  #offered = false;
+
+  /**
+   * Before each select: checks the handle, and encodes the value a send case offers. A send case
+   * offers one value at a time: the same case twice in one select, or in two selects at once,
+   * is refused (ERR_INVALID_ARGUMENT) before anything is encoded.
+   */
   prepare(value?: unknown): void {
     this.#handle[CHECK]();
-    if (this.val !== undefined) encodeSlot(this.#rt, value, this.val);
+    if (this.val === undefined) return;
+    if (this.#offered) {
+      throw new InvalidArgumentError('this send case is already offered by a select in progress (or twice in one select): make one case per offer');
+    }
+    encodeSlot(this.#rt, value, this.val);
+    this.#offered = true;
   }
 
-  /** A send case that did not fire drops its encoded value. */
+  /** A send case that did not deliver drops its encoded value. */
   discard(): void {
-    if (this.val !== undefined) discardSlot(this.#rt, this.val);
+    if (this.val === undefined || !this.#offered) return;
+    discardSlot(this.#rt, this.val);
+    this.#offered = false;
+  }
+
+  /** A send case that delivered: its value now belongs to the receiver. */
+  delivered(): void {
+    this.#offered = false;
   }
 
   /** Decodes the value a receive case got into `slot`. */
@@ -586,7 +605,8 @@ export class ChannelCase implements Case, Selectable {
  * hint read with plain loads, like ringFillHint.
  */
 function idle(m: Int32Array, c: number, waiting: number): boolean {
-  return m[c + C_FLAGS] === 0 && m[c + waiting] === 0;
+  // One Atomics.load per look, so that a loop of selects with a default keeps reading memory.
+  return m[c + C_FLAGS] === 0 && Atomics.load(m, c + waiting) === 0;
 }
 
 /** @internal Makes the select case of a handle (see select-kit.ts). */

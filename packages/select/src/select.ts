@@ -145,11 +145,17 @@ function prepare(cases: readonly Case[], opts: SelectOptions | undefined, list: 
   return flags;
 }
 
-/** Drops the encoded values of send cases [0, end) other than `fired`. */
-function discardSends(cases: readonly Case[], list: readonly Selectable[], end: number, fired: number): void {
+/**
+ * Settles the send cases [0, end): `delivered` (the index of a send that delivered, or -1) hands
+ * its value over; the others drop their encoded values (a case prepared twice by mistake is
+ * dropped once: `discard` is idempotent).
+ */
+function discardSends(cases: readonly Case[], list: readonly Selectable[], end: number, delivered: number): void {
   for (let i = 0; i < end; i++) {
     const c = cases[i]!;
-    if (i !== fired && list[i] !== neverReady && c instanceof SendCase) c.impl!.discard();
+    if (list[i] === neverReady || !(c instanceof SendCase)) continue;
+    if (i === delivered) c.impl!.delivered();
+    else c.impl!.discard();
   }
 }
 

@@ -147,6 +147,23 @@ describe('select on the main thread (async)', () => {
     expect(heapUsage().bump - before).toBeLessThan(100_000);
   });
 
+  test('a send case offers one value at a time: twice in one select, or in two selects at once, is refused', async () => {
+    const c = chan<object>(1);
+    const s = send(c, { v: 'x'.repeat(100) });
+    await expect(selectAsync([s, s])).rejects.toBeInstanceOf(InvalidArgumentError);
+    expect(c.len).toBe(0);
+    const d = chan<object>();
+    const s2 = send(d, { w: 1 });
+    const first = selectAsync([s2]);
+    await until(() => d.waitingSenders === 1, 'first select to park');
+    await expect(selectAsync([s2])).rejects.toBeInstanceOf(InvalidArgumentError);
+    expect(await watchdog(d.recvAsync(), 'receive the first offer')).toEqual({ w: 1 });
+    expect(await first).toEqual({ index: 0, kind: 'send' });
+    // Reusable once settled, and the delivered value was not freed under the receiver.
+    expect(await selectAsync([s], { default: true })).toEqual({ index: 0, kind: 'send' });
+    expect(await c.recvAsync()).toEqual({ v: 'x'.repeat(100) });
+  });
+
   test('a handle released during an async select stays usable until the select ends', async () => {
     const base = liveChannels();
     const a = chan<number>();

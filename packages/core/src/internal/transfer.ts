@@ -14,9 +14,12 @@
  *  4. A closed channel has no WAITING waiters of either kind.
  *
  * Claiming: a waiter is taken by compareExchange of its op's state WAITING -> CLAIMED; the claimer
- * unlinks it, copies the value, stores DONE, and wakes the owner only after unlocking. A waiter
- * whose op is no longer WAITING (another case of its select fired, or it is being cancelled) is
- * skipped, never unlinked: its owner unlinks it.
+ * unlinks it, copies the value, stores DONE, and wakes the owner only after unlocking. A claimer
+ * that finds it cannot complete the claim after all (a buffer emptied or filled by a lock-free op
+ * meanwhile) hands it back: WAITING again, and the owner woken. A claim in progress through
+ * another channel is waited out (settledState), never skipped. A waiter whose op is settled in
+ * another state (another case of its select fired, or it is being cancelled) is skipped, never
+ * unlinked: its owner unlinks it.
  */
 import {
   C_CAP,
@@ -61,14 +64,31 @@ function faultDue(m: Int32Array): boolean {
   return Atomics.add(m, H_FAULT_COUNT, 1) % FAULT_PERIOD === FAULT_PERIOD - 1;
 }
 
+/**
+ * The state of the op whose state word is `at`, once no claim is in progress on it. A select's op
+ * can be claimed through one channel while we look at it through another; that claimer holds
+ * its own channel's lock and is a few instructions from DONE or from handing the claim back
+ * (`unclaim`), and it takes no other claim or lock meanwhile, so waiting for it cannot deadlock.
+ * Skipping a CLAIMED op instead would be wrong when it is handed back: we would have passed over
+ * a party that is WAITING again (a value left in a buffer, a close that never reached it).
+ */
+function settledState(m: Int32Array, at: number): number {
+  for (;;) {
+    const s = Atomics.load(m, at);
+    if ((s & ST_MASK) !== ST_CLAIMED) return s;
+  }
+}
+
 /** Tries to take waiter `w` (word index) for the caller; returns the claimed state, or -1. */
 function claim(m: Int32Array, w: number, selfOp: number): number {
   const op = m[w + W_OP]!;
   if (op === selfOp) return -1; // a select never pairs with itself
   const at = (op >> 2) + O_STATE;
-  const s = Atomics.load(m, at);
-  if ((s & ST_MASK) !== ST_WAITING) return -1;
-  return Atomics.compareExchange(m, at, s, s + (ST_CLAIMED - ST_WAITING)) === s ? s : -1;
+  for (;;) {
+    const s = settledState(m, at);
+    if ((s & ST_MASK) !== ST_WAITING) return -1;
+    if (Atomics.compareExchange(m, at, s, s + (ST_CLAIMED - ST_WAITING)) === s) return s;
+  }
 }
 
 /** Finishes a claimed waiter: records which case fired and how, publishes DONE, queues the wake. */
@@ -108,6 +128,7 @@ function unclaim(m: Int32Array, w: number, claimed: number): void {
 export function pumpReceiversLocked(m: Int32Array, c: number, g: Ring, selfOp: number): void {
   let w = m[c + C_RECVQ_HEAD]! >> 2;
   while (w !== 0) {
+    if (ringLength(m, g) === 0) return; // nothing to hand over: claim no one
     const next = m[w + W_NEXT]! >> 2;
     const s = claim(m, w, selfOp);
     if (s >= 0) {
@@ -127,6 +148,7 @@ export function pumpReceiversLocked(m: Int32Array, c: number, g: Ring, selfOp: n
 export function pumpSendersLocked(m: Int32Array, c: number, g: Ring, selfOp: number): void {
   let w = m[c + C_SENDQ_HEAD]! >> 2;
   while (w !== 0) {
+    if (ringLength(m, g) === g.cap) return; // no room: claim no one
     const next = m[w + W_NEXT]! >> 2;
     const s = claim(m, w, selfOp);
     if (s >= 0) {
@@ -209,7 +231,7 @@ export function recvLocked(m: Int32Array, c: number, out: Int32Array, selfOp: nu
 function hasWaiting(m: Int32Array, first: number, selfOp: number): boolean {
   for (let w = first >> 2; w !== 0; w = m[w + W_NEXT]! >> 2) {
     const op = m[w + W_OP]!;
-    if (op !== selfOp && (Atomics.load(m, (op >> 2) + O_STATE) & ST_MASK) === ST_WAITING) return true;
+    if (op !== selfOp && (settledState(m, (op >> 2) + O_STATE) & ST_MASK) === ST_WAITING) return true;
   }
   return false;
 }
