@@ -37,6 +37,8 @@
 //       op: 'one message received by a select over 4 unbuffered channels', // printed
 //       expected: (ops) => checksum,              // optional; else run() must return `expected`
 //       hintOps: 2000,                            // optional; first calibration op count
+//       ratioTo: 'recv-1024-int',                 // optional; prints this scenario's median
+//                                                 // over that one's, per impl, at the end
 //     },
 //   };
 //
@@ -236,6 +238,15 @@ for (const scenario of registry.values()) {
   progress('\n');
   printTable(scenario, runs);
   if (disturbed(before, loadSnapshot())) disturbedScenarios.push(scenario.name);
+}
+
+// Scenarios that name another as their yardstick (`ratioTo`): the ratio of medians, per impl.
+for (const scenario of registry.values()) {
+  if (!scenario.ratioTo) continue;
+  for (const row of rows.filter((r) => r.scenario === scenario.name)) {
+    const base = rows.find((r) => r.scenario === scenario.ratioTo && r.impl === row.impl);
+    if (base) console.log(`${scenario.name} / ${scenario.ratioTo} (${row.impl}): ${(row.ns_per_op / base.ns_per_op).toFixed(2)}x`);
+  }
 }
 
 const total = (Date.now() - started) / 1000;

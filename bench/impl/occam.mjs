@@ -100,10 +100,11 @@ function selectRun(caps, fed, consumer) {
 
 const SELECT_WARMUP = 50_000;
 
-const selectScenario = (op, caps, fed, consumer) => ({
+const selectScenario = (op, caps, fed, consumer, ratioTo) => ({
   run: warm(selectRun(caps, fed, consumer)),
   op,
   expected: sumTo,
+  ratioTo,
 });
 
 /**
@@ -139,6 +140,7 @@ export const scenarios = {
     [1024, 1024, 1024, 1024],
     1,
     'select',
+    'recv-1024-int',
   ),
   'recv-1024-int': selectScenario(
     'one int received by a plain recv on a channel of capacity 1024 fed by one producer (the select1-ready-1024 baseline)',

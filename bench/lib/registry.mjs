@@ -52,7 +52,7 @@ export async function loadRegistry() {
       let s = registry.get(scenario);
       if (!s) {
         const op = e.op ?? `declared by impl ${name}`;
-        s = { name: scenario, op, expected: e.expected, hintOps: e.hintOps, impls: new Map() };
+        s = { name: scenario, op, expected: e.expected, hintOps: e.hintOps, ratioTo: e.ratioTo, impls: new Map() };
         registry.set(scenario, s);
       }
       if (s.impls.has(name)) notes.push(`impl ${name} replaces an impl of the same name in ${scenario}.`);
