@@ -12,8 +12,9 @@
  *     exactly one case happens, and `r.index` says which (checking it narrows `r`, so `r.value`
  *     is typed in the branch of the receive).
  *   - `after(ms)`: a timer case. It starts when it is made and fires once. Made per request, it
- *     is a per-request timeout; made once and put in every select of a round, it is a deadline
- *     for the round. Alone in a select it is a sleep that uses no CPU.
+ *     is a per-request timeout. Alone in a select it is a sleep that uses no CPU.
+ *   - `deadline(ms)`: made once and put in every select of a round, a deadline for the round;
+ *     unlike `after`, it stays ready once due, so every select after it gives up too.
  *   - a send as a case: `select([send(requests, req), deadline])` gives up on a busy server too.
  *   - the `timeout` option: the select throws TimeoutError (ERR_TIMEOUT) and no case happens;
  *     use it where giving up is exceptional, and a timer case where it is an ordinary outcome.
@@ -25,7 +26,7 @@
  * Run: occam run docs/05-timeout-on-a-slow-reply.ts
  */
 import { chan, main, spawn, TimeoutError, type Receiver, type Sender } from '@occam/core';
-import { after, recv, select, selectAsync, send } from '@occam/select';
+import { after, deadline, recv, select, selectAsync, send } from '@occam/select';
 
 export interface Request {
   id: number;
@@ -72,24 +73,24 @@ export function perRequest(requests: Sender<Request>, works: number[], patience:
   return { outcomes, took: Math.round(performance.now() - start) };
 }
 
-/** One deadline for the round: the same `after` in every select, for the sends as well as the replies. */
+/** One deadline for the round: the same `deadline` in every select, for the sends as well as the replies. */
 export function withDeadline(requests: Sender<Request>, works: number[], budget: number): { answers: string[]; sent: number; took: number } {
   const t0 = performance.now();
-  const deadline = after(budget);
+  const due = deadline(budget);
   const answers: string[] = [];
   let sent = 0;
   for (const [id, work] of works.entries()) {
     const reply = chan<string>(1);
     // While the server is still busy with the previous request, this send waits too.
-    const s = select([send(requests, { id, work, reply }), deadline]);
+    const s = select([send(requests, { id, work, reply }), due]);
     if (s.index === 1) {
       reply.release();
       break;
     }
     sent++;
-    const r = select([recv(reply), deadline]);
+    const r = select([recv(reply), due]);
     reply.release();
-    if (r.index === 1) break; // the deadline is spent: it will never fire again, so stop here
+    if (r.index === 1) break; // past the deadline: every later select would give up at once too
     if (r.ok) answers.push(r.value);
   }
   return { answers, sent, took: Math.round(performance.now() - t0) };

@@ -217,8 +217,9 @@ export function par<T extends readonly Process<unknown>[]>(...procs: T): Promise
 
 /**
  * Runs `fn` as the program's main body, on the main thread only: a module that is both a program
- * and the home of its processes skips it when loaded in a worker. A failure is printed and sets
- * the exit code to 1.
+ * and the home of its processes skips it when loaded in a worker. A failure is printed and ends
+ * the program with exit code 1, whatever its processes are doing (a process left blocked on a
+ * channel that main no longer serves would otherwise hold the program open).
  */
 export function main(fn: () => unknown): void {
   if (!isMainThread) return;
@@ -226,6 +227,6 @@ export function main(fn: () => unknown): void {
     .then(fn)
     .catch((err: unknown) => {
       console.error(err);
-      process.exitCode = 1;
+      process.exit(1);
     });
 }
