@@ -57,6 +57,7 @@ import {
   C_WORDS,
   CHAN_MAGIC,
   F_CLOSED,
+  F_POISONED,
   H_LIVE_CHANNELS,
   K_RECV,
   K_SEND,
@@ -111,6 +112,8 @@ export interface Sender<T> {
   sendAsync(value: T, opts?: OpOptions): Promise<void>;
   trySend(value: T): Result<void, TrySendError<T>>;
   close(): void;
+  poison(): void;
+  readonly poisoned: boolean;
   release(): void;
 }
 
@@ -124,6 +127,8 @@ export interface Receiver<T> extends Iterable<T>, AsyncIterable<T> {
   recvResult(opts?: OpOptions): Result<T, RecvError>;
   recvResultAsync(opts?: OpOptions): Promise<Result<T, RecvError>>;
   tryRecv(): Result<T, TryRecvError>;
+  poison(): void;
+  readonly poisoned: boolean;
   release(): void;
 }
 
@@ -194,6 +199,7 @@ export class Channel<T> implements Sender<T>, Receiver<T> {
     const g = this.#ring;
     if (g === undefined) return false;
     const m = rt.heap.i32;
+    if ((m[(this.#off >> 2) + C_FLAGS]! & F_POISONED) !== 0) return false; // poison drops what is buffered
     if (ringDequeue(m, g, out, false) !== RING_OK && !(wait !== NO_WAIT && pollRing(rt, () => ringDequeue(m, g, out, false)))) {
       return false;
     }
@@ -232,6 +238,10 @@ export class Channel<T> implements Sender<T>, Receiver<T> {
   /** Whether `close()` has been called. */
   get closed(): boolean {
     return (Atomics.load(this.#mem(), (this.#off >> 2) + C_FLAGS) & F_CLOSED) !== 0;
+  }
+  /** Whether the channel is poisoned. */
+  get poisoned(): boolean {
+    return (Atomics.load(this.#mem(), (this.#off >> 2) + C_FLAGS) & F_POISONED) !== 0;
   }
 
   /** A send-only handle on the same channel (its own reference). */
@@ -338,11 +348,39 @@ export class Channel<T> implements Sender<T>, Receiver<T> {
     const c = this.#off >> 2;
     h.lock(c + C_LOCK);
     h.sync();
-    const already = (h.i32[c + C_FLAGS]! & F_CLOSED) !== 0;
-    if (!already) shutLocked(h.i32, c, F_CLOSED, R_CLOSED);
+    const flags = h.i32[c + C_FLAGS]!;
+    if (flags === 0) shutLocked(h.i32, c, F_CLOSED, R_CLOSED);
     h.unlock(c + C_LOCK);
     flushWakes(rt);
-    if (already) throw new ChannelClosedError(`${this.name} is already closed; close a channel once, from its sender`);
+    if ((flags & F_POISONED) !== 0) throw new ChannelPoisonedError(`${this.name} is poisoned`);
+    if (flags !== 0) throw new ChannelClosedError(`${this.name} is already closed; close a channel once, from its sender`);
+  }
+
+  /**
+   * Poisons the channel, from either end: every op on it, pending or later, at both ends and in
+   * selects, fails at once with ChannelPoisonedError (ERR_CHANNEL_POISONED); values still
+   * buffered are dropped. Unlike close, it says "stop", not "no more values", and it travels:
+   * a process that ends by poison can poison its other channels (`spawn(..., {
+   * propagatePoison: true })`, or `withPoison`), and so a whole network shuts down. Poisoning a
+   * poisoned channel does nothing.
+   */
+  poison(): void {
+    const rt = this.#check('poison', BOTH, false);
+    const h = rt.heap;
+    const c = this.#off >> 2;
+    h.lock(c + C_LOCK);
+    h.sync();
+    const first = (h.i32[c + C_FLAGS]! & F_POISONED) === 0;
+    if (first) shutLocked(h.i32, c, F_POISONED, R_POISONED);
+    h.unlock(c + C_LOCK);
+    flushWakes(rt);
+    // The ring is closed to sends, and receivers check the flag before their lock-free path:
+    // what is still buffered is ours to drop (outside the lock: dropping frees heap blocks).
+    const g = this.#ring;
+    if (first && g !== undefined) {
+      const slot = new Int32Array(4);
+      while (ringDequeue(rt.heap.i32, g, slot) === RING_OK) discardSlot(rt, slot);
+    }
   }
 
   /** Drops this handle's reference now (instead of at garbage collection). Later use throws ERR_INVALID_HANDLE. */
@@ -570,7 +608,7 @@ export class ChannelCase implements Case, Selectable {
     // loads. Nothing buffered or on its way, no sender parked, neither closed nor poisoned: not
     // ready. Likewise for a send: a full buffer, no receiver parked.
     if (this.kind === K_RECV) {
-      if (g === undefined || ringFillHint(m, g) <= 0) {
+      if (g === undefined || ringFillHint(m, g) <= 0 || (m[c + C_FLAGS]! & F_POISONED) !== 0) {
         if (idle(m, c, C_NSEND)) return NOT_READY;
       } else if (ringDequeue(m, g, out, false) === RING_OK) {
         letParkedIn(rt, c, g, C_NSEND, pumpSendersLocked);
@@ -793,3 +831,39 @@ export function liveChannels(): number {
   return Atomics.load(runtime().heap.i32, H_LIVE_CHANNELS);
 }
 
+
+/** Poisons each channel given (null and undefined are skipped): see `Channel.poison`. */
+export function poison(...channels: ({ poison(): void } | null | undefined)[]): void {
+  for (const ch of channels) ch?.poison();
+}
+
+/**
+ * Runs `body`; if it ends by poison (throws ChannelPoisonedError, or its promise rejects with
+ * one), poisons `channels` too and re-throws: one line that passes a shutdown on. The same as
+ * the `propagatePoison` spawn option, for code that is not a whole process.
+ */
+export function withPoison<R>(channels: readonly ({ poison(): void } | null | undefined)[], body: () => R): R {
+  const pass = (e: unknown): never => {
+    if (e instanceof ChannelPoisonedError) poison(...channels);
+    throw e;
+  };
+  let r: R;
+  try {
+    r = body();
+  } catch (e) {
+    return pass(e);
+  }
+  return (r instanceof Promise ? r.catch(pass) : r) as R;
+}
+
+/** Every channel handle inside `v` (arrays and plain objects, walked once each). */
+export function channelsIn(v: unknown, found: Channel<unknown>[] = [], seen = new Set<object>()): Channel<unknown>[] {
+  if (typeof v !== 'object' || v === null || seen.has(v)) return found;
+  seen.add(v);
+  if (v instanceof Channel) found.push(v);
+  else if (Array.isArray(v)) for (const x of v) channelsIn(x, found, seen);
+  else if (Object.getPrototypeOf(v) === Object.prototype || Object.getPrototypeOf(v) === null) {
+    for (const x of Object.values(v)) channelsIn(x, found, seen);
+  }
+  return found;
+}

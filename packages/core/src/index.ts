@@ -6,6 +6,8 @@ export {
   Channel,
   chan,
   liveChannels,
+  poison,
+  withPoison,
   type OpOptions,
   type Receiver,
   type RecvError,

@@ -4,7 +4,7 @@
  * group and stops the rest on the first failure (occam's PAR).
  */
 import { isMainThread, parentPort, type ResourceLimits } from 'node:worker_threads';
-import { InvalidArgumentError, ProcessFailedError, SyncOnMainError } from './errors.js';
+import { ChannelPoisonedError, InvalidArgumentError, ProcessFailedError, SyncOnMainError } from './errors.js';
 import { decodeError } from './internal/errcodec.js';
 import type { RunRequest } from './internal/host.js';
 import { P_ARGS, P_FAILED, P_ID, P_OK, P_SLOT, P_STATE, P_WORDS } from './internal/layout.js';
@@ -19,6 +19,11 @@ export interface SpawnOptions {
   resourceLimits?: ResourceLimits;
   /** Aborting terminates the process. */
   signal?: AbortSignal;
+  /**
+   * When the process ends by poison (its body throws ChannelPoisonedError), poison every channel
+   * among its arguments too, so that a shutdown spreads through a network (see `poison`).
+   */
+  propagatePoison?: boolean;
 }
 
 let current: string | undefined;
@@ -156,7 +161,16 @@ export function spawn<R = unknown>(
   h.i32[(rec >> 2) + P_ID] = id;
   h.i32.set(slot, (rec >> 2) + P_ARGS);
   const name = opts.name ?? `${exportName}#${id}`;
-  const req: RunRequest = { type: 'occam:spawn', rec, id, url, exportName, name, resourceLimits: opts.resourceLimits };
+  const req: RunRequest = {
+    type: 'occam:spawn',
+    rec,
+    id,
+    url,
+    exportName,
+    name,
+    resourceLimits: opts.resourceLimits,
+    propagatePoison: opts.propagatePoison === true,
+  };
   if (isMainThread) {
     void import('./internal/host.js').then((host) => host.startProcess(req));
   } else {
@@ -189,22 +203,35 @@ type Results<T extends readonly Process<unknown>[]> = { -readonly [K in keyof T]
 
 /**
  * occam's PAR: waits for every process; on the first failure terminates the others and rejects
- * with that failure. Resolves to the results in order.
+ * with that failure. Resolves to the results in order. A process that ends by poison
+ * (ChannelPoisonedError) is shutting down, not failing: the others are left to see the poison
+ * and end too, and once all have ended, `par` rejects with the first poison error.
  */
 export function par<T extends readonly Process<unknown>[]>(...procs: T): Promise<Results<T>> {
   return new Promise((resolve, reject) => {
     const results: unknown[] = new Array(procs.length);
     let left = procs.length;
     let failed = false;
+    let poisoned: Error | undefined;
+    const ended = (): void => {
+      if (--left !== 0 || failed) return;
+      if (poisoned !== undefined) reject(poisoned);
+      else resolve(results as Results<T>);
+    };
     if (left === 0) resolve(results as Results<T>);
     procs.forEach((p, i) => {
       p.join().then(
         (v) => {
           results[i] = v;
-          if (--left === 0 && !failed) resolve(results as Results<T>);
+          ended();
         },
         (e: unknown) => {
           if (failed) return;
+          if (e instanceof ChannelPoisonedError) {
+            poisoned ??= e;
+            ended();
+            return;
+          }
           failed = true;
           void Promise.all(procs.map((q) => (q === p ? undefined : q.terminate()))).then(() =>
             reject(e instanceof Error ? e : new ProcessFailedError(String(e))),

@@ -5,7 +5,8 @@
 import { parentPort, workerData } from 'node:worker_threads';
 // The whole API first: decoding arguments needs the channel module's handle support installed.
 import './index.js';
-import { ProcessNotFoundError } from './errors.js';
+import { channelsIn, poison } from './channel.js';
+import { ChannelPoisonedError, ProcessNotFoundError } from './errors.js';
 import type { RunRequest } from './internal/host.js';
 import { settle } from './internal/record.js';
 import { P_ARGS, P_FAILED, P_OK, P_PENDING, P_RUNNING, P_STATE } from './internal/layout.js';
@@ -25,8 +26,9 @@ async function run(req: RunRequest): Promise<void> {
   if (Atomics.compareExchange(m, (req.rec >> 2) + P_STATE, P_PENDING, P_RUNNING) !== P_PENDING) return;
   setCurrentProcess(req.name);
   setInProcess(rt, true);
+  let args: unknown[] = [];
   try {
-    const args = decodeSlot(rt, m.slice((req.rec >> 2) + P_ARGS, (req.rec >> 2) + P_ARGS + 4)) as unknown[];
+    args = decodeSlot(rt, m.slice((req.rec >> 2) + P_ARGS, (req.rec >> 2) + P_ARGS + 4)) as unknown[];
     const mod = (await import(req.url)) as Record<string, unknown>;
     const fn = mod[req.exportName];
     if (typeof fn !== 'function') {
@@ -37,6 +39,8 @@ async function run(req: RunRequest): Promise<void> {
     const result: unknown = await (fn as (...a: unknown[]) => unknown)(...args);
     settle(req.rec, P_OK, result);
   } catch (err) {
+    // Ended by poison: pass it on to every channel the process was given (the protocol).
+    if (req.propagatePoison && err instanceof ChannelPoisonedError) poison(...channelsIn(args));
     settle(req.rec, P_FAILED, err);
   } finally {
     // Blocks this thread cached go back to the shared lists: a host may be retired while idle.

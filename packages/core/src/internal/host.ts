@@ -25,6 +25,8 @@ export interface RunRequest {
   /** The process id stored in the record (P_ID). */
   id: number;
   resourceLimits: ResourceLimits | undefined;
+  /** On ending by poison, poison every channel in the arguments. */
+  propagatePoison: boolean;
 }
 
 /** Messages a host sends to main. */
