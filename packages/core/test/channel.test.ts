@@ -229,6 +229,41 @@ describe('values, handles and bad input', () => {
     expect(await watchdog(p.join(), 'join')).toBe('ERR_NOT_SENDABLE');
   });
 
+  test('every non-sendable kind fails with ERR_NOT_SENDABLE, enqueues nothing, and the next good value goes through', async () => {
+    class WithMethods {
+      x = 1;
+      get double(): number {
+        return this.x * 2;
+      }
+      bump(): void {
+        this.x++;
+      }
+    }
+    const kinds: [string, unknown][] = [
+      ['a function', () => 1],
+      ['a symbol', Symbol('s')],
+      ['a Promise', Promise.resolve(1)],
+      ['a WeakMap', new WeakMap()],
+      ['a Proxy', new Proxy({}, {})],
+      ['an object with methods', new WithMethods()],
+      ['one nested in a plain object', { deep: [{ f: () => 2 }] }],
+    ];
+    for (const cap of [0, 4]) {
+      const ch = chan<unknown>(cap);
+      for (const [what, bad] of kinds) {
+        const err = await ch.sendAsync(bad).catch((e: unknown) => e);
+        expect(err, `${what} (cap ${cap})`).toBeInstanceOf(NotSendableError);
+        expect((err as NotSendableError).code).toBe('ERR_NOT_SENDABLE');
+        const r = ch.trySend(bad);
+        expect(r.isErr() && r.error.code, what).toBe('ERR_NOT_SENDABLE');
+        expect([ch.len, ch.waitingSenders], what).toEqual([0, 0]);
+      }
+      const got = ch.recvAsync();
+      await ch.sendAsync({ good: true });
+      expect(await watchdog(got, 'the good value')).toEqual({ good: true });
+    }
+  });
+
   test('a channel sent over a channel works in the receiving process', async () => {
     const carrier = chan<Channel<number>>();
     const inner = chan<number>(0, { name: 'inner' });
