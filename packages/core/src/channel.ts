@@ -805,7 +805,12 @@ function releaseRef(rt: Runtime, off: number, id: number): void {
 
 installHandleSupport({
   words(handle) {
-    return (handle as Channel<unknown>).handleWords();
+    // Only a handle made by this runtime's chan() travels: a look-alike object could name any
+    // heap offset, and encoding takes a reference on what it names.
+    if (!(handle instanceof Channel)) {
+      throw new InvalidHandleError('a value claims to be a channel handle but was not made by chan() here');
+    }
+    return handle.handleWords();
   },
   retain(off) {
     retainRef(runtime(), off);

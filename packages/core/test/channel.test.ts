@@ -264,6 +264,30 @@ describe('values, handles and bad input', () => {
     }
   });
 
+  test('a forged handle is refused before it touches the heap; a stale one fails with ERR_INVALID_HANDLE', async () => {
+    const victim = chan<number>(1);
+    const [off, id, runtimeId] = victim.handleWords();
+    const forged = {
+      get [Symbol.for('occam.handle')]() {
+        return true;
+      },
+      handleWords: () => [off, id, runtimeId, 0, 0x0c4a4e00, 0],
+    };
+    const ch = chan<unknown>(2);
+    const before = heapUsage().bump;
+    await expect(ch.sendAsync({ forged })).rejects.toBeInstanceOf(InvalidHandleError);
+    expect(() => ch.trySend([forged])).toThrow(InvalidHandleError);
+    expect(ch.len).toBe(0);
+    expect(heapUsage().bump).toBe(before);
+    // The victim's reference count was not touched: releasing its only handle frees it.
+    const live = liveChannels();
+    victim.release();
+    expect(liveChannels()).toBe(live - 1);
+    expect(() => victim.handleWords()).toThrow(InvalidHandleError);
+    await ch.sendAsync('still works');
+    expect(await ch.recvAsync()).toBe('still works');
+  });
+
   test('a channel sent over a channel works in the receiving process', async () => {
     const carrier = chan<Channel<number>>();
     const inner = chan<number>(0, { name: 'inner' });
