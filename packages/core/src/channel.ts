@@ -21,6 +21,7 @@ import {
   NotSendableError,
   SyncOnMainError,
   TimeoutError,
+  TooManyWaitersError,
   WrongDirectionError,
 } from './errors.js';
 import { HANDLE_BRAND } from './internal/codec.js';
@@ -59,6 +60,9 @@ import {
   F_CLOSED,
   F_POISONED,
   H_LIVE_CHANNELS,
+  H_MAX_WAITERS,
+  MAX_WAITERS,
+  R_OVERFLOW,
   K_RECV,
   K_SEND,
   MAX_CAPACITY,
@@ -82,7 +86,7 @@ export interface OpOptions {
 }
 
 /** Why a blocking receive produced no value. */
-export type RecvError = ChannelClosedError | ChannelPoisonedError | TimeoutError | AbortError;
+export type RecvError = ChannelClosedError | ChannelPoisonedError | TimeoutError | AbortError | TooManyWaitersError;
 /** Why a blocking send delivered nothing. */
 export type SendError =
   | ChannelClosedError
@@ -91,7 +95,8 @@ export type SendError =
   | AbortError
   | NotSendableError
   | MessageTooLargeError
-  | HeapExhaustedError;
+  | HeapExhaustedError
+  | TooManyWaitersError;
 /** Why `trySend` delivered nothing; full and closed carry the value back. */
 export type TrySendError<T> =
   | ChannelFullError<T>
@@ -709,7 +714,12 @@ function cancelError(opts: OpOptions | undefined): TimeoutError | AbortError {
 function recvError(o: Outcome, opts: OpOptions | undefined): RecvError {
   if (o.index < 0) return cancelError(opts);
   if (o.result === R_POISONED) return new ChannelPoisonedError();
+  if (o.result === R_OVERFLOW) return new TooManyWaitersError(maxWaiters());
   return new ChannelClosedError('channel is closed and drained');
+}
+
+function maxWaiters(): number {
+  return runtime().heap.i32[H_MAX_WAITERS] || MAX_WAITERS;
 }
 
 function closedSend(value: unknown): ChannelClosedError {
@@ -721,6 +731,7 @@ function failSend(rt: Runtime, val: Int32Array, o: Outcome, opts: OpOptions | un
   discardSlot(rt, val);
   if (o.index < 0) throw cancelError(opts);
   if (o.result === R_POISONED) throw new ChannelPoisonedError();
+  if (o.result === R_OVERFLOW) throw new TooManyWaitersError(maxWaiters());
   throw new ChannelClosedError('send on a closed channel; the value was not sent');
 }
 

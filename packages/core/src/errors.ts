@@ -23,7 +23,8 @@ export type OccamErrorCode =
   | 'ERR_PROCESS_FAILED'
   | 'ERR_PROCESS_NOT_FOUND'
   | 'ERR_INVALID_ARGUMENT'
-  | 'ERR_EMPTY_SELECT';
+  | 'ERR_EMPTY_SELECT'
+  | 'ERR_TOO_MANY_WAITERS';
 
 /** Base class of every error occam raises. */
 export class OccamError extends Error {
@@ -148,6 +149,16 @@ export class HeapExhaustedError extends OccamError {
 export class TooManyThreadsError extends OccamError {
   constructor(max: number) {
     super('ERR_TOO_MANY_THREADS', `more than ${max} live occam threads; join processes before starting more`);
+  }
+}
+
+/** A channel already has the most parties waiting in one direction that it takes (`MAX_WAITERS`). */
+export class TooManyWaitersError extends OccamError {
+  constructor(max: number) {
+    super(
+      'ERR_TOO_MANY_WAITERS',
+      `${max} parties are already waiting on this channel in the same direction; give it a buffer, or bound how many operations wait on it at once (a pool, a semaphore channel)`,
+    );
   }
 }
 

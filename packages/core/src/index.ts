@@ -18,6 +18,6 @@ export {
 } from './channel.js';
 export * from './errors.js';
 export { registerError } from './internal/errcodec.js';
-export { MAX_CAPACITY, MAX_MESSAGE_BYTES } from './internal/layout.js';
+export { MAX_CAPACITY, MAX_MESSAGE_BYTES, MAX_WAITERS } from './internal/layout.js';
 export { main, par, Process, processModule, processName, spawn, type SpawnOptions } from './process.js';
 export { startRuntime, type RuntimeOptions } from './start.js';

@@ -16,6 +16,7 @@ import {
   FAULT_REORDER,
   H_FAULT,
   H_FAULT_COUNT,
+  H_MAX_WAITERS,
   H_RUNNING,
   MAX_THREADS,
   T_ALIVE,
@@ -35,6 +36,11 @@ export function setFault(fault: 'drop' | 'reorder' | null): void {
   const m = runtime().heap.i32;
   Atomics.store(m, H_FAULT_COUNT, 0);
   Atomics.store(m, H_FAULT, fault === 'drop' ? FAULT_DROP : fault === 'reorder' ? FAULT_REORDER : 0);
+}
+
+/** Lowers the most waiters per channel queue (MAX_WAITERS) runtime-wide, for tests; 0 restores it. */
+export function setMaxWaiters(n: number): void {
+  Atomics.store(runtime().heap.i32, H_MAX_WAITERS, n);
 }
 
 /** Bytes of the shared heap handed out so far (its high-water mark) and its mapped length. */

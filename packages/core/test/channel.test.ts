@@ -9,14 +9,17 @@ import {
   InvalidHandleError,
   liveChannels,
   MAX_CAPACITY,
+  MAX_WAITERS,
   NotSendableError,
   spawn,
   SyncOnMainError,
   TimeoutError,
+  TooManyWaitersError,
   WrongDirectionError,
   type Channel,
 } from '@occam/core';
-import { heapUsage } from '@occam/core/testing';
+import { recv, selectAsync, send } from '@occam/select';
+import { heapUsage, setMaxWaiters } from '@occam/core/testing';
 import { settled, until, watchdog } from './helpers.js';
 
 const procs = new URL('./fixtures/chan-procs.ts', import.meta.url);
@@ -286,6 +289,34 @@ describe('values, handles and bad input', () => {
     expect(() => victim.handleWords()).toThrow(InvalidHandleError);
     await ch.sendAsync('still works');
     expect(await ch.recvAsync()).toBe('still works');
+  });
+
+  test('waiter queues are bounded: past the bound an op fails with ERR_TOO_MANY_WAITERS and nothing is queued', async () => {
+    expect(MAX_WAITERS).toBe(65536);
+    setMaxWaiters(4);
+    try {
+      const ch = chan<number>();
+      const receivers = Array.from({ length: 4 }, () => ch.recvAsync());
+      await expect(ch.recvAsync()).rejects.toBeInstanceOf(TooManyWaitersError);
+      expect(ch.waitingReceivers).toBe(4);
+      const other = chan<number>();
+      // A select with one case on the full queue withdraws its other case too.
+      await expect(selectAsync([recv(other), recv(ch)])).rejects.toMatchObject({ code: 'ERR_TOO_MANY_WAITERS' });
+      expect([other.waitingReceivers, ch.waitingReceivers]).toEqual([0, 4]);
+      for (let i = 0; i < 4; i++) await ch.sendAsync(i);
+      expect(await watchdog(Promise.all(receivers), 'receivers')).toEqual([0, 1, 2, 3]);
+      // The send side, with a value that must not be delivered.
+      const senders = Array.from({ length: 4 }, (_, i) => ch.sendAsync(i));
+      await expect(ch.sendAsync(99)).rejects.toBeInstanceOf(TooManyWaitersError);
+      await expect(selectAsync([send(ch, 98)])).rejects.toBeInstanceOf(TooManyWaitersError);
+      const got = [];
+      for (let i = 0; i < 4; i++) got.push(await watchdog(ch.recvAsync(), 'recv'));
+      await watchdog(Promise.all(senders), 'senders');
+      expect(got).toEqual([0, 1, 2, 3]);
+      expect([ch.waitingSenders, ch.tryRecv().isErr()]).toEqual([0, true]);
+    } finally {
+      setMaxWaiters(0);
+    }
   });
 
   test('a channel sent over a channel works in the receiving process', async () => {

@@ -49,7 +49,13 @@ import {
   W_SLOT,
   W_WORDS,
   H_NCPU,
+  H_MAX_WAITERS,
+  MAX_WAITERS,
+  C_NSEND,
+  C_NRECV,
+  R_OVERFLOW,
 } from './layout.js';
+import { TooManyWaitersError } from '../errors.js';
 import { link, queueHead, unlink } from './queue.js';
 import { holdAlive, listOp, markRunningSlot, releaseAlive, setRunning, type Runtime } from './runtime.js';
 import { copy4, RING_OK, ringDequeue, ringEnqueue } from './ring.js';
@@ -202,12 +208,25 @@ export function registerCase(rt: Runtime, op: number, i: number, cs: Case): bool
   h.lock(c + C_LOCK);
   h.sync();
   const m = h.i32;
+  if (queueFull(m, c, cs.kind)) {
+    h.unlock(c + C_LOCK);
+    throw new TooManyWaitersError(maxWaiters(m));
+  }
   const wi = fillWaiter(m, op, i, cs);
   link(m, c, queueHead(cs.kind), wi << 2);
   const ready = isReadyLocked(m, c, cs.kind, op);
   if (ready) unlink(m, c, queueHead(cs.kind), wi << 2);
   h.unlock(c + C_LOCK);
   return ready;
+}
+
+function maxWaiters(m: Int32Array): number {
+  return m[H_MAX_WAITERS] || MAX_WAITERS;
+}
+
+/** Whether channel `c`'s queue for `kind` already holds the most waiters it takes. Caller holds the lock. */
+function queueFull(m: Int32Array, c: number, kind: number): boolean {
+  return m[c + (kind === K_SEND ? C_NSEND : C_NRECV)]! >= maxWaiters(m);
 }
 
 /** Pass 4 for a channel case: unlinks waiter `i` of `op` if it is still queued. */
@@ -420,7 +439,7 @@ function conclude(rt: Runtime, op: number, n: number, out: Int32Array, cases?: r
 }
 
 /** Outcomes of single-case ops that completed at once, by result; and of a cancelled op. Read-only. */
-const READY: readonly Outcome[] = [0, 1, 2, 3, 4].map((result) => Object.freeze({ index: 0, result }));
+const READY: readonly Outcome[] = [0, 1, 2, 3, 4, 5].map((result) => Object.freeze({ index: 0, result }));
 const CANCELLED: Outcome = Object.freeze({ index: -1, result: 0 });
 
 /** Options of a blocking wait: an absolute deadline (parker clock, ms) and an optional abort test. */
@@ -460,6 +479,11 @@ function begin(rt: Runtime, cs: Case, out: Int32Array, limits: WaitLimits): Outc
     if (r === NOT_READY) return CANCELLED;
     progress(rt);
     return READY[r]!;
+  }
+  if (queueFull(m, c, cs.kind)) {
+    h.unlock(c + C_LOCK);
+    if (wakes.length !== 0) flushWakes(rt);
+    return READY[R_OVERFLOW]!;
   }
   const op = free.pop()!;
   armOp(m, op);
@@ -524,7 +548,17 @@ function beginSelect(
     }
     if (limits.poll || expired(rt, limits)) return CANCELLED;
     const op = acquireOp(rt, cases.length);
-    if (registerAll(rt, op, cases) !== -2) return op;
+    let r: number;
+    try {
+      r = registerAll(rt, op, cases);
+    } catch (e) {
+      // A case could not register (its queue is full): withdraw, unless another case completed
+      // the select meanwhile, which then stands.
+      if (!abort(rt.heap.i32, op)) return op;
+      conclude(rt, op, cases.length, out, cases);
+      throw e;
+    }
+    if (r !== -2) return op;
     conclude(rt, op, cases.length, out, cases); // a case turned out ready: start again
   }
 }

@@ -29,7 +29,7 @@ import {
   AbortError, ChannelClosedError, ChannelEmptyError, EmptySelectError, ChannelFullError, ChannelPoisonedError, HeapExhaustedError,
   InvalidArgumentError, InvalidCapacityError, InvalidHandleError, MessageTooLargeError, NotSendableError, OccamError,
   PeerDiedError, ProcessFailedError, ProcessNotFoundError, RemoteError, SyncOnMainError, TimeoutError,
-  TooManyThreadsError, WrongDirectionError, type OccamErrorCode,
+  TooManyThreadsError, TooManyWaitersError, WrongDirectionError, type OccamErrorCode,
 } from '../errors.js';
 import { findUnsendable } from './codec-v8.js';
 
@@ -56,6 +56,7 @@ const OCCAM_CLASSES: Readonly<Record<OccamErrorCode, ErrorClass>> = {
   ERR_PROCESS_NOT_FOUND: ProcessNotFoundError,
   ERR_INVALID_ARGUMENT: InvalidArgumentError,
   ERR_EMPTY_SELECT: EmptySelectError,
+  ERR_TOO_MANY_WAITERS: TooManyWaitersError,
 };
 
 const BUILTIN_CLASSES: ReadonlyMap<string, ErrorClass> = new Map(

@@ -30,6 +30,8 @@ export const H_MAX_BYTES = 5;
 export const H_THREADS = 6;
 /** Test-only fault injection (testing.ts): 0 off, FAULT_DROP, FAULT_REORDER. */
 export const H_FAULT = 7;
+/** Test-only override of MAX_WAITERS (0: the default). */
+export const H_MAX_WAITERS = 8;
 /** Allocator lock word (owner thread slot + 1); guards H_BUMP, H_FREE and growth. */
 export const H_ALLOC_LOCK = 16;
 /** First never-allocated byte. Guarded by H_ALLOC_LOCK. */
@@ -141,6 +143,8 @@ export const R_VALUE = 1;
 export const R_CLOSED = 2;
 export const R_POISONED = 3;
 export const R_PEER_DIED = 4;
+/** The channel's queue was full (MAX_WAITERS): the op could not wait. */
+export const R_OVERFLOW = 5;
 
 // ── waiter (one case of an op, linked into a channel queue) ──────────────────
 export const W_NEXT = 0;
@@ -174,6 +178,12 @@ export const P_SETTLING = 4;
 // ── limits ───────────────────────────────────────────────────────────────────
 /** Largest channel capacity. Larger buffers belong in your own data structure. */
 export const MAX_CAPACITY = 1 << 20;
+/**
+ * Most parties waiting on one channel in one direction (ERR_TOO_MANY_WAITERS past it): a queue
+ * that grows with waiting parties is bounded. Many more waiters than threads can only be async
+ * ops piling up, which wants a buffer or a bound on concurrency instead.
+ */
+export const MAX_WAITERS = 1 << 16;
 /** Largest encoded message. */
 export const MAX_MESSAGE_BYTES = 256 * 1024 * 1024;
 export const DEFAULT_HEAP_BYTES = 4 * 1024 * 1024;
