@@ -778,6 +778,14 @@ export function chan<T>(capacity = 0, opts: { name?: string } = {}): Channel<T> 
   return new Channel<T>(off, id, BOTH);
 }
 
+/** @internal The name of the channel at byte `off` (as `Channel.name` gives it). */
+export function channelNameAt(rt: Runtime, off: number): string {
+  const m = rt.heap.i32;
+  const c = off >> 2;
+  const at = m[c + C_NAME]!;
+  return at === 0 ? `chan#${m[c + C_ID]!}` : readName(rt, at, m[c + C_NAME_LEN]!);
+}
+
 function readName(rt: Runtime, at: number, len: number): string {
   const u8 = rt.heap.u8;
   let s = '';

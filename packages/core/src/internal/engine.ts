@@ -408,7 +408,10 @@ function waitSync(rt: Runtime, op: number, deadline: number): void {
       }
     }
     parked(rt, rt.parker.now());
+    // Published only while parked with no deadline: a spinning or timed wait is not stuck.
+    if (timeout === Infinity) Atomics.store(m, rt.parkedOnAt, op);
     rt.parker.wait(m, at, s, timeout);
+    if (timeout === Infinity) Atomics.store(m, rt.parkedOnAt, 0);
     unparked(rt);
   }
   Atomics.store(m, (op >> 2) + O_PARKED, 0);

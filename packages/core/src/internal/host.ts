@@ -13,6 +13,7 @@ import { loadableModuleUrl } from './compile.js';
 import { P_FAILED, P_ID, P_OK, P_PENDING, P_SETTLING, P_STATE } from './layout.js';
 import { settle } from './record.js';
 import { reapThread, runtime } from './runtime.js';
+import { setProcessNamer } from '../report.js';
 
 /** A request to run one process. */
 export interface RunRequest {
@@ -34,6 +35,8 @@ export type HostMessage = RunRequest | { type: 'occam:idle' } | { type: 'occam:t
 
 interface Host {
   worker: Worker;
+  /** The worker's threadId, recorded at start (it reads -1 after exit). */
+  threadId: number;
   key: string;
   current: RunRequest | undefined;
 }
@@ -56,8 +59,8 @@ function newHost(key: string, limits: ResourceLimits | undefined): Host {
     workerData: { sab: rt.heap.sab },
     ...(limits !== undefined ? { resourceLimits: limits } : {}),
   });
-  const host: Host = { worker, key, current: undefined };
   const threadId = worker.threadId; // reads -1 after exit: record it now
+  const host: Host = { worker, threadId, key, current: undefined };
   worker.on('message', (msg: HostMessage) => onMessage(host, msg));
   // A worker error must never crash the host process: it settles the process instead.
   worker.on('error', (err) => {
@@ -69,7 +72,7 @@ function newHost(key: string, limits: ResourceLimits | undefined): Host {
     host.current = undefined;
     dropIdle(host);
     if (cur !== undefined) {
-      running.delete(cur.rec);
+      forget(cur.rec, host);
       settleFailed(cur.rec, new ProcessFailedError(`process ${cur.name} ended its worker (exit code ${code}) before returning`));
     }
   });
@@ -82,6 +85,11 @@ function wrapCrash(req: RunRequest, err: Error): Error {
     return new ProcessFailedError(`process ${req.name} ran out of memory (resourceLimits)`, { cause: err });
   }
   return err;
+}
+
+/** Drops the record → host entry of `rec`, if it is still `host`'s (records are reused). */
+function forget(rec: number, host: Host): void {
+  if (running.get(rec) === host) running.delete(rec);
 }
 
 function dropIdle(host: Host): void {
@@ -99,7 +107,8 @@ function onMessage(host: Host, msg: HostMessage): void {
       void terminateProcess(msg.rec, msg.id);
       return;
     case 'occam:idle': {
-      if (host.current !== undefined) running.delete(host.current.rec);
+      // The record may already be joined, freed and reused by a process on another host.
+      if (host.current !== undefined) forget(host.current.rec, host);
       host.current = undefined;
       const list = idle.get(host.key) ?? [];
       if (list.length >= MAX_IDLE) {
@@ -149,3 +158,9 @@ export async function terminateProcess(rec: number, id: number): Promise<void> {
     await host.worker.terminate();
   }
 }
+
+// The wait-for report names processes by the worker they run on.
+setProcessNamer((threadId) => {
+  for (const host of running.values()) if (host.threadId === threadId) return host.current?.name;
+  return undefined;
+});

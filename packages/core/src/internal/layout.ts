@@ -65,6 +65,11 @@ export const T_PROGRESS = 3;
 export const T_RUNNING = 4;
 /** Byte offset of this thread's op list ([count, capacity, op…]: every op record it owns), or 0. */
 export const T_OPS = 5;
+/**
+ * Byte offset of the op record this thread is parked on with no deadline (waitSync), else 0:
+ * what a wait-for report (and deadlock detection) reads. Written by the thread only.
+ */
+export const T_PARKED_ON = 6;
 export const T_WORDS = 16; // one cache line per thread: no false sharing of T_PROGRESS
 export const T_FREE = 0;
 export const T_ALIVE = 1;

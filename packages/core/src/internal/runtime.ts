@@ -32,6 +32,7 @@ import {
   T_GEN,
   T_OPS,
   T_PROGRESS,
+  T_PARKED_ON,
   T_RUNNING,
   T_STATE,
   T_THREAD_ID,
@@ -56,6 +57,8 @@ export interface Runtime {
   parkStart: number;
   /** Word index of this thread's T_PROGRESS, and the count it holds. */
   readonly progressAt: number;
+  /** Word index of this thread's T_PARKED_ON. */
+  readonly parkedOnAt: number;
   progress: number;
   /** Async operations pending on this thread (they hold the keep-alive handle). */
   pendingAsync: number;
@@ -77,6 +80,7 @@ function claimSlot(heap: Heap): number {
     if (Atomics.compareExchange(m, at + T_STATE, T_FREE, T_ALIVE) === T_FREE) {
       Atomics.add(m, at + T_GEN, 1);
       Atomics.store(m, at + T_THREAD_ID, threadId);
+      Atomics.store(m, at + T_PARKED_ON, 0); // a dead thread's last park is not ours
       return i;
     }
   }
@@ -102,6 +106,7 @@ function make(heap: Heap): Runtime {
     maxSpin: isMainThread ? 0.01 : 0.05,
     parkStart: 0,
     progressAt: slotWord(slot, T_PROGRESS),
+    parkedOnAt: slotWord(slot, T_PARKED_ON),
     progress: 0,
     pendingAsync: 0,
     keepAlive: undefined,

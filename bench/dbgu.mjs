@@ -1,0 +1,12 @@
+import { chan, spawn } from '@occam/core';
+const procs = new URL('./impl/occam.procs.mjs', import.meta.url);
+const ops = Number(process.argv[2] ?? 40000), warm = Number(process.argv[3] ?? 2000);
+const chans = [0,1,2,3].map(() => chan(0));
+const ready = chan(0), go = chan(0);
+const ps = chans.map((ch, k) => spawn(procs, 'shareProducer', [ch, ready, go, k, 4, ops, warm]));
+const c = spawn(procs, 'selectConsumer', [chans, ready, go, ops, warm * 4]);
+for (let i = 0; i < 5; i++) await ready.recvAsync();
+go.close();
+const r = await Promise.all([...ps, c].map((p) => p.join()));
+console.log('ok', ((r.at(-1).t1 - r.at(-1).t0) / ops).toFixed(0), 'ns/op');
+process.exit(0);

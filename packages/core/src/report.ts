@@ -1,0 +1,70 @@
+/**
+ * The wait-for report: which processes are parked with no deadline, and on which channel
+ * operations. It is what a deadlock report is made of, and a first look at a program that
+ * seems stuck: `console.log(formatWaitReport(waitReport()))`.
+ */
+import { isMainThread } from 'node:worker_threads';
+import { channelNameAt } from './channel.js';
+import { InvalidArgumentError } from './errors.js';
+import {
+  K_SEND,
+  MAX_THREADS,
+  O_NCASES,
+  O_WORDS,
+  T_ALIVE,
+  T_PARKED_ON,
+  T_STATE,
+  T_THREAD_ID,
+  W_CHAN,
+  W_KIND,
+  W_LINKED,
+  W_WORDS,
+} from './internal/layout.js';
+import { runtime, slotWord } from './internal/runtime.js';
+
+/** Names the process on a worker thread; set by the host module when it loads (main thread). */
+let processOnThread: (threadId: number) => string | undefined = () => undefined;
+
+/** @internal */
+export function setProcessNamer(namer: (threadId: number) => string | undefined): void {
+  processOnThread = namer;
+}
+
+/** One process parked with no deadline, and the operations it waits on (one per select case). */
+export interface BlockedProcess {
+  /** The process's name (as `Process.name`), or `thread <id>` for a thread that runs none. */
+  process: string;
+  waitsOn: { channel: string; op: 'send' | 'recv' }[];
+}
+
+/**
+ * Every process parked now in a blocking operation with no deadline, with the channels and
+ * operations it waits on. A snapshot: a process may move on as it is taken. Main thread only.
+ */
+export function waitReport(): BlockedProcess[] {
+  if (!isMainThread) throw new InvalidArgumentError('waitReport() runs on the main thread');
+  const rt = runtime();
+  rt.heap.sync();
+  const m = rt.heap.i32;
+  const report: BlockedProcess[] = [];
+  for (let slot = 0; slot < MAX_THREADS; slot++) {
+    if (Atomics.load(m, slotWord(slot, T_STATE)) !== T_ALIVE) continue;
+    const op = Atomics.load(m, slotWord(slot, T_PARKED_ON));
+    if (op === 0) continue;
+    const threadId = Atomics.load(m, slotWord(slot, T_THREAD_ID));
+    const waitsOn: BlockedProcess['waitsOn'] = [];
+    for (let i = 0; i < m[(op >> 2) + O_NCASES]!; i++) {
+      const w = (op >> 2) + O_WORDS + i * W_WORDS;
+      if (Atomics.load(m, w + W_LINKED) === 0) continue;
+      waitsOn.push({ channel: channelNameAt(rt, m[w + W_CHAN]!), op: m[w + W_KIND] === K_SEND ? 'send' : 'recv' });
+    }
+    if (waitsOn.length > 0) report.push({ process: processOnThread(threadId) ?? `thread ${threadId}`, waitsOn });
+  }
+  return report;
+}
+
+/** The report as lines of text: `name: send on a | recv on b`, one process a line. */
+export function formatWaitReport(report: readonly BlockedProcess[]): string {
+  if (report.length === 0) return 'no process is blocked';
+  return report.map((p) => `${p.process}: ${p.waitsOn.map((w) => `${w.op} on ${w.channel}`).join(' | ')}`).join('\n');
+}

@@ -1,0 +1,61 @@
+/**
+ * The wait-for report: processes parked with no deadline, named, with the channels and
+ * operations they wait on.
+ */
+import { describe, expect, test } from 'vitest';
+import { chan, ChannelPoisonedError, formatWaitReport, poison, spawn, waitReport } from '@occam/core';
+import { until, watchdog } from './helpers.js';
+
+const procs = new URL('./fixtures/poison-procs.ts', import.meta.url);
+
+describe('waitReport', () => {
+  test('names two processes deadlocked on each other, with channel and operation', async () => {
+    const a = chan<number>(0, { name: 'a' });
+    const b = chan<number>(0, { name: 'b' });
+    const left = spawn(procs, 'sendThenRecv', [a, b], { name: 'left' });
+    const right = spawn(procs, 'sendThenRecv', [b, a], { name: 'right' });
+    await until(() => waitReport().length === 2, 'both to appear in the report');
+    const report = waitReport().sort((x, y) => x.process.localeCompare(y.process));
+    expect(report).toEqual([
+      { process: 'left', waitsOn: [{ channel: 'a', op: 'send' }] },
+      { process: 'right', waitsOn: [{ channel: 'b', op: 'send' }] },
+    ]);
+    expect(formatWaitReport(report)).toBe('left: send on a\nright: send on b');
+    poison(a, b);
+    for (const p of [left, right]) await expect(watchdog(p.join(), p.name)).rejects.toBeInstanceOf(ChannelPoisonedError);
+    expect(waitReport()).toEqual([]);
+    expect(formatWaitReport([])).toBe('no process is blocked');
+  });
+
+  test('a select shows every case it waits on; a timed wait is not reported', async () => {
+    const x = chan<number>(0, { name: 'x' });
+    const y = chan<number>(2, { name: 'y' });
+    const untimed = spawn(procs, 'blockOnce', [x, 'select'], { name: 'untimed' });
+    const timed = spawn(procs, 'selectTimed', [x, y], { name: 'timed' });
+    await until(() => waitReport().length === 1 && x.waitingReceivers === 2, 'the untimed select to be reported');
+    expect(waitReport()).toEqual([{ process: 'untimed', waitsOn: [{ channel: 'x', op: 'recv' }] }]);
+    x.poison();
+    y.poison();
+    expect(await watchdog(untimed.join(), 'untimed')).toBe('ERR_CHANNEL_POISONED');
+    expect(await watchdog(timed.join(), 'timed')).toBe('ERR_CHANNEL_POISONED');
+  });
+});
+
+describe('hosts and reused process records', () => {
+  test('terminate stops the right worker even when the record was reused before the last host said it was idle', async () => {
+    for (let round = 0; round < 5; round++) {
+      const x = chan<number>(0, { name: 'x' });
+      const first = spawn(procs, 'blockOnce', [x, 'recv']);
+      await until(() => x.waitingReceivers === 1, 'first to park');
+      await x.sendAsync(1);
+      expect(await watchdog(first.join(), 'first')).toBe('completed');
+      // At once: the same record is likely reused, possibly before first's host reported idle.
+      const second = spawn(procs, 'blockOnce', [x, 'recv'], { name: 'second' });
+      await until(() => waitReport().length === 1, 'second to park');
+      expect(waitReport().map((p) => p.process)).toEqual(['second']);
+      await second.terminate();
+      // Its worker is gone: the reaper withdrew its waiter.
+      await until(() => x.waitingReceivers === 0, "the terminated worker's waiter to be withdrawn");
+    }
+  });
+});
