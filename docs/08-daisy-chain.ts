@@ -21,12 +21,14 @@
  *     token that went in and did not come out.
  *   - a watchdog on the main thread: one `after` shared by the waits of a phase, one after
  *     another, turns a lost token (a hang) into an error with a message.
+ *   - `waitReport()`: which processes are parked with no deadline, on which channel operations
+ *     (`formatWaitReport` prints it): the first look at a program that seems stuck.
  *
  * Left for later: poison (a quit that flows along the channels themselves).
  *
  * Run: occam run docs/08-daisy-chain.ts [relays]
  */
-import { chan, main, par, spawn, type Receiver, type Sender } from '@occam/core';
+import { chan, formatWaitReport, main, par, spawn, waitReport, type Receiver, type Sender } from '@occam/core';
 import { after, recv, select, selectAsync, send, type Timer } from '@occam/select';
 
 export interface Relayed {
@@ -70,7 +72,9 @@ main(async () => {
   const links = Array.from({ length: n + 1 }, (_, i) => chan<number>(0, { name: `link${i}` }));
   const quit = chan<never>(0, { name: 'quit' });
   const relays = Array.from({ length: n }, (_, i) =>
-    spawn<Relayed>(import.meta.url, 'relay', [links[i]!.receiver(), links[i + 1]!.sender(), quit.receiver()]),
+    spawn<Relayed>(import.meta.url, 'relay', [links[i]!.receiver(), links[i + 1]!.sender(), quit.receiver()], {
+      name: `relay${i}`,
+    }),
   );
   const head = links[0]!;
   const tail = links[n]!;
@@ -115,6 +119,19 @@ main(async () => {
   const stuck = 3;
   watchdog = after(5_000);
   for (let i = 0; i < stuck; i++) await toHead(head, -1, watchdog, 'stuck'); // done once the first relay has it
+  // Before quitting, look: waitReport() lists every process parked with no deadline and what it
+  // waits on. The tokens drift to the end of the chain, where each holder waits to send.
+  const sending = (): string[] =>
+    waitReport()
+      .filter((p) => p.waitsOn.some((w) => w.op === 'send'))
+      .map((p) => formatWaitReport([p]))
+      .sort();
+  const lookUntil = performance.now() + 5_000;
+  while (sending().length !== stuck && performance.now() < lookUntil) await new Promise((r) => setTimeout(r, 5));
+  const holders = sending();
+  console.log(`parked holding a token:\n  ${holders.join('\n  ')}`);
+  const ends = [n - 3, n - 2, n - 1].map((i) => `relay${i}: send on link${i + 1} | recv on quit`).sort();
+  if (holders.join() !== ends.join()) throw new Error(`expected the last ${stuck} relays to hold the tokens`);
   quit.close();
   // Watchdog for the joins: a relay that missed quit would keep par waiting for ever; stopping
   // it makes par fail instead.
