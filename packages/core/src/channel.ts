@@ -291,7 +291,13 @@ export class Channel<T> implements Sender<T>, Receiver<T> {
     const val = new Int32Array(4);
     encodeSlot(rt, value, val);
     if (opts?.signal?.aborted !== true && this.#fastSend(rt, val)) return;
-    const o = await this.#blockAsync(rt, K_SEND, val, new Int32Array(4), opts);
+    let o: Outcome;
+    try {
+      o = await this.#blockAsync(rt, K_SEND, val, new Int32Array(4), opts);
+    } catch (e) {
+      discardSlot(rt, val); // failed by deadlock detection: nothing was sent
+      throw e;
+    }
     if (o.result !== R_VALUE) failSend(rt, val, o, opts);
   }
 

@@ -24,7 +24,8 @@ export type OccamErrorCode =
   | 'ERR_PROCESS_NOT_FOUND'
   | 'ERR_INVALID_ARGUMENT'
   | 'ERR_EMPTY_SELECT'
-  | 'ERR_TOO_MANY_WAITERS';
+  | 'ERR_TOO_MANY_WAITERS'
+  | 'ERR_DEADLOCK';
 
 /** Base class of every error occam raises. */
 export class OccamError extends Error {
@@ -159,6 +160,22 @@ export class TooManyWaitersError extends OccamError {
       'ERR_TOO_MANY_WAITERS',
       `${max} parties are already waiting on this channel in the same direction; give it a buffer, or bound how many operations wait on it at once (a pool, a semaphore channel)`,
     );
+  }
+}
+
+/**
+ * Every process is parked with no deadline and the main thread waits on them with nothing else
+ * to do: nothing can ever move. `blocked` is the wait-for report (see `waitReport`).
+ */
+export class DeadlockError extends OccamError {
+  readonly blocked: readonly { process: string; waitsOn: readonly { channel: string; op: 'send' | 'recv' }[] }[];
+  constructor(blocked: DeadlockError['blocked'] = []) {
+    const lines = blocked.map((p) => `  ${p.process}: ${p.waitsOn.map((w) => `${w.op} on ${w.channel}`).join(' | ')}`);
+    super(
+      'ERR_DEADLOCK',
+      `deadlock: every process is blocked and the main thread waits on them${lines.length > 0 ? `:\n${lines.join('\n')}` : ' (no process is running)'}`,
+    );
+    this.blocked = blocked;
   }
 }
 

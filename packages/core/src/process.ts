@@ -68,15 +68,26 @@ export class Process<R = unknown> {
       const rt = runtime();
       const m = rt.heap.i32;
       const at = (this.#rec >> 2) + P_STATE;
+      let failedBy: Error | undefined;
+      const onDeadlock = (err: Error): void => {
+        failedBy = err;
+        Atomics.notify(m, at);
+      };
       holdAlive(rt);
+      if (rt.isMain) rt.waits.add(onDeadlock);
       try {
         for (;;) {
           const s = Atomics.load(m, at);
           if (s === P_OK || s === P_FAILED) break;
+          if (failedBy !== undefined) {
+            this.#joining = undefined; // a later join waits again
+            throw failedBy;
+          }
           const r = rt.parker.waitAsync(m, at, s, Infinity);
           if (typeof r !== 'string') await r;
         }
       } finally {
+        if (rt.isMain) rt.waits.delete(onDeadlock);
         releaseAlive(rt);
       }
       this.#settle();

@@ -25,9 +25,18 @@ import { runtime, slotWord } from './internal/runtime.js';
 /** Names the process on a worker thread; set by the host module when it loads (main thread). */
 let processOnThread: (threadId: number) => string | undefined = () => undefined;
 
+/** Counts processes started on hosts and not yet ended; set by the host module (main thread). */
+let startedProcesses: () => number = () => 0;
+
 /** @internal */
-export function setProcessNamer(namer: (threadId: number) => string | undefined): void {
+export function setProcessNamer(namer: (threadId: number) => string | undefined, started: () => number): void {
   processOnThread = namer;
+  startedProcesses = started;
+}
+
+/** @internal Processes started and not yet ended (main thread). */
+export function processesStarted(): number {
+  return startedProcesses();
 }
 
 /** One process parked with no deadline, and the operations it waits on (one per select case). */

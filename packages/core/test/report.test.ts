@@ -2,6 +2,8 @@
  * The wait-for report: processes parked with no deadline, named, with the channels and
  * operations they wait on.
  */
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { describe, expect, test } from 'vitest';
 import { chan, ChannelPoisonedError, formatWaitReport, poison, spawn, waitReport } from '@occam/core';
 import { until, watchdog } from './helpers.js';
@@ -59,3 +61,32 @@ describe('hosts and reused process records', () => {
     }
   });
 });
+
+describe('deadlock detection', () => {
+  test('two processes each sending to the other: main fails with ERR_DEADLOCK naming both, within 2 s', () => {
+    const r = runNode('deadlock-main.mjs');
+    expect(r.status).toBe(0);
+    const out = JSON.parse(r.stdout) as { code: string; blocked: unknown; ms: number; message: string };
+    expect(out.code).toBe('ERR_DEADLOCK');
+    expect(out.blocked).toEqual([
+      { process: 'left', waitsOn: [{ channel: 'a', op: 'send' }] },
+      { process: 'right', waitsOn: [{ channel: 'b', op: 'send' }] },
+    ]);
+    expect(out.message).toContain('left: send on a');
+    expect(out.ms).toBeLessThan(2000);
+  });
+
+  test('no false alarm while a select timer or a main-thread timer is pending', () => {
+    const r = runNode('no-deadlock-main.mjs');
+    expect(r.stderr).not.toContain('ERR_DEADLOCK');
+    expect(r.status).toBe(0);
+    expect(JSON.parse(r.stdout)).toEqual({ select: 'timer', joined: 'completed' });
+  });
+});
+
+function runNode(fixture: string): { stdout: string; stderr: string; status: number | null } {
+  const file = fileURLToPath(new URL(`./fixtures/${fixture}`, import.meta.url));
+  // The watchdog: a program that hangs is killed and fails the test.
+  const r = spawnSync(process.execPath, [file], { encoding: 'utf8', timeout: 20_000 });
+  return { stdout: r.stdout, stderr: r.stderr, status: r.status };
+}

@@ -522,8 +522,10 @@ export function opSync(rt: Runtime, cs: Case, out: Int32Array, limits: WaitLimit
 export async function opAsync(rt: Runtime, cs: Case, out: Int32Array, limits: WaitLimits): Promise<Outcome> {
   const op = begin(rt, cs, out, limits);
   if (typeof op !== 'number') return op;
-  await waitAsync(rt, op, limits);
-  return conclude(rt, op, 1, out);
+  const failed = await waitAsync(rt, op, limits);
+  const o = conclude(rt, op, 1, out);
+  if (failed !== undefined) throw failed;
+  return o;
 }
 
 /** Limits of a select: those of any wait, and `poll` for a select with a default (never waits). */
@@ -605,24 +607,39 @@ export async function selectAsync(
   for (;;) {
     const op = beginSelect(rt, cases, order, out, limits);
     if (typeof op !== 'number') return op;
-    await waitAsync(rt, op, { deadline: nearest(cases, limits.deadline), signal: limits.signal });
+    const failed = await waitAsync(rt, op, { deadline: nearest(cases, limits.deadline), signal: limits.signal });
     const o = conclude(rt, op, cases.length, out, cases);
+    if (failed !== undefined) throw failed;
     if (o.index >= 0 || expired(rt, limits)) return o;
   }
 }
 
-async function waitAsync(rt: Runtime, op: number, limits: WaitLimits): Promise<void> {
+/** Waits for `op` without blocking the thread; resolves to the deadlock error that failed it, if one did. */
+async function waitAsync(rt: Runtime, op: number, limits: WaitLimits): Promise<Error | undefined> {
   const m = rt.heap.i32;
   const at = (op >> 2) + O_STATE;
   let s = spin(rt, at);
-  if (isFinal(s)) return;
+  if (isFinal(s)) return undefined;
   const signal = limits.signal;
   const onAbort = (): void => {
     // A cancel that wins must wake our own waitAsync, which is parked on this word.
     if (cancel(m, op)) rt.parker.notify(m, at, 1);
   };
+  // Deadlock detection (main thread) fails a pending wait the same way, with its error.
+  let failedBy: Error | undefined;
+  const onDeadlock = (err: Error): void => {
+    if (cancel(m, op)) {
+      failedBy = err;
+      rt.parker.notify(m, at, 1);
+    }
+  };
+  const timed = limits.deadline !== Infinity;
   signal?.addEventListener('abort', onAbort, { once: true });
   holdAlive(rt);
+  if (rt.isMain) {
+    rt.waits.add(onDeadlock);
+    if (timed) rt.timedWaits++;
+  }
   try {
     Atomics.store(m, (op >> 2) + O_PARKED, 1);
     for (;;) {
@@ -652,8 +669,13 @@ async function waitAsync(rt: Runtime, op: number, limits: WaitLimits): Promise<v
     }
   } finally {
     Atomics.store(m, (op >> 2) + O_PARKED, 0);
+    if (rt.isMain) {
+      rt.waits.delete(onDeadlock);
+      if (timed) rt.timedWaits--;
+    }
     releaseAlive(rt);
     signal?.removeEventListener('abort', onAbort);
   }
+  return failedBy;
 }
 

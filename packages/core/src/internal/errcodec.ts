@@ -26,7 +26,7 @@
  */
 import { inspect, types } from 'node:util';
 import {
-  AbortError, ChannelClosedError, ChannelEmptyError, EmptySelectError, ChannelFullError, ChannelPoisonedError, HeapExhaustedError,
+  AbortError, ChannelClosedError, ChannelEmptyError, DeadlockError, EmptySelectError, ChannelFullError, ChannelPoisonedError, HeapExhaustedError,
   InvalidArgumentError, InvalidCapacityError, InvalidHandleError, MessageTooLargeError, NotSendableError, OccamError,
   PeerDiedError, ProcessFailedError, ProcessNotFoundError, RemoteError, SyncOnMainError, TimeoutError,
   TooManyThreadsError, TooManyWaitersError, WrongDirectionError, type OccamErrorCode,
@@ -57,6 +57,7 @@ const OCCAM_CLASSES: Readonly<Record<OccamErrorCode, ErrorClass>> = {
   ERR_INVALID_ARGUMENT: InvalidArgumentError,
   ERR_EMPTY_SELECT: EmptySelectError,
   ERR_TOO_MANY_WAITERS: TooManyWaitersError,
+  ERR_DEADLOCK: DeadlockError,
 };
 
 const BUILTIN_CLASSES: ReadonlyMap<string, ErrorClass> = new Map(

@@ -160,7 +160,10 @@ export async function terminateProcess(rec: number, id: number): Promise<void> {
 }
 
 // The wait-for report names processes by the worker they run on.
-setProcessNamer((threadId) => {
-  for (const host of running.values()) if (host.threadId === threadId) return host.current?.name;
-  return undefined;
-});
+setProcessNamer(
+  (threadId) => {
+    for (const host of running.values()) if (host.threadId === threadId) return host.current?.name;
+    return undefined;
+  },
+  () => running.size,
+);

@@ -63,6 +63,20 @@ export interface Runtime {
   /** Async operations pending on this thread (they hold the keep-alive handle). */
   pendingAsync: number;
   keepAlive: ReturnType<typeof setInterval> | undefined;
+  /**
+   * Main thread: how each pending async wait is failed when a deadlock is found, and how many of
+   * them have a deadline (a timed wait is not stuck: no deadlock while one is pending).
+   */
+  readonly waits: Set<(err: Error) => void>;
+  timedWaits: number;
+}
+
+/** Starts deadlock detection on the main thread (set by deadlock.ts when it loads). */
+let startDetector: ((rt: Runtime) => void) | undefined;
+
+/** @internal */
+export function setDetector(start: (rt: Runtime) => void): void {
+  startDetector = start;
 }
 
 const KEY = Symbol.for('occam.runtime.v1');
@@ -110,6 +124,8 @@ function make(heap: Heap): Runtime {
     progress: 0,
     pendingAsync: 0,
     keepAlive: undefined,
+    waits: new Set(),
+    timedWaits: 0,
   };
 }
 
@@ -165,8 +181,10 @@ export function hasRuntime(): boolean {
 /** Holds the event loop open while an async op is pending: Atomics.waitAsync alone does not. */
 export function holdAlive(rt: Runtime): void {
   if (rt.pendingAsync++ === 0) {
-    if (rt.keepAlive === undefined) rt.keepAlive = setInterval(() => {}, 1 << 30);
-    else rt.keepAlive.ref();
+    if (rt.keepAlive === undefined) {
+      rt.keepAlive = setInterval(() => {}, 1 << 30);
+      if (rt.isMain) startDetector?.(rt);
+    } else rt.keepAlive.ref();
   }
 }
 

@@ -1,0 +1,73 @@
+/**
+ * Deadlock detection, on the main thread. A deadlock is: every process parked with no deadline
+ * (T_PARKED_ON), the main thread waiting in occam operations or joins with no deadline, nothing
+ * else keeping the main thread's event loop alive (`process.getActiveResourcesInfo()`: only
+ * occam's own keep-alive timer, its running hosts' ports, and stdout and stderr), and two snapshots, a tick apart, that agree with no progress
+ * made in between. Then every pending wait of the main thread fails with DeadlockError and its
+ * wait-for report, so `main()` ends the program with the report instead of hanging for ever.
+ *
+ * Not seen (so never a false alarm of these): a process in an async wait or in a timed one, a
+ * select with a timer, work on the main thread's event loop (timers, I/O). Not seen either, so a
+ * possible false alarm: work that keeps nothing alive (an unref'd timer) while occam waits.
+ */
+import { DeadlockError } from '../errors.js';
+import { processesStarted, waitReport } from '../report.js';
+import { MAX_THREADS, T_ALIVE, T_PARKED_ON, T_PROGRESS, T_RUNNING, T_STATE } from './layout.js';
+import { setDetector, slotWord, type Runtime } from './runtime.js';
+
+/** How often the main thread looks (ms); a deadlock is reported after two agreeing looks. */
+const TICK_MS = 250;
+
+function snapshot(rt: Runtime): string | undefined {
+  if (rt.pendingAsync === 0 || rt.waits.size === 0 || rt.timedWaits > 0) return undefined;
+  // occam's own: the keep-alive timer, and the port of each host running a process. Anything
+  // else is work that may still come (a timer, I/O, a worker of the program's own).
+  let timers = 0;
+  let ports = 0;
+  let stdio = 0;
+  for (const r of process.getActiveResourcesInfo()) {
+    if (r === 'Timeout') timers++;
+    else if (r === 'MessagePort') ports++;
+    else if (r === 'PipeWrap' || r === 'TTYWrap') stdio++;
+    else return undefined;
+  }
+  if (timers > 1 || ports > processesStarted() || stdio > stdioHandles()) return undefined;
+  rt.heap.sync();
+  const m = rt.heap.i32;
+  const parts: number[] = [];
+  let inProcess = 0;
+  for (let slot = 0; slot < MAX_THREADS; slot++) {
+    if (slot === rt.slot || Atomics.load(m, slotWord(slot, T_STATE)) !== T_ALIVE) continue;
+    if (Atomics.load(m, slotWord(slot, T_RUNNING)) === -1) continue; // a host between processes
+    inProcess++;
+    const op = Atomics.load(m, slotWord(slot, T_PARKED_ON));
+    if (op === 0) return undefined; // running, or waiting with a deadline, or asynchronously
+    parts.push(slot, op, Atomics.load(m, slotWord(slot, T_PROGRESS)));
+  }
+  // A process handed to a host whose thread has not begun its body yet (a worker starting) is
+  // not stuck.
+  if (inProcess < processesStarted()) return undefined;
+  parts.push(rt.progress);
+  return parts.join(',');
+}
+
+/** How many of stdout and stderr are pipes or terminals: they show among the active resources. */
+function stdioHandles(): number {
+  const kind = (s: NodeJS.WriteStream): unknown => (s as unknown as { _type?: unknown })._type;
+  return [process.stdout, process.stderr].filter((s) => kind(s) === 'pipe' || kind(s) === 'tty').length;
+}
+
+setDetector((rt) => {
+  let last: string | undefined;
+  const timer = setInterval(() => {
+    const now = snapshot(rt);
+    if (now === undefined || now !== last) {
+      last = now;
+      return;
+    }
+    last = undefined;
+    const err = new DeadlockError(waitReport());
+    for (const fail of [...rt.waits]) fail(err);
+  }, TICK_MS);
+  timer.unref(); // only occam's own waits keep the program alive, never the detector
+});
