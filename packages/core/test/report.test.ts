@@ -90,3 +90,14 @@ function runNode(fixture: string): { stdout: string; stderr: string; status: num
   const r = spawnSync(process.execPath, [file], { encoding: 'utf8', timeout: 20_000 });
   return { stdout: r.stdout, stderr: r.stderr, status: r.status };
 }
+
+describe('a program whose main has finished', () => {
+  test('exits with a warning naming what was left blocked, instead of hanging', () => {
+    const t0 = performance.now();
+    const r = runNode('forgotten-main.mjs');
+    expect(r.stdout.trim()).toBe('main is done');
+    expect(r.stderr).toContain('forgotten: recv on requests');
+    expect(r.status).toBe(0);
+    expect(performance.now() - t0).toBeLessThan(10_000);
+  });
+});

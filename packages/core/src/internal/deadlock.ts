@@ -11,15 +11,21 @@
  * possible false alarm: work that keeps nothing alive (an unref'd timer) while occam waits.
  */
 import { DeadlockError } from '../errors.js';
-import { processesStarted, waitReport } from '../report.js';
+import { formatWaitReport, processesStarted, waitReport } from '../report.js';
 import { MAX_THREADS, T_ALIVE, T_PARKED_ON, T_PROGRESS, T_RUNNING, T_STATE } from './layout.js';
 import { setDetector, slotWord, type Runtime } from './runtime.js';
 
 /** How often the main thread looks (ms); a deadlock is reported after two agreeing looks. */
 const TICK_MS = 250;
 
+/**
+ * A look at the whole program, or undefined if something may still move. The main thread either
+ * waits on processes (a pending wait, none timed), or has nothing left at all ("ended").
+ */
 function snapshot(rt: Runtime): string | undefined {
-  if (rt.pendingAsync === 0 || rt.waits.size === 0 || rt.timedWaits > 0) return undefined;
+  if (rt.timedWaits > 0) return undefined;
+  const ended = rt.pendingAsync === 0 && rt.waits.size === 0;
+  if (!ended && (rt.pendingAsync === 0 || rt.waits.size === 0)) return undefined;
   // occam's own: the keep-alive timer, and the port of each host running a process. Anything
   // else is work that may still come (a timer, I/O, a worker of the program's own).
   let timers = 0;
@@ -47,8 +53,9 @@ function snapshot(rt: Runtime): string | undefined {
   // A process handed to a host whose thread has not begun its body yet (a worker starting) is
   // not stuck.
   if (inProcess < processesStarted()) return undefined;
+  if (ended && inProcess === 0) return undefined; // nothing left blocked: Node exits by itself
   parts.push(rt.progress);
-  return parts.join(',');
+  return `${ended ? 'ended' : 'waits'}:${parts.join(',')}`;
 }
 
 /** How many of stdout and stderr are pipes or terminals: they show among the active resources. */
@@ -57,7 +64,15 @@ function stdioHandles(): number {
   return [process.stdout, process.stderr].filter((s) => kind(s) === 'pipe' || kind(s) === 'tty').length;
 }
 
+let started = false;
+
 setDetector((rt) => {
+  if (started) return;
+  started = true;
+  start(rt);
+});
+
+function start(rt: Runtime): void {
   let last: string | undefined;
   const timer = setInterval(() => {
     const now = snapshot(rt);
@@ -66,8 +81,23 @@ setDetector((rt) => {
       return;
     }
     last = undefined;
-    const err = new DeadlockError(waitReport());
+    const report = waitReport();
+    if (now.startsWith('ended')) {
+      // Main has nothing left and every process is parked: exit, as Go does when main returns,
+      // saying what was left blocked (idle hosts are not: they hold nothing open).
+      process.stderr.write(`occam: the main thread has finished; exiting with these processes still blocked:\n${formatWaitReport(report).replace(/^/gm, '  ')}\n`);
+      process.exit();
+    }
+    const err = new DeadlockError(report);
     for (const fail of [...rt.waits]) fail(err);
   }, TICK_MS);
   timer.unref(); // only occam's own waits keep the program alive, never the detector
-});
+}
+
+/** Starts the detector for a program that spawns processes but never waits on them (main thread). */
+export function watchProgram(rt: Runtime): void {
+  if (!started) {
+    started = true;
+    start(rt);
+  }
+}

@@ -14,6 +14,7 @@ import { P_FAILED, P_ID, P_OK, P_PENDING, P_SETTLING, P_STATE } from './layout.j
 import { settle } from './record.js';
 import { reapThread, runtime } from './runtime.js';
 import { setProcessNamer } from '../report.js';
+import { watchProgram } from './deadlock.js';
 
 /** A request to run one process. */
 export interface RunRequest {
@@ -135,6 +136,7 @@ export async function startProcess(req: RunRequest): Promise<void> {
   h.sync();
   if (Atomics.load(h.i32, (req.rec >> 2) + P_STATE) !== P_PENDING) return; // terminated before start
   const key = JSON.stringify(req.resourceLimits ?? null);
+  watchProgram(runtime()); // a program whose processes end up blocked must not hang
   const host = idle.get(key)?.pop() ?? newHost(key, req.resourceLimits);
   host.current = req;
   running.set(req.rec, host);
