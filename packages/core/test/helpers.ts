@@ -1,3 +1,6 @@
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+
 /**
  * Test helpers: watchdogs that turn a hang into a failure with a message, and a condition
  * waiter that polls an observable (never a sleep used as synchronisation).
@@ -34,4 +37,11 @@ export async function settled(p: Promise<unknown>): Promise<boolean> {
   );
   await new Promise((r) => setImmediate(r));
   return done;
+}
+
+/** Runs `fixtures/<fixture>` as a program of its own; a program that hangs is killed after 20 s. */
+export function runFixture(fixture: string): { stdout: string; stderr: string; status: number | null; signal: string | null } {
+  const file = fileURLToPath(new URL(`./fixtures/${fixture}`, import.meta.url));
+  const r = spawnSync(process.execPath, [file], { encoding: 'utf8', timeout: 20_000 });
+  return { stdout: r.stdout, stderr: r.stderr, status: r.status, signal: r.signal };
 }

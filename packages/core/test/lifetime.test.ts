@@ -1,13 +1,5 @@
-import { spawnSync } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { describe, expect, test } from 'vitest';
-
-function runNode(fixture: string): { stdout: string; status: number | null; signal: string | null } {
-  const file = fileURLToPath(new URL(`./fixtures/${fixture}`, import.meta.url));
-  // The watchdog: a program that hangs is killed and fails the test.
-  const r = spawnSync(process.execPath, [file], { encoding: 'utf8', timeout: 20_000 });
-  return { stdout: r.stdout, status: r.status, signal: r.signal };
-}
+import { runFixture as runNode } from './helpers.js';
 
 describe('heap limits', () => {
   test('a message that does not fit fails with a code, enqueues nothing, and the channel still works', () => {

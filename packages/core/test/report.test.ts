@@ -2,11 +2,9 @@
  * The wait-for report: processes parked with no deadline, named, with the channels and
  * operations they wait on.
  */
-import { spawnSync } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { describe, expect, test } from 'vitest';
 import { chan, ChannelPoisonedError, formatWaitReport, poison, spawn, waitReport } from '@occam/core';
-import { until, watchdog } from './helpers.js';
+import { runFixture as runNode, until, watchdog } from './helpers.js';
 
 const procs = new URL('./fixtures/poison-procs.ts', import.meta.url);
 
@@ -83,13 +81,6 @@ describe('deadlock detection', () => {
     expect(JSON.parse(r.stdout)).toEqual({ select: 'timer', joined: 'completed' });
   });
 });
-
-function runNode(fixture: string): { stdout: string; stderr: string; status: number | null } {
-  const file = fileURLToPath(new URL(`./fixtures/${fixture}`, import.meta.url));
-  // The watchdog: a program that hangs is killed and fails the test.
-  const r = spawnSync(process.execPath, [file], { encoding: 'utf8', timeout: 20_000 });
-  return { stdout: r.stdout, stderr: r.stderr, status: r.status };
-}
 
 describe('a program whose main has finished', () => {
   test('exits with a warning naming what was left blocked, instead of hanging', () => {
