@@ -21,6 +21,8 @@
  *   - `poison()`, `{ propagatePoison: true }`, `withPoison`, and `par` with poison; a process
  *     that does not propagate (the sink) keeps its other channels usable.
  *   - the difference from close: a close lets the sink drain what is buffered; poison drops it.
+ *   - `{ poisonOnDeath: true }`: a process that crashes poisons its channels, so its neighbours
+ *     get an error instead of waiting for ever.
  *
  * Left for later: what happens when a process dies instead (a crash, `process.exit`, OOM).
  *
@@ -40,6 +42,15 @@ export function stage(input: Receiver<number>, out: Sender<number>, op: 'double'
   for (;;) {
     const v = input.recv(); // throws ChannelPoisonedError once the poison arrives
     out.send(op === 'double' ? v * 2 : op === 'inc' ? v + 1 : v * v);
+  }
+}
+
+/** A stage with a bug: it fails on its sixth reading. */
+export function buggyStage(input: Receiver<number>, out: Sender<number>): never {
+  for (let n = 1; ; n++) {
+    const v = input.recv();
+    if (n === 6) throw new RangeError(`cannot handle reading ${v}`);
+    out.send(v);
   }
 }
 
@@ -101,5 +112,24 @@ main(async () => {
   if (sum !== expected) throw new Error(`the sink's sum ${sum} is not that of the first ${count} readings (${expected})`);
   if (!c.every((ch) => ch.poisoned)) throw new Error('the poison did not reach every channel of the pipeline');
   if (report.poisoned) throw new Error('the sink passed the poison on without being asked to');
-  console.log('every pipeline channel is poisoned, the report channel is not; the program exits with code 0');
+  console.log('every pipeline channel is poisoned, the report channel is not');
+
+  // A stage that crashes: spawned with `poisonOnDeath`, its death poisons its channels, so the
+  // source upstream and main downstream get ERR_CHANNEL_POISONED instead of waiting for ever.
+  const up = chan<number>(0, { name: 'up' });
+  const down = chan<number>(0, { name: 'down' });
+  const src = spawn<number>(import.meta.url, 'source', [up.sender(), 1_000_000], { name: 'source2', propagatePoison: true });
+  const buggy = spawn(import.meta.url, 'buggyStage', [up.receiver(), down.sender()], { name: 'buggy', poisonOnDeath: true });
+  const got: number[] = [];
+  const end = await (async () => {
+    for (;;) got.push(await down.recvAsync());
+  })().catch((e: unknown) => e);
+  const crash = await buggy.join().catch((e: unknown) => e);
+  const srcEnd = await src.join().catch((e: unknown) => e);
+  console.log(`buggy stage died (${String(crash)}) after passing on ${got.length} readings;`);
+  console.log(`  main then got ${(end as { code?: string }).code}, the source ${(srcEnd as { code?: string }).code}: nobody hangs`);
+  if (!(end instanceof ChannelPoisonedError) || !(srcEnd instanceof ChannelPoisonedError) || got.length !== 5) {
+    throw new Error('the crash did not reach both neighbours');
+  }
+  console.log('the program exits with code 0');
 });

@@ -5,6 +5,7 @@
  */
 import { isMainThread, parentPort, type ResourceLimits } from 'node:worker_threads';
 import { ChannelPoisonedError, InvalidArgumentError, ProcessFailedError, SyncOnMainError } from './errors.js';
+import { channelsIn, poison } from './channel.js';
 import { decodeError } from './internal/errcodec.js';
 import type { RunRequest } from './internal/host.js';
 import { P_ARGS, P_FAILED, P_ID, P_OK, P_SLOT, P_STATE, P_WORDS } from './internal/layout.js';
@@ -24,6 +25,12 @@ export interface SpawnOptions {
    * among its arguments too, so that a shutdown spreads through a network (see `poison`).
    */
   propagatePoison?: boolean;
+  /**
+   * When the process dies — throws (anything but poison), rejects, exits, runs out of memory,
+   * is terminated — poison every channel among its arguments, so that its peers get
+   * ERR_CHANNEL_POISONED instead of waiting for it for ever.
+   */
+  poisonOnDeath?: boolean;
 }
 
 let current: string | undefined;
@@ -188,11 +195,26 @@ export function spawn<R = unknown>(
     parentPort!.postMessage(req);
   }
   const proc = new Process<R>(rec, id, name);
+  if (opts.poisonOnDeath === true) poisonOnDeath(proc, args);
   if (opts.signal !== undefined) {
     if (opts.signal.aborted) void proc.terminate();
     else opts.signal.addEventListener('abort', () => void proc.terminate(), { once: true });
   }
   return proc;
+}
+
+/**
+ * Holds a reference to every channel in `args` until `proc` ends; if it ends by dying (any
+ * failure but poison, which has already been passed on or not as the process chose), poisons
+ * them all. Our own references: the caller may release its handles meanwhile.
+ */
+function poisonOnDeath(proc: Process<unknown>, args: readonly unknown[]): void {
+  const held = channelsIn(args).map((ch) => ch.sender());
+  const release = (): void => held.forEach((ch) => ch.release());
+  proc.join().then(release, (e: unknown) => {
+    if (!(e instanceof ChannelPoisonedError)) poison(...held);
+    release();
+  });
 }
 
 type ExportFn<M, K extends keyof M> = M[K] extends (...a: infer A) => infer R ? { args: A; result: Awaited<R> } : never;

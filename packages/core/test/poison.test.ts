@@ -152,3 +152,37 @@ describe('poison', () => {
     await expect(watchdog(stuck.join(), 'terminated')).rejects.toBeInstanceOf(ProcessFailedError);
   });
 });
+
+describe('poisonOnDeath', () => {
+  test('a process that throws, rejects, exits or is terminated poisons its channels; its peers fail instead of hanging', async () => {
+    for (const how of ['throw', 'reject', 'exit', 'block'] as const) {
+      const input = chan<number>();
+      const out = chan<number>(0, { name: `out-${how}` });
+      const p = spawn(procs, 'dies', [input, out, how], { poisonOnDeath: true, name: `dies-${how}` });
+      // A peer waiting for the dying process's output.
+      const peer = spawn<string>(procs, 'blockOnce', [out, 'recv']);
+      await until(() => out.waitingReceivers === 1, `${how}: peer to park`);
+      await input.sendAsync(1);
+      if (how === 'block') {
+        await until(() => input.waitingReceivers === 1, 'dying process to block');
+        await p.terminate();
+      }
+      await expect(watchdog(p.join(), `${how}: join`)).rejects.toBeTruthy();
+      expect(await watchdog(peer.join(), `${how}: peer`)).toBe('ERR_CHANNEL_POISONED');
+      expect(out.poisoned).toBe(true);
+    }
+  });
+
+  test('a process that returns normally leaves its channels alone', async () => {
+    const c = chan<number>(2);
+    const p = spawn(procs, 'source', [c], { poisonOnDeath: true });
+    expect(await watchdog(c.recvAsync(), 'a value')).toBe(0);
+    c.poison(); // ends by poison: passed on or not as the process chose, not poisoned again
+    await expect(watchdog(p.join(), 'join')).rejects.toBeInstanceOf(ChannelPoisonedError);
+    const d = chan<number>(1);
+    const q = spawn(procs, 'blockOnce', [d, 'send'], { poisonOnDeath: true });
+    expect(await watchdog(q.join(), 'join')).toBe('completed');
+    expect(d.poisoned).toBe(false);
+    expect(await d.recvAsync()).toBe(1);
+  });
+});
