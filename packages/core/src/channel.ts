@@ -28,6 +28,7 @@ import { HANDLE_BRAND } from './internal/codec.js';
 import {
   flushWakes,
   isCaseReady,
+  maxWaiters,
   nap,
   opAsync,
   opSync,
@@ -60,8 +61,6 @@ import {
   F_CLOSED,
   F_POISONED,
   H_LIVE_CHANNELS,
-  H_MAX_WAITERS,
-  MAX_WAITERS,
   R_OVERFLOW,
   K_RECV,
   K_SEND,
@@ -216,10 +215,9 @@ export class Channel<T> implements Sender<T>, Receiver<T> {
   get name(): string {
     let n = names.get(this.#id);
     if (n === undefined) {
-      const m = this.#mem();
-      const c = this.#off >> 2;
-      const at = m[c + C_NAME]!;
-      n = at === 0 ? `chan#${this.#id}` : readName(runtime(), at, m[c + C_NAME_LEN]!);
+      const rt = runtime();
+      rt.heap.sync();
+      n = channelNameAt(rt, this.#off);
       names.set(this.#id, n);
     }
     return n;
@@ -355,14 +353,7 @@ export class Channel<T> implements Sender<T>, Receiver<T> {
    */
   close(): void {
     const rt = this.#check('close', SEND_ONLY, false);
-    const h = rt.heap;
-    const c = this.#off >> 2;
-    h.lock(c + C_LOCK);
-    h.sync();
-    const flags = h.i32[c + C_FLAGS]!;
-    if (flags === 0) shutLocked(h.i32, c, F_CLOSED, R_CLOSED);
-    h.unlock(c + C_LOCK);
-    flushWakes(rt);
+    const flags = this.#shut(rt, F_CLOSED, R_CLOSED, (f) => f === 0);
     if ((flags & F_POISONED) !== 0) throw new ChannelPoisonedError(`${this.name} is poisoned`);
     if (flags !== 0) throw new ChannelClosedError(`${this.name} is already closed; close a channel once, from its sender`);
   }
@@ -377,14 +368,7 @@ export class Channel<T> implements Sender<T>, Receiver<T> {
    */
   poison(): void {
     const rt = this.#check('poison', BOTH, false);
-    const h = rt.heap;
-    const c = this.#off >> 2;
-    h.lock(c + C_LOCK);
-    h.sync();
-    const first = (h.i32[c + C_FLAGS]! & F_POISONED) === 0;
-    if (first) shutLocked(h.i32, c, F_POISONED, R_POISONED);
-    h.unlock(c + C_LOCK);
-    flushWakes(rt);
+    const first = (this.#shut(rt, F_POISONED, R_POISONED, (f) => (f & F_POISONED) === 0) & F_POISONED) === 0;
     // The ring is closed to sends, and receivers check the flag before their lock-free path:
     // what is still buffered is ours to drop (outside the lock: dropping frees heap blocks).
     const g = this.#ring;
@@ -459,6 +443,22 @@ export class Channel<T> implements Sender<T>, Receiver<T> {
     return rt;
   }
 
+  /**
+   * Sets `flag` and fails every waiting party with `result` (shutLocked), if `when` holds for
+   * the flags found under the lock; wakes them after unlocking. Returns the flags found.
+   */
+  #shut(rt: Runtime, flag: number, result: number, when: (flags: number) => boolean): number {
+    const h = rt.heap;
+    const c = this.#off >> 2;
+    h.lock(c + C_LOCK);
+    h.sync();
+    const flags = h.i32[c + C_FLAGS]!;
+    if (when(flags)) shutLocked(h.i32, c, flag, result);
+    h.unlock(c + C_LOCK);
+    flushWakes(rt);
+    return flags;
+  }
+
   /** A blocking receive into `recvOut`: the lock-free buffer path first (not once aborted), then the engine. */
   #recvSync(rt: Runtime, opts: OpOptions | undefined): Outcome {
     if (opts?.signal?.aborted !== true && this.#fastRecv(rt, recvOut, POLL)) return RECEIVED;
@@ -487,7 +487,7 @@ export class Channel<T> implements Sender<T>, Receiver<T> {
     opts: OpOptions | undefined,
   ): Promise<Outcome> {
     if (opts?.signal?.aborted) return Promise.resolve({ index: -1, result: 0 });
-    this.#inFlight++;
+    this[ENTER]();
     return opAsync(rt, { chan: this.#off, kind, val }, out, {
       deadline: deadlineOf(rt, opts),
       signal: opts?.signal,
@@ -720,12 +720,8 @@ function cancelError(opts: OpOptions | undefined): TimeoutError | AbortError {
 function recvError(o: Outcome, opts: OpOptions | undefined): RecvError {
   if (o.index < 0) return cancelError(opts);
   if (o.result === R_POISONED) return new ChannelPoisonedError();
-  if (o.result === R_OVERFLOW) return new TooManyWaitersError(maxWaiters());
+  if (o.result === R_OVERFLOW) return new TooManyWaitersError(maxWaiters(runtime().heap.i32));
   return new ChannelClosedError('channel is closed and drained');
-}
-
-function maxWaiters(): number {
-  return runtime().heap.i32[H_MAX_WAITERS] || MAX_WAITERS;
 }
 
 function closedSend(value: unknown): ChannelClosedError {
@@ -737,7 +733,7 @@ function failSend(rt: Runtime, val: Int32Array, o: Outcome, opts: OpOptions | un
   discardSlot(rt, val);
   if (o.index < 0) throw cancelError(opts);
   if (o.result === R_POISONED) throw new ChannelPoisonedError();
-  if (o.result === R_OVERFLOW) throw new TooManyWaitersError(maxWaiters());
+  if (o.result === R_OVERFLOW) throw new TooManyWaitersError(maxWaiters(runtime().heap.i32));
   throw new ChannelClosedError('send on a closed channel; the value was not sent');
 }
 

@@ -169,11 +169,11 @@ export class TooManyWaitersError extends OccamError {
  */
 export class DeadlockError extends OccamError {
   readonly blocked: readonly { process: string; waitsOn: readonly { channel: string; op: 'send' | 'recv' }[] }[];
-  constructor(blocked: DeadlockError['blocked'] = []) {
-    const lines = blocked.map((p) => `  ${p.process}: ${p.waitsOn.map((w) => `${w.op} on ${w.channel}`).join(' | ')}`);
+  /** `described`: the report as text, one process a line (`formatWaitReport`). */
+  constructor(blocked: DeadlockError['blocked'] = [], described = '') {
     super(
       'ERR_DEADLOCK',
-      `deadlock: every process is blocked and the main thread waits on them${lines.length > 0 ? `:\n${lines.join('\n')}` : ' (no process is running)'}`,
+      `deadlock: every process is blocked and the main thread waits on them${blocked.length > 0 ? `:\n${described.replace(/^/gm, '  ')}` : ' (no process is running)'}`,
     );
     this.blocked = blocked;
   }

@@ -29,7 +29,7 @@ let processOnThread: (threadId: number) => string | undefined = () => undefined;
 let startedProcesses: () => number = () => 0;
 
 /** @internal */
-export function setProcessNamer(namer: (threadId: number) => string | undefined, started: () => number): void {
+export function setHostInfo(namer: (threadId: number) => string | undefined, started: () => number): void {
   processOnThread = namer;
   startedProcesses = started;
 }

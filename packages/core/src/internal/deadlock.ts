@@ -66,11 +66,17 @@ function stdioHandles(): number {
 
 let started = false;
 
-setDetector((rt) => {
+/**
+ * Starts the detector once (main thread): at the first wait, or the first spawn of a program
+ * that never waits on its processes.
+ */
+export function watchProgram(rt: Runtime): void {
   if (started) return;
   started = true;
   start(rt);
-});
+}
+
+setDetector(watchProgram);
 
 function start(rt: Runtime): void {
   let last: string | undefined;
@@ -82,22 +88,16 @@ function start(rt: Runtime): void {
     }
     last = undefined;
     const report = waitReport();
+    const described = formatWaitReport(report);
     if (now.startsWith('ended')) {
       // Main has nothing left and every process is parked: exit, as Go does when main returns,
       // saying what was left blocked (idle hosts are not: they hold nothing open).
-      process.stderr.write(`occam: the main thread has finished; exiting with these processes still blocked:\n${formatWaitReport(report).replace(/^/gm, '  ')}\n`);
+      process.stderr.write(`occam: the main thread has finished; exiting with these processes still blocked:\n${described.replace(/^/gm, '  ')}\n`);
       process.exit();
     }
-    const err = new DeadlockError(report);
+    const err = new DeadlockError(report, described);
     for (const fail of [...rt.waits]) fail(err);
   }, TICK_MS);
   timer.unref(); // only occam's own waits keep the program alive, never the detector
 }
 
-/** Starts the detector for a program that spawns processes but never waits on them (main thread). */
-export function watchProgram(rt: Runtime): void {
-  if (!started) {
-    started = true;
-    start(rt);
-  }
-}

@@ -220,7 +220,8 @@ export function registerCase(rt: Runtime, op: number, i: number, cs: Case): bool
   return ready;
 }
 
-function maxWaiters(m: Int32Array): number {
+/** The most waiters a channel queue takes (MAX_WAITERS, unless a test lowered it). */
+export function maxWaiters(m: Int32Array): number {
   return m[H_MAX_WAITERS] || MAX_WAITERS;
 }
 

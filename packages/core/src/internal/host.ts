@@ -13,7 +13,7 @@ import { loadableModuleUrl } from './compile.js';
 import { P_FAILED, P_ID, P_OK, P_PENDING, P_SETTLING, P_STATE } from './layout.js';
 import { settle } from './record.js';
 import { reapThread, runtime } from './runtime.js';
-import { setProcessNamer } from '../report.js';
+import { setHostInfo } from '../report.js';
 import { watchProgram } from './deadlock.js';
 
 /** A request to run one process. */
@@ -162,7 +162,7 @@ export async function terminateProcess(rec: number, id: number): Promise<void> {
 }
 
 // The wait-for report names processes by the worker they run on.
-setProcessNamer(
+setHostInfo(
   (threadId) => {
     for (const host of running.values()) if (host.threadId === threadId) return host.current?.name;
     return undefined;
