@@ -19,6 +19,7 @@ import {
   InvalidHandleError,
   MessageTooLargeError,
   NotSendableError,
+  PeerDiedError,
   SyncOnMainError,
   TimeoutError,
   TooManyWaitersError,
@@ -45,6 +46,7 @@ import { RING_OK, ringBytes, ringDequeue, ringEnqueue, ringFillHint, ringInit, r
 import {
   C_BUF,
   C_CAP,
+  C_DIED,
   C_FLAGS,
   C_ID,
   C_LOCK,
@@ -58,6 +60,7 @@ import {
   C_RWRAP,
   C_WORDS,
   CHAN_MAGIC,
+  F_BROKEN,
   F_CLOSED,
   F_POISONED,
   H_LIVE_CHANNELS,
@@ -66,9 +69,13 @@ import {
   K_SEND,
   MAX_CAPACITY,
   R_CLOSED,
+  R_PEER_DIED,
   R_POISONED,
   R_VALUE,
 } from './internal/layout.js';
+import { setBrokenLockError } from './internal/heap.js';
+import { loadName, storeName } from './internal/names.js';
+import { diedOn, noteUse } from './internal/reap.js';
 import { runtime, type Runtime } from './internal/runtime.js';
 import { NOT_READY, pumpReceiversLocked, pumpSendersLocked, ringAt, shutLocked } from './internal/transfer.js';
 import { decodeSlot, discardSlot, encodeSlot, installHandleSupport } from './internal/values.js';
@@ -85,11 +92,18 @@ export interface OpOptions {
 }
 
 /** Why a blocking receive produced no value. */
-export type RecvError = ChannelClosedError | ChannelPoisonedError | TimeoutError | AbortError | TooManyWaitersError;
+export type RecvError =
+  | ChannelClosedError
+  | ChannelPoisonedError
+  | PeerDiedError
+  | TimeoutError
+  | AbortError
+  | TooManyWaitersError;
 /** Why a blocking send delivered nothing. */
 export type SendError =
   | ChannelClosedError
   | ChannelPoisonedError
+  | PeerDiedError
   | TimeoutError
   | AbortError
   | NotSendableError
@@ -101,11 +115,12 @@ export type TrySendError<T> =
   | ChannelFullError<T>
   | ChannelClosedError
   | ChannelPoisonedError
+  | PeerDiedError
   | NotSendableError
   | MessageTooLargeError
   | HeapExhaustedError;
 /** Why `tryRecv` produced no value. */
-export type TryRecvError = ChannelEmptyError | ChannelClosedError | ChannelPoisonedError;
+export type TryRecvError = ChannelEmptyError | ChannelClosedError | ChannelPoisonedError | PeerDiedError;
 
 /** The sending end of a channel. */
 export interface Sender<T> {
@@ -154,6 +169,7 @@ const ENTER = Symbol('enter');
 const LEAVE = Symbol('leave');
 const CASE = Symbol('case');
 const CHECK = Symbol('check');
+const HOLD = Symbol('hold');
 
 const names = new Map<number, string>(); // channel id → name, cached from the heap
 const registry = new FinalizationRegistry<{ off: number; id: number }>((h) => releaseRef(runtime(), h.off, h.id));
@@ -264,15 +280,21 @@ export class Channel<T> implements Sender<T>, Receiver<T> {
     // room then need not wake us (see napRing).
     const wait = opts === undefined || (opts.timeout === undefined && opts.signal === undefined) ? NAP : POLL;
     if (opts?.signal?.aborted !== true && this.#fastSend(rt, sendVal, wait)) return;
-    const o = this.#blockSync(rt, K_SEND, sendVal, opts);
-    if (o.result !== R_VALUE) failSend(rt, sendVal, o, opts);
+    let o: Outcome;
+    try {
+      o = this.#blockSync(rt, K_SEND, sendVal, opts);
+    } catch (e) {
+      discardSlot(rt, sendVal); // a broken channel (PeerDiedError): nothing was sent
+      throw e;
+    }
+    if (o.result !== R_VALUE) failSend(rt, sendVal, o, opts, this.#off);
   }
 
   /** Receives, blocking this worker until a value arrives; throws ChannelClosedError once closed and drained. */
   recv(opts?: OpOptions): T {
     const rt = this.#check('recv', RECV_ONLY, true);
     const o = this.#recvSync(rt, opts);
-    if (o.result !== R_VALUE) throw recvError(o, opts);
+    if (o.result !== R_VALUE) throw recvError(o, opts, this.#off);
     return decodeSlot(rt, recvOut) as T;
   }
 
@@ -280,7 +302,7 @@ export class Channel<T> implements Sender<T>, Receiver<T> {
   recvResult(opts?: OpOptions): Result<T, RecvError> {
     const rt = this.#check('recv', RECV_ONLY, true);
     const o = this.#recvSync(rt, opts);
-    return o.result === R_VALUE ? Ok(decodeSlot(rt, recvOut) as T) : Err(recvError(o, opts));
+    return o.result === R_VALUE ? Ok(decodeSlot(rt, recvOut) as T) : Err(recvError(o, opts, this.#off));
   }
 
   /** Sends without blocking the thread (main thread, or a process that also does I/O). */
@@ -296,7 +318,7 @@ export class Channel<T> implements Sender<T>, Receiver<T> {
       discardSlot(rt, val); // failed by deadlock detection: nothing was sent
       throw e;
     }
-    if (o.result !== R_VALUE) failSend(rt, val, o, opts);
+    if (o.result !== R_VALUE) failSend(rt, val, o, opts, this.#off);
   }
 
   /** Receives without blocking the thread; rejects with ChannelClosedError once closed and drained. */
@@ -304,7 +326,7 @@ export class Channel<T> implements Sender<T>, Receiver<T> {
     const rt = this.#check('recv', RECV_ONLY, false);
     const out = new Int32Array(4);
     const o = await this.#recvAsync(rt, out, opts);
-    if (o.result !== R_VALUE) throw recvError(o, opts);
+    if (o.result !== R_VALUE) throw recvError(o, opts, this.#off);
     return decodeSlot(rt, out) as T;
   }
 
@@ -313,7 +335,7 @@ export class Channel<T> implements Sender<T>, Receiver<T> {
     const rt = this.#check('recv', RECV_ONLY, false);
     const out = new Int32Array(4);
     const o = await this.#recvAsync(rt, out, opts);
-    return o.result === R_VALUE ? Ok(decodeSlot(rt, out) as T) : Err(recvError(o, opts));
+    return o.result === R_VALUE ? Ok(decodeSlot(rt, out) as T) : Err(recvError(o, opts, this.#off));
   }
 
   /** Sends only if a receiver is waiting or there is room; never blocks. Full and closed give the value back. */
@@ -329,10 +351,11 @@ export class Channel<T> implements Sender<T>, Receiver<T> {
       throw e;
     }
     if (this.#fastSend(rt, val)) return Ok(undefined);
-    const r = tryCase(rt, { chan: this.#off, kind: K_SEND, val }, recvOut);
+    const r = tryOnce(rt, { chan: this.#off, kind: K_SEND, val }, recvOut);
     if (r === R_VALUE) return Ok(undefined);
     discardSlot(rt, val);
     if (r === NOT_READY) return Err(new ChannelFullError(value));
+    if (r === R_PEER_DIED) return Err(peerDied(this.#off, K_SEND));
     return Err(r === R_POISONED ? new ChannelPoisonedError() : closedSend(value));
   }
 
@@ -341,9 +364,10 @@ export class Channel<T> implements Sender<T>, Receiver<T> {
     const rt = this.#check('tryRecv', RECV_ONLY, false);
     const out = new Int32Array(4);
     if (this.#fastRecv(rt, out)) return Ok(decodeSlot(rt, out) as T);
-    const r = tryCase(rt, { chan: this.#off, kind: K_RECV, val: undefined }, out);
+    const r = tryOnce(rt, { chan: this.#off, kind: K_RECV, val: undefined }, out);
     if (r === R_VALUE) return Ok(decodeSlot(rt, out) as T);
     if (r === NOT_READY) return Err(new ChannelEmptyError());
+    if (r === R_PEER_DIED) return Err(peerDied(this.#off, K_RECV));
     return Err(r === R_POISONED ? new ChannelPoisonedError() : new ChannelClosedError());
   }
 
@@ -352,7 +376,7 @@ export class Channel<T> implements Sender<T>, Receiver<T> {
    * senders fail with ChannelClosedError. Closing twice throws ChannelClosedError.
    */
   close(): void {
-    const rt = this.#check('close', SEND_ONLY, false);
+    const rt = this.#check('close', SEND_ONLY, false, false);
     const flags = this.#shut(rt, F_CLOSED, R_CLOSED, (f) => f === 0);
     if ((flags & F_POISONED) !== 0) throw new ChannelPoisonedError(`${this.name} is poisoned`);
     if (flags !== 0) throw new ChannelClosedError(`${this.name} is already closed; close a channel once, from its sender`);
@@ -368,7 +392,13 @@ export class Channel<T> implements Sender<T>, Receiver<T> {
    */
   poison(): void {
     const rt = this.#check('poison', BOTH, false);
-    const first = (this.#shut(rt, F_POISONED, R_POISONED, (f) => (f & F_POISONED) === 0) & F_POISONED) === 0;
+    let first: boolean;
+    try {
+      first = (this.#shut(rt, F_POISONED, R_POISONED, (f) => (f & F_POISONED) === 0) & F_POISONED) === 0;
+    } catch (e) {
+      if (e instanceof PeerDiedError) return; // broken: it fails every op already
+      throw e;
+    }
     // The ring is closed to sends, and receivers check the flag before their lock-free path:
     // what is still buffered is ours to drop (outside the lock: dropping frees heap blocks).
     const g = this.#ring;
@@ -434,13 +464,36 @@ export class Channel<T> implements Sender<T>, Receiver<T> {
     return new Channel<T>(this.#off, this.#id, this.#dir === BOTH ? dir : this.#dir);
   }
 
-  /** Validates an op on this handle; returns the runtime. */
-  #check(op: string, needs: number, sync: boolean): Runtime {
+  /**
+   * Validates an op on this handle; returns the runtime. An op that sends or receives (`use`)
+   * makes this process a user of that end, once (see internal/reap.ts).
+   */
+  #check(op: string, needs: number, sync: boolean, use = true): Runtime {
     const rt = runtime();
     if (this.#released) throw new InvalidHandleError(`${this.name} was released`);
     if (needs !== BOTH && this.#dir !== BOTH && this.#dir !== needs) throw new WrongDirectionError(op, END_NAMES[this.#dir]!);
     if (sync && rt.isMain) throw new SyncOnMainError(op);
+    if (needs !== BOTH && use && (this.#usedIn !== rt.useEpoch || (this.#usedEnds & needs) === 0)) this.#use(rt, needs);
     return rt;
+  }
+
+  /** In which process (`Runtime.useEpoch`) this handle last used ends, and which (SEND_ONLY | RECV_ONLY). */
+  #usedIn = 0;
+  #usedEnds = 0;
+
+  /** @internal This process starts using end `dir` (SEND_ONLY / RECV_ONLY) through this handle. */
+  #use(rt: Runtime, dir: number): void {
+    if (this.#usedIn !== rt.useEpoch) {
+      this.#usedIn = rt.useEpoch;
+      this.#usedEnds = 0;
+    }
+    this.#usedEnds |= dir;
+    noteUse(rt, this.#off, this.#id, dir === SEND_ONLY ? K_SEND : K_RECV);
+  }
+
+  /** @internal A typed end arriving in a process makes it a user of that end at once. */
+  [HOLD](): void {
+    if (this.#dir !== BOTH) this.#use(runtime(), this.#dir);
   }
 
   /**
@@ -596,6 +649,11 @@ export class ChannelCase implements Case, Selectable {
     this.#offered = false;
   }
 
+  /** The error of this case ending with PEER_DIED (select-kit.ts). */
+  peerDied(): PeerDiedError {
+    return peerDied(this.chan, this.kind);
+  }
+
   /** Decodes the value a receive case got into `slot`. */
   take(slot: Int32Array): unknown {
     return decodeSlot(this.#rt, slot);
@@ -717,11 +775,42 @@ function cancelError(opts: OpOptions | undefined): TimeoutError | AbortError {
   return opts?.signal?.aborted ? new AbortError(opts.signal.reason) : new TimeoutError(opts?.timeout ?? 0);
 }
 
-function recvError(o: Outcome, opts: OpOptions | undefined): RecvError {
+function recvError(o: Outcome, opts: OpOptions | undefined, off: number): RecvError {
   if (o.index < 0) return cancelError(opts);
   if (o.result === R_POISONED) return new ChannelPoisonedError();
+  if (o.result === R_PEER_DIED) return peerDied(off, K_RECV);
   if (o.result === R_OVERFLOW) return new TooManyWaitersError(maxWaiters(runtime().heap.i32));
   return new ChannelClosedError('channel is closed and drained');
+}
+
+/**
+ * The error of an op on the channel at byte `off` that a death ended: the channel is broken (a
+ * process died holding it), or the other end's last user died (an op of `kind` would wait for
+ * ever).
+ */
+function peerDied(off: number, kind: number): PeerDiedError {
+  const rt = runtime();
+  rt.heap.sync();
+  const c = off >> 2;
+  const chan = channelNameAt(rt, off);
+  const who = diedOn(rt, c) ?? 'a process';
+  if ((Atomics.load(rt.heap.i32, c + C_FLAGS) & F_BROKEN) !== 0) {
+    return new PeerDiedError(`${chan} is broken: process ${who} died while operating on it; it cannot be used any more`);
+  }
+  const gone = kind === K_RECV ? 'send on it' : 'receive from it';
+  return new PeerDiedError(`${chan}: no process is left to ${gone}; the last one, ${who}, died`);
+}
+
+setBrokenLockError((at) => peerDied((at - C_LOCK) << 2, 0));
+
+/** `tryCase`, with a broken channel reported as R_PEER_DIED instead of thrown. */
+function tryOnce(rt: Runtime, cs: Case, out: Int32Array): number {
+  try {
+    return tryCase(rt, cs, out);
+  } catch (e) {
+    if (e instanceof PeerDiedError) return R_PEER_DIED;
+    throw e;
+  }
 }
 
 function closedSend(value: unknown): ChannelClosedError {
@@ -729,10 +818,11 @@ function closedSend(value: unknown): ChannelClosedError {
 }
 
 /** A send that did not deliver: drop its value and throw why. */
-function failSend(rt: Runtime, val: Int32Array, o: Outcome, opts: OpOptions | undefined): never {
+function failSend(rt: Runtime, val: Int32Array, o: Outcome, opts: OpOptions | undefined, off: number): never {
   discardSlot(rt, val);
   if (o.index < 0) throw cancelError(opts);
   if (o.result === R_POISONED) throw new ChannelPoisonedError();
+  if (o.result === R_PEER_DIED) throw peerDied(off, K_SEND);
   if (o.result === R_OVERFLOW) throw new TooManyWaitersError(maxWaiters(runtime().heap.i32));
   throw new ChannelClosedError('send on a closed channel; the value was not sent');
 }
@@ -767,13 +857,7 @@ export function chan<T>(capacity = 0, opts: { name?: string } = {}): Channel<T> 
   Atomics.store(m, c + C_MAGIC, CHAN_MAGIC);
   Atomics.add(m, H_LIVE_CHANNELS, 1);
   if (opts.name !== undefined) {
-    const at = h.alloc(opts.name.length * 2 + 1);
-    h.sync();
-    for (let i = 0; i < opts.name.length; i++) {
-      const u = opts.name.charCodeAt(i);
-      h.u8[at + 2 * i] = u & 0xff;
-      h.u8[at + 2 * i + 1] = u >> 8;
-    }
+    const at = storeName(h, opts.name);
     h.i32[c + C_NAME] = at;
     h.i32[c + C_NAME_LEN] = opts.name.length;
   }
@@ -785,14 +869,7 @@ export function channelNameAt(rt: Runtime, off: number): string {
   const m = rt.heap.i32;
   const c = off >> 2;
   const at = m[c + C_NAME]!;
-  return at === 0 ? `chan#${m[c + C_ID]!}` : readName(rt, at, m[c + C_NAME_LEN]!);
-}
-
-function readName(rt: Runtime, at: number, len: number): string {
-  const u8 = rt.heap.u8;
-  let s = '';
-  for (let i = 0; i < len; i++) s += String.fromCharCode(u8[at + 2 * i]! | (u8[at + 2 * i + 1]! << 8));
-  return s;
+  return at === 0 ? `chan#${m[c + C_ID]!}` : loadName(rt.heap, at, m[c + C_NAME_LEN]!);
 }
 
 function retainRef(rt: Runtime, off: number): void {
@@ -810,6 +887,14 @@ function releaseRef(rt: Runtime, off: number, id: number): void {
   // No handle is left anywhere: nobody else can touch the channel now.
   Atomics.store(m, c + C_MAGIC, 0);
   m[c + C_ID] = 0;
+  if (m[c + C_DIED] !== 0) h.free(m[c + C_DIED]!);
+  if ((m[c + C_FLAGS]! & F_BROKEN) !== 0) {
+    // Never reused (its queues and ring are as a dead thread left them); its values leak.
+    if (m[c + C_NAME] !== 0) h.free(m[c + C_NAME]!);
+    Atomics.sub(h.i32, H_LIVE_CHANNELS, 1);
+    names.delete(id);
+    return;
+  }
   const cap = m[c + C_CAP]!;
   const buf = m[c + C_BUF]!;
   const slot = new Int32Array(4);
@@ -848,7 +933,9 @@ installHandleSupport({
     if (off <= 0 || off + C_WORDS * 4 > h.bytes || h.i32[(off >> 2) + C_ID] !== id) {
       throw new InvalidHandleError('the channel no longer exists');
     }
-    return new Channel(off, id, dir);
+    const ch = new Channel(off, id, dir);
+    if (!rt.isMain) ch[HOLD]();
+    return ch;
   },
 });
 

@@ -188,6 +188,7 @@ export function spawn<R = unknown>(
     name,
     resourceLimits: opts.resourceLimits,
     propagatePoison: opts.propagatePoison === true,
+    poisonOnDeath: opts.poisonOnDeath === true,
   };
   if (isMainThread) {
     void import('./internal/host.js').then((host) => host.startProcess(req));
@@ -206,7 +207,9 @@ export function spawn<R = unknown>(
 /**
  * Holds a reference to every channel in `args` until `proc` ends; if it ends by dying (any
  * failure but poison, which has already been passed on or not as the process chose), poisons
- * them all. Our own references: the caller may release its handles meanwhile.
+ * them all. Our own references: the caller may release its handles meanwhile. (A process that
+ * throws has poisoned them itself before it ended, see worker-host.ts; this is for a worker that
+ * dies.)
  */
 function poisonOnDeath(proc: Process<unknown>, args: readonly unknown[]): void {
   const held = channelsIn(args).map((ch) => ch.sender());

@@ -14,7 +14,7 @@
 import { channelCase, type ChannelCase, type Receiver, type Sender } from './channel.js';
 import { SyncOnMainError } from './errors.js';
 import { selectAsync as engineAsync, selectSync as engineSync, type Outcome, type Selectable } from './internal/engine.js';
-import { K_RECV, K_SEND, R_CLOSED, R_POISONED, R_VALUE } from './internal/layout.js';
+import { K_RECV, K_SEND, R_CLOSED, R_PEER_DIED, R_POISONED, R_VALUE } from './internal/layout.js';
 import { runtime } from './internal/runtime.js';
 import { NOT_READY } from './internal/transfer.js';
 
@@ -28,6 +28,11 @@ export const FIRED = R_VALUE;
 export const CLOSED = R_CLOSED;
 /** The case's channel is poisoned. */
 export const POISONED = R_POISONED;
+/**
+ * The case's channel is broken, or the other end's last user died (ERR_PEER_DIED; a channel
+ * case's `peerDied()` makes the error).
+ */
+export const PEER_DIED = R_PEER_DIED;
 
 /** The case that is never ready: the reference implementation of `Selectable`. */
 export const never: Selectable = Object.freeze({
@@ -66,7 +71,7 @@ export interface SelectLimits {
 /**
  * Runs a select over `cases`, blocking this worker thread until exactly one case fires, trying
  * them in pass 1 in `order` (indices into `cases`). Returns the index that fired and its result
- * (FIRED / CLOSED / POISONED), or index -1. A received value is left in `slot` (4 words).
+ * (FIRED / CLOSED / POISONED / PEER_DIED), or index -1. A received value is left in `slot` (4 words).
  * Throws SyncOnMainError on the main thread.
  */
 export function selectSync(

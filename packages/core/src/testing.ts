@@ -12,12 +12,14 @@ import {
   C_RECVQ_HEAD,
   C_SENDQ_HEAD,
   F_CLOSED,
+  FAULT_DIE_CLAIMING,
   FAULT_DROP,
   FAULT_REORDER,
   H_FAULT,
   H_FAULT_COUNT,
   H_MAX_WAITERS,
   H_RUNNING,
+  LOCK_BROKEN,
   MAX_THREADS,
   T_ALIVE,
   T_STATE,
@@ -31,11 +33,32 @@ import { ringLength } from './internal/ring.js';
 import { runtime, slotWord } from './internal/runtime.js';
 import { ringAt } from './internal/transfer.js';
 
-/** Switches a runtime-wide fault on ('drop': a send's value is lost; 'reorder': two buffered values swap) or off. */
-export function setFault(fault: 'drop' | 'reorder' | null): void {
+const FAULTS = { drop: FAULT_DROP, reorder: FAULT_REORDER, 'die-claiming': FAULT_DIE_CLAIMING };
+
+/**
+ * Switches a runtime-wide fault on, or off (null): 'drop' (a send's value is lost), 'reorder'
+ * (two buffered values swap), 'die-claiming' (a worker thread that claims a waiting party
+ * exits there and then, holding the channel's lock and the claim).
+ */
+export function setFault(fault: keyof typeof FAULTS | null): void {
   const m = runtime().heap.i32;
   Atomics.store(m, H_FAULT_COUNT, 0);
-  Atomics.store(m, H_FAULT, fault === 'drop' ? FAULT_DROP : fault === 'reorder' ? FAULT_REORDER : 0);
+  Atomics.store(m, H_FAULT, fault === null ? 0 : FAULTS[fault]);
+}
+
+/**
+ * Takes the channel's lock and keeps it: a process that then dies leaves it held, as a process
+ * stopped inside a channel operation would.
+ */
+export function holdLock(ch: Channel<unknown>): void {
+  const h = runtime().heap;
+  h.lock((ch.handleWords()[0]! >> 2) + C_LOCK);
+}
+
+/** Who holds the channel's lock: 'free', 'held' or 'broken' (its holder died, see reap.ts). */
+export function lockState(ch: Channel<unknown>): 'free' | 'held' | 'broken' {
+  const v = Atomics.load(runtime().heap.i32, (ch.handleWords()[0]! >> 2) + C_LOCK);
+  return v === 0 ? 'free' : (v & LOCK_BROKEN) !== 0 ? 'broken' : 'held';
 }
 
 /** Lowers the most waiters per channel queue (MAX_WAITERS) runtime-wide, for tests; 0 restores it. */

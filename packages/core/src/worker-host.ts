@@ -2,7 +2,7 @@
  * The entry of every process worker: joins the runtime, then runs one process at a time as main
  * asks, settling each process record with the return value or the thrown error.
  */
-import { parentPort, workerData } from 'node:worker_threads';
+import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
 // The whole API first: decoding arguments needs the channel module's handle support installed.
 import './index.js';
 import { channelsIn, poison } from './channel.js';
@@ -10,13 +10,18 @@ import { ChannelPoisonedError, ProcessNotFoundError } from './errors.js';
 import type { RunRequest } from './internal/host.js';
 import { settle } from './internal/record.js';
 import { P_ARGS, P_FAILED, P_OK, P_PENDING, P_RUNNING, P_STATE } from './internal/layout.js';
+import { endUses, publishProcess } from './internal/reap.js';
 import { joinRuntime, runtime, setInProcess } from './internal/runtime.js';
 import { decodeSlot } from './internal/values.js';
 import { setCurrentProcess } from './process.js';
 
 // Stacks from TypeScript process modules point at their .ts lines (the bundles carry source maps).
 process.setSourceMapsEnabled(true);
-joinRuntime(workerData as { sab: SharedArrayBuffer });
+const init = workerData as { sab: SharedArrayBuffer; watched: MessagePort };
+joinRuntime(init);
+// Held for the life of this thread, and never used: when the thread dies, the supervisor's end
+// closes (supervisor.ts). It must not keep an idle host alive.
+init.watched.unref();
 const port = parentPort!;
 
 async function run(req: RunRequest): Promise<void> {
@@ -25,8 +30,11 @@ async function run(req: RunRequest): Promise<void> {
   const m = rt.heap.i32;
   if (Atomics.compareExchange(m, (req.rec >> 2) + P_STATE, P_PENDING, P_RUNNING) !== P_PENDING) return;
   setCurrentProcess(req.name);
+  publishProcess(rt, req.name);
   setInProcess(rt, true);
   let args: unknown[] = [];
+  let state: typeof P_OK | typeof P_FAILED = P_OK;
+  let value: unknown;
   try {
     args = decodeSlot(rt, m.slice((req.rec >> 2) + P_ARGS, (req.rec >> 2) + P_ARGS + 4)) as unknown[];
     const mod = (await import(req.url)) as Record<string, unknown>;
@@ -36,12 +44,21 @@ async function run(req: RunRequest): Promise<void> {
         `${req.url} has no exported function ${JSON.stringify(req.exportName)}; export it, or check the name`,
       );
     }
-    const result: unknown = await (fn as (...a: unknown[]) => unknown)(...args);
-    settle(req.rec, P_OK, result);
+    value = await (fn as (...a: unknown[]) => unknown)(...args);
   } catch (err) {
-    // Ended by poison: pass it on to every channel the process was given (the protocol).
-    if (req.propagatePoison && err instanceof ChannelPoisonedError) poison(...channelsIn(args));
-    settle(req.rec, P_FAILED, err);
+    // Ended by poison: pass it on to every channel the process was given (the protocol). Died
+    // otherwise: poison them if asked to, before its peers hear of the death another way.
+    const poisoned = err instanceof ChannelPoisonedError;
+    if (poisoned ? req.propagatePoison : req.poisonOnDeath) poison(...channelsIn(args));
+    state = P_FAILED;
+    value = err;
+  }
+  try {
+    // A process that died (anything but poison) leaves the channel ends only it used
+    // disconnected (internal/reap.ts): before its joiner hears of it.
+    endUses(rt, rt.slot, state === P_FAILED && !(value instanceof ChannelPoisonedError), req.name);
+    publishProcess(rt, undefined);
+    settle(req.rec, req.id, state, value);
   } finally {
     // Blocks this thread cached go back to the shared lists: a host may be retired while idle.
     rt.heap.flushCaches();

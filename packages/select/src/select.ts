@@ -13,7 +13,16 @@ import {
   EmptySelectError,
   TimeoutError,
 } from '@occam/core';
-import { CLOSED, FIRED, never as neverReady, now, POISONED, selectAsync as kitAsync, selectSync as kitSync } from '@occam/core/select-kit';
+import {
+  CLOSED,
+  FIRED,
+  never as neverReady,
+  now,
+  PEER_DIED,
+  POISONED,
+  selectAsync as kitAsync,
+  selectSync as kitSync,
+} from '@occam/core/select-kit';
 import type { Outcome, Selectable, SelectLimits } from '@occam/core/select-kit';
 import { RecvCase, SendCase, Timer, type Case } from './cases.js';
 
@@ -182,6 +191,7 @@ function finish(
   }
   const c = cases[i]!;
   if (o.result === POISONED) throw new ChannelPoisonedError();
+  if (o.result === PEER_DIED && (c.kind === 'recv' || c.kind === 'send')) throw c.impl!.peerDied();
   if (c.kind === 'recv') {
     if (o.result === CLOSED) return { index: i, kind: 'recv', ok: false, value: undefined };
     return { index: i, kind: 'recv', ok: true, value: c.impl!.take(slot) };

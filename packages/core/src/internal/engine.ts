@@ -164,7 +164,7 @@ function newOp(rt: Runtime, n: number): number {
   m[(op >> 2) + O_OWNER] = rt.slot;
   m[(op >> 2) + O_NCASES] = n;
   if (!rt.opCache.has(n)) rt.opCache.set(n, []);
-  if (!rt.isMain) listOp(rt, op);
+  listOp(rt, op);
   return op;
 }
 
@@ -236,7 +236,13 @@ export function unregisterCase(rt: Runtime, op: number, i: number): void {
   const wi = waiterAt(op, i) >> 2;
   if (Atomics.load(h.i32, wi + W_LINKED) === 0) return; // fired (its claimer unlinked it) or never linked
   const chan = h.i32[wi + W_CHAN]!;
-  h.lock((chan >> 2) + C_LOCK);
+  try {
+    h.lock((chan >> 2) + C_LOCK);
+  } catch {
+    // Broken (a process died holding it, see reap.ts): its queue is never walked again.
+    h.i32[wi + W_LINKED] = 0;
+    return;
+  }
   h.sync(); // our neighbours in the queue may lie beyond our views
   if (h.i32[wi + W_LINKED] !== 0) unlink(h.i32, chan >> 2, queueHead(h.i32[wi + W_KIND]!), wi << 2);
   h.unlock((chan >> 2) + C_LOCK);

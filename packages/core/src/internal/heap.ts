@@ -21,6 +21,7 @@ import {
   H_BYTES,
   H_FREE,
   H_MAGIC,
+  H_SPARE,
   H_MAX_BYTES,
   H_NCPU,
   H_NEXT_ID,
@@ -29,6 +30,7 @@ import {
   H_VERSION,
   HEAP_MAGIC,
   LAYOUT_VERSION,
+  LOCK_BROKEN,
   LOCK_CONTENDED,
   MIN_BLOCK,
   N_CLASSES,
@@ -46,6 +48,14 @@ const SMALL_CLASSES = 6;
 const LOCK_SPIN_MS = 0.02;
 const BATCH = 32;
 
+/** What taking a broken lock throws (set by the channel module: it names the channel). */
+let brokenLock: (at: number) => Error = () => new Error('occam: this lock was held by a thread that died');
+
+/** @internal */
+export function setBrokenLockError(make: (at: number) => Error): void {
+  brokenLock = make;
+}
+
 export class Heap {
   readonly sab: SharedArrayBuffer;
   i32!: Int32Array;
@@ -55,6 +65,8 @@ export class Heap {
   bytes = 0;
   /** This thread's slot + 1: the value it writes into lock words. */
   lockId = 0;
+  /** Word index of this thread's T_HOLDS (a spare header word until the thread has a slot). */
+  holdsAt = H_SPARE;
   /** Atomics.wait is refused on the main thread in browsers and freezes Node's main thread: spin there. */
   canPark = true;
 
@@ -112,8 +124,13 @@ export class Heap {
 
   // ── locks ────────────────────────────────────────────────────────────────────
 
-  /** Takes the lock at word `at`. Critical sections are short leaf code: spin first, then park. */
+  /**
+   * Takes the lock at word `at`. Critical sections are short leaf code: spin first, then park.
+   * Throws if the lock is broken (its holder died in the critical section, see reap.ts).
+   */
   lock(at: number): void {
+    // Recorded before taking it: a thread that dies holding a lock leaves its name on it.
+    this.i32[this.holdsAt] = at;
     // compareExchange is seq-cst: it orders everything the previous holder wrote before its unlock.
     if (Atomics.compareExchange(this.i32, at, 0, this.lockId) !== 0) this.lockSlow(at);
   }
@@ -125,7 +142,9 @@ export class Heap {
     // park is for.
     const end = performance.now() + LOCK_SPIN_MS;
     for (let i = 1; ; i++) {
-      if (Atomics.load(m, at) === 0 && Atomics.compareExchange(m, at, 0, this.lockId) === 0) return;
+      const v = Atomics.load(m, at);
+      if (v === 0 && Atomics.compareExchange(m, at, 0, this.lockId) === 0) return;
+      if ((v & LOCK_BROKEN) !== 0) throw brokenLock(at);
       if ((i & 63) === 0 && performance.now() > end) break;
     }
     const mine = this.lockId | LOCK_CONTENDED;
@@ -136,9 +155,34 @@ export class Heap {
         if (Atomics.compareExchange(m, at, 0, mine) === 0) return;
         continue;
       }
+      // A holder that died is never waited for: the supervisor broke its lock (reap.ts).
+      if ((v & LOCK_BROKEN) !== 0) throw brokenLock(at);
       if ((v & LOCK_CONTENDED) === 0 && Atomics.compareExchange(m, at, v, v | LOCK_CONTENDED) !== v) continue;
       // On the main thread park only briefly: it must stay responsive even if a holder is slow.
       Atomics.wait(m, at, v | LOCK_CONTENDED, this.canPark ? 50 : 1);
+    }
+  }
+
+  /**
+   * Takes the lock at word `at` if it comes free within `ms`; false if it does not. Throws if
+   * it is broken. For the supervisor, which must not wait for a lock that a thread it has not yet
+   * reaped holds.
+   */
+  tryLock(at: number, ms: number): boolean {
+    const m = this.i32;
+    m[this.holdsAt] = at;
+    const end = performance.now() + ms;
+    const mine = this.lockId | LOCK_CONTENDED;
+    for (;;) {
+      const v = Atomics.load(m, at);
+      if (v === 0) {
+        if (Atomics.compareExchange(m, at, 0, mine) === 0) return true;
+        continue;
+      }
+      if ((v & LOCK_BROKEN) !== 0) throw brokenLock(at);
+      if (performance.now() > end) return false;
+      if ((v & LOCK_CONTENDED) === 0 && Atomics.compareExchange(m, at, v, v | LOCK_CONTENDED) !== v) continue;
+      Atomics.wait(m, at, v | LOCK_CONTENDED, 1);
     }
   }
 

@@ -7,12 +7,13 @@
  *  - A process record is settled exactly once: by its host (return or throw), or here when the
  *    host's worker dies first (exit, crash, out of memory, terminate).
  */
-import { Worker, type ResourceLimits } from 'node:worker_threads';
+import { MessageChannel, Worker, type ResourceLimits } from 'node:worker_threads';
 import { ProcessFailedError } from '../errors.js';
 import { loadableModuleUrl } from './compile.js';
 import { P_FAILED, P_ID, P_OK, P_PENDING, P_SETTLING, P_STATE } from './layout.js';
 import { settle } from './record.js';
-import { reapThread, runtime } from './runtime.js';
+import { runtime } from './runtime.js';
+import type { WatchRequest } from '../supervisor.js';
 import { setHostInfo } from '../report.js';
 import { watchProgram } from './deadlock.js';
 
@@ -29,6 +30,8 @@ export interface RunRequest {
   resourceLimits: ResourceLimits | undefined;
   /** On ending by poison, poison every channel in the arguments. */
   propagatePoison: boolean;
+  /** On dying (a throw of anything but poison), poison every channel in the arguments. */
+  poisonOnDeath: boolean;
 }
 
 /** Messages a host sends to main. */
@@ -50,31 +53,45 @@ function hostUrl(): URL {
   return new URL('../worker-host.js', import.meta.url);
 }
 
-function settleFailed(rec: number, err: Error): void {
-  settle(rec, P_FAILED, err);
+function settleFailed(req: RunRequest, err: Error): void {
+  settle(req.rec, req.id, P_FAILED, err);
+}
+
+let supervisor: Worker | undefined;
+
+/** The supervisor worker (started with the first host); it never keeps the program alive. */
+function watch(watcher: WatchRequest): void {
+  if (supervisor === undefined) {
+    supervisor = new Worker(new URL('../supervisor.js', import.meta.url), { workerData: { sab: runtime().heap.sab } });
+    supervisor.unref();
+  }
+  supervisor.postMessage(watcher, [watcher.port]);
 }
 
 function newHost(key: string, limits: ResourceLimits | undefined): Host {
   const rt = runtime();
+  // The host holds one end; when its thread dies the other end, at the supervisor, closes.
+  const { port1, port2 } = new MessageChannel();
   const worker = new Worker(hostUrl(), {
-    workerData: { sab: rt.heap.sab },
+    workerData: { sab: rt.heap.sab, watched: port1 },
+    transferList: [port1],
     ...(limits !== undefined ? { resourceLimits: limits } : {}),
   });
   const threadId = worker.threadId; // reads -1 after exit: record it now
+  watch({ port: port2, threadId });
   const host: Host = { worker, threadId, key, current: undefined };
   worker.on('message', (msg: HostMessage) => onMessage(host, msg));
   // A worker error must never crash the host process: it settles the process instead.
   worker.on('error', (err) => {
-    if (host.current !== undefined) settleFailed(host.current.rec, wrapCrash(host.current, err));
+    if (host.current !== undefined) settleFailed(host.current, wrapCrash(host.current, err));
   });
   worker.on('exit', (code) => {
-    reapThread(rt, threadId);
     const cur = host.current;
     host.current = undefined;
     dropIdle(host);
     if (cur !== undefined) {
       forget(cur.rec, host);
-      settleFailed(cur.rec, new ProcessFailedError(`process ${cur.name} ended its worker (exit code ${code}) before returning`));
+      settleFailed(cur, new ProcessFailedError(`process ${cur.name} ended its worker (exit code ${code}) before returning`));
     }
   });
   return host;
@@ -129,7 +146,7 @@ export async function startProcess(req: RunRequest): Promise<void> {
   try {
     url = await loadableModuleUrl(req.url);
   } catch (e) {
-    settleFailed(req.rec, e instanceof Error ? e : new ProcessFailedError(String(e)));
+    settleFailed(req, e instanceof Error ? e : new ProcessFailedError(String(e)));
     return;
   }
   const h = runtime().heap;
@@ -153,7 +170,7 @@ export async function terminateProcess(rec: number, id: number): Promise<void> {
   const host = running.get(rec);
   const s = Atomics.load(h.i32, (rec >> 2) + P_STATE);
   if (s === P_OK || s === P_FAILED || s === P_SETTLING) return;
-  settleFailed(rec, new ProcessFailedError('process was terminated'));
+  settle(rec, id, P_FAILED, new ProcessFailedError('process was terminated'));
   if (host !== undefined) {
     running.delete(rec);
     host.current = undefined;

@@ -8,7 +8,8 @@
  *  └──────────────────────────────────────────────────────────────────────┘└──────────────┘│ records, values
  *
  *  block:   [ sizeClass | BLOCK_MAGIC ]  payload (8-byte aligned) ...
- *  channel: [ lock flags magic id gen cap _ _ refs sendq… recvq… nsend nrecv ring name… rsize rwrap ]
+ *  channel: [ lock flags magic id gen cap senders receivers refs sendq… recvq… nsend nrecv ring name…
+ *             rsize rwrap died… ]
  *  op:      [ state parked owner case result ncases seq _ | slot(4) ] waiter × ncases
  *  waiter:  [ next prev chan kind linked case op _ | slot(4) ]
  *  slot:    [ tag len w2 w3 ]   (a float64 lives in w2..w3, 8-byte aligned)
@@ -32,6 +33,8 @@ export const H_THREADS = 6;
 export const H_FAULT = 7;
 /** Test-only override of MAX_WAITERS (0: the default). */
 export const H_MAX_WAITERS = 8;
+/** A word nothing reads: where a thread without a slot yet records the lock it takes. */
+export const H_SPARE = 15;
 /** Allocator lock word (owner thread slot + 1); guards H_BUMP, H_FREE and growth. */
 export const H_ALLOC_LOCK = 16;
 /** First never-allocated byte. Guarded by H_ALLOC_LOCK. */
@@ -51,6 +54,7 @@ export const H_RUNNING = 64;
 export const HEADER_WORDS = 80;
 export const FAULT_DROP = 1;
 export const FAULT_REORDER = 2;
+export const FAULT_DIE_CLAIMING = 3;
 /** Every FAULT_PERIOD-th operation misbehaves while a fault is on. */
 export const FAULT_PERIOD = 37;
 
@@ -70,6 +74,22 @@ export const T_OPS = 5;
  * what a wait-for report (and deadlock detection) reads. Written by the thread only.
  */
 export const T_PARKED_ON = 6;
+/**
+ * Byte offset of the list of channel ends the current process uses ([count, capacity,
+ * (channel, id, ends)…]), or 0: what its death takes away (reap.ts). Written by the thread only.
+ */
+export const T_USES = 7;
+/**
+ * Word index of the lock this thread takes or holds (stored before taking it): a lock found held
+ * by a dead thread is this one. Stale once released; the lock word itself tells.
+ */
+export const T_HOLDS = 8;
+/** The op this thread is claiming and the CLAIMED state it sets (stored before the claim). */
+export const T_CLAIM_OP = 9;
+export const T_CLAIM_STATE = 10;
+/** Byte offset of the current process's name (UTF-16 in a heap block) and its length, or 0. */
+export const T_NAME = 11;
+export const T_NAME_LEN = 12;
 export const T_WORDS = 16; // one cache line per thread: no false sharing of T_PROGRESS
 export const T_FREE = 0;
 export const T_ALIVE = 1;
@@ -91,6 +111,9 @@ export const C_MAGIC = 2;
 export const C_ID = 3;
 export const C_GEN = 4;
 export const C_CAP = 5;
+/** Users of the send end and of the receive end: processes that use them, and main (reap.ts). */
+export const C_SENDERS = 6;
+export const C_RECEIVERS = 7;
 export const C_REFS = 8;
 export const C_SENDQ_HEAD = 9;
 export const C_SENDQ_TAIL = 10;
@@ -105,11 +128,24 @@ export const C_NAME_LEN = 17;
 /** The ring's entry count and position modulus (ring.ts), fixed at creation. */
 export const C_RSIZE = 18;
 export const C_RWRAP = 19;
-export const C_WORDS = 20;
+/** Name (UTF-16 heap block, and length) of the process whose death disconnected or broke it. */
+export const C_DIED = 20;
+export const C_DIED_LEN = 21;
+export const C_WORDS = 22;
 export const F_CLOSED = 1;
+/** Set with F_BROKEN too: a broken channel fails every op, as a poisoned one does. */
 export const F_POISONED = 2;
+/** A process died holding the channel's lock: the lock reads LOCK_BROKEN for ever. */
 export const F_BROKEN = 4;
+/** The last user of the send end died: a receive that would wait fails with ERR_PEER_DIED. */
+export const F_SENDERS_GONE = 8;
+/** The last user of the receive end died: a send that would wait fails with ERR_PEER_DIED. */
+export const F_RECEIVERS_GONE = 16;
+/** Flags that end every op: close and poison (and broken, which sets F_POISONED). */
+export const F_SHUT = F_CLOSED | F_POISONED;
 export const LOCK_CONTENDED = 1 << 30;
+/** The lock word of a broken channel: taking it throws (Heap.lock). */
+export const LOCK_BROKEN = 1 << 29;
 
 // ── value slot (4 words) ─────────────────────────────────────────────────────
 export const S_TAG = 0;

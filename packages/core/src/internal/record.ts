@@ -3,20 +3,23 @@
  * joiners wait on its state word.
  */
 import { encodeError } from './errcodec.js';
-import { P_ARGS, P_FAILED, P_OK, P_PENDING, P_RUNNING, P_SETTLING, P_SLOT, P_STATE } from './layout.js';
+import { P_ARGS, P_FAILED, P_ID, P_OK, P_PENDING, P_RUNNING, P_SETTLING, P_SLOT, P_STATE } from './layout.js';
 import { runtime } from './runtime.js';
 import { discardSlot, encodeSlot } from './values.js';
 
 /**
- * Settles process record `rec` once: the first caller to move it out of PENDING/RUNNING writes the
- * result slot; later callers do nothing. Used by hosts (return, throw) and by main (worker died).
+ * Settles process record `rec` of process `id` once: the first caller to move it out of
+ * PENDING/RUNNING writes the result slot; later callers do nothing, and so does a caller whose
+ * record has meanwhile been joined, freed and reused by another process. Used by hosts (return,
+ * throw) and by main (worker died).
  */
-export function settle(rec: number, state: typeof P_OK | typeof P_FAILED, value: unknown): boolean {
+export function settle(rec: number, id: number, state: typeof P_OK | typeof P_FAILED, value: unknown): boolean {
   const rt = runtime();
   const h = rt.heap;
   h.sync();
   const st = (rec >> 2) + P_STATE;
   for (;;) {
+    if (Atomics.load(h.i32, (rec >> 2) + P_ID) !== id) return false;
     const s = Atomics.load(h.i32, st);
     if (s !== P_PENDING && s !== P_RUNNING) return false;
     if (Atomics.compareExchange(h.i32, st, s, P_SETTLING) === s) {

@@ -15,6 +15,11 @@
  *
  * Invariant: an entry's slot is written only by the producer that moved `enq` past its position,
  * and read only by the consumer that moved `deq` past it; seq publishes each hand-over.
+ *
+ * Death: a thread that died between claiming a position and publishing its entry would wedge the
+ * ring for good. A worker is stopped (terminate, out of memory) only where V8 checks for
+ * interrupts: at calls and loop back-edges. So the code from each claim to its publication has
+ * neither: the slot is copied inline, and every value it stores is computed before the claim.
  */
 import { FAULT_DROP, FAULT_PERIOD, FAULT_REORDER, H_FAULT, H_FAULT_COUNT } from './layout.js';
 
@@ -88,16 +93,21 @@ export function ringEnqueue(m: Int32Array, g: Ring, val: Int32Array): number {
     if (d < 0) return RING_FULL; // the entry still holds a value from a lap ago
     if (g.cap === 1 && word !== Atomics.load(m, r + R_DEQ)) return RING_FULL;
     if (d > 0) continue; // another producer took this position: look again
+    const after = next(word, wrap);
     // compareExchange is seq-cst: it claims the position (and fails if close set the bit).
-    if (Atomics.compareExchange(m, r + R_ENQ, word, next(word, wrap)) !== word) continue;
+    if (Atomics.compareExchange(m, r + R_ENQ, word, after) !== word) continue;
     if (m[H_FAULT] === FAULT_DROP && faultDue(m)) {
       m[e + E_SLOT] = 0; // test-only: tag 0, a hole the consumer skips: the value is lost
-      Atomics.store(m, e, next(word, wrap));
+      Atomics.store(m, e, after);
       return RING_OK;
     }
-    copy4(val, 0, m, e + E_SLOT);
+    // From the claim to the publication: no call, no loop (see "Death" above).
+    m[e + E_SLOT] = val[0]!;
+    m[e + E_SLOT + 1] = val[1]!;
+    m[e + E_SLOT + 2] = val[2]!;
+    m[e + E_SLOT + 3] = val[3]!;
     // seq-cst store publishes the slot; a consumer reads seq with Atomics.load first.
-    Atomics.store(m, e, next(word, wrap));
+    Atomics.store(m, e, after);
     return RING_OK;
   }
 }
@@ -129,11 +139,14 @@ export function ringDequeue(m: Int32Array, g: Ring, out: Int32Array, exact = tru
       return RING_OK;
     }
     if (d > 0) continue;
-    if (Atomics.compareExchange(m, r + R_DEQ, pos, next(pos, wrap)) !== pos) continue;
-    copy4(m, e + E_SLOT, out, 0);
-    const tag = out[0]!;
-    // Free the entry for the producer one lap later.
+    // The entry's sequence number one lap later: free for the producer at that position.
     const lap = pos + g.size >= wrap ? pos + g.size - wrap : pos + g.size;
+    if (Atomics.compareExchange(m, r + R_DEQ, pos, next(pos, wrap)) !== pos) continue;
+    // From the claim to the release: no call, no loop (see "Death" above).
+    const tag = (out[0] = m[e + E_SLOT]!);
+    out[1] = m[e + E_SLOT + 1]!;
+    out[2] = m[e + E_SLOT + 2]!;
+    out[3] = m[e + E_SLOT + 3]!;
     Atomics.store(m, e, lap);
     if (tag === 0) continue; // test-only DROP fault left a hole
     if (m[H_FAULT] === FAULT_REORDER && !stash.has(r) && faultDue(m)) {

@@ -8,37 +8,26 @@ import { availableParallelism } from 'node:os';
 import { isMainThread, threadId } from 'node:worker_threads';
 import { TooManyThreadsError } from '../errors.js';
 import { Heap, type HeapOptions } from './heap.js';
-import { unlink } from './queue.js';
 import {
-  C_LOCK,
-  C_RECVQ_HEAD,
-  C_SENDQ_HEAD,
   H_RUNNING,
-  K_SEND,
-  LOCK_CONTENDED,
-  O_NCASES,
-  O_STATE,
-  O_WORDS,
-  ST_CANCELLED,
-  ST_MASK,
-  ST_WAITING,
-  W_CHAN,
-  W_KIND,
-  W_LINKED,
-  W_WORDS,
   MAX_THREADS,
   T_ALIVE,
+  T_CLAIM_OP,
   T_FREE,
   T_GEN,
+  T_HOLDS,
+  T_NAME,
   T_OPS,
   T_PROGRESS,
   T_PARKED_ON,
   T_RUNNING,
   T_STATE,
   T_THREAD_ID,
+  T_USES,
   T_WORDS,
   THREAD_TABLE_BYTE,
 } from './layout.js';
+import { setClaimWord } from './transfer.js';
 import { atomicsParker, type Parker } from './park.js';
 
 export interface Runtime {
@@ -69,6 +58,13 @@ export interface Runtime {
    */
   readonly waits: Set<(err: Error) => void>;
   timedWaits: number;
+  /**
+   * The channel ends the current process has used (channel id → K_SEND | K_RECV bits), listed
+   * in the shared heap too (T_USES) for its death; `useEpoch` changes with every process a
+   * worker runs. See reap.ts.
+   */
+  readonly uses: Map<number, number>;
+  useEpoch: number;
 }
 
 /** Starts deadlock detection on the main thread (set by deadlock.ts when it loads). */
@@ -94,7 +90,8 @@ function claimSlot(heap: Heap): number {
     if (Atomics.compareExchange(m, at + T_STATE, T_FREE, T_ALIVE) === T_FREE) {
       Atomics.add(m, at + T_GEN, 1);
       Atomics.store(m, at + T_THREAD_ID, threadId);
-      Atomics.store(m, at + T_PARKED_ON, 0); // a dead thread's last park is not ours
+      // A dead thread's last park, lock, claim, uses and name are not ours.
+      for (const f of [T_PARKED_ON, T_HOLDS, T_CLAIM_OP, T_USES, T_NAME]) Atomics.store(m, at + f, 0);
       return i;
     }
   }
@@ -104,6 +101,8 @@ function claimSlot(heap: Heap): number {
 function make(heap: Heap): Runtime {
   const slot = claimSlot(heap);
   heap.lockId = slot + 1;
+  heap.holdsAt = slotWord(slot, T_HOLDS);
+  setClaimWord(slotWord(slot, T_CLAIM_OP));
   // The main thread never counts among running process threads (see markRunningSlot). A slot
   // reused after a dead thread may still be counted (a late waker marked it): undo that.
   const running = slotWord(slot, T_RUNNING);
@@ -126,6 +125,8 @@ function make(heap: Heap): Runtime {
     keepAlive: undefined,
     waits: new Set(),
     timedWaits: 0,
+    uses: new Map(),
+    useEpoch: 1,
   };
 }
 
@@ -228,7 +229,10 @@ function markRunning(m: Int32Array, at: number): void {
   if (Atomics.compareExchange(m, at, 0, 1) === 0) Atomics.add(m, H_RUNNING, 1);
 }
 
-/** Records op record `op` in this thread's op list (so that its death can withdraw it). */
+/**
+ * Records op record `op` in this thread's op list: its death withdraws them, and a broken
+ * channel fails the ones waiting on it (reap.ts).
+ */
 export function listOp(rt: Runtime, op: number): void {
   const h = rt.heap;
   const at = slotWord(rt.slot, T_OPS);
@@ -248,49 +252,4 @@ export function listOp(rt: Runtime, op: number): void {
   const m = h.i32;
   m[(list >> 2) + 2 + m[list >> 2]!] = op;
   m[list >> 2] = m[list >> 2]! + 1;
-}
-
-/**
- * A dead thread's blocked operations are withdrawn: each op still WAITING is cancelled and its
- * waiters unlinked, so no one later "delivers" a value to a thread that cannot take it. A channel
- * whose lock the dead thread held is left alone (repairing it is the supervisor's work).
- */
-function withdrawOps(rt: Runtime, slot: number): void {
-  const h = rt.heap;
-  const m = h.i32;
-  const list = m[slotWord(slot, T_OPS)]!;
-  if (list === 0) return;
-  for (let k = 0, n = m[list >> 2]!; k < n; k++) {
-    const op = m[(list >> 2) + 2 + k]! >> 2;
-    const s = Atomics.load(m, op + O_STATE);
-    if ((s & ST_MASK) !== ST_WAITING) continue;
-    if (Atomics.compareExchange(m, op + O_STATE, s, s + (ST_CANCELLED - ST_WAITING)) !== s) continue;
-    for (let i = 0; i < m[op + O_NCASES]!; i++) {
-      const w = op + O_WORDS + i * W_WORDS;
-      if (Atomics.load(m, w + W_LINKED) === 0) continue;
-      const c = m[w + W_CHAN]! >> 2;
-      if ((Atomics.load(m, c + C_LOCK) & ~LOCK_CONTENDED) === slot + 1) continue; // held by the dead
-      h.lock(c + C_LOCK);
-      h.sync(); // the queue's other waiters may lie beyond our views
-      if (h.i32[w + W_LINKED] !== 0) unlink(h.i32, c, m[w + W_KIND] === K_SEND ? C_SENDQ_HEAD : C_RECVQ_HEAD, w << 2);
-      h.unlock(c + C_LOCK);
-    }
-  }
-  Atomics.store(m, slotWord(slot, T_OPS), 0);
-  h.free(list);
-}
-
-/** Frees the thread-table slot of a worker that has exited (main thread, at its exit event). */
-export function reapThread(rt: Runtime, threadId: number): void {
-  rt.heap.sync();
-  const m = rt.heap.i32;
-  for (let i = 0; i < MAX_THREADS; i++) {
-    const at = slotWord(i, 0);
-    if (Atomics.load(m, at + T_STATE) !== T_ALIVE || Atomics.load(m, at + T_THREAD_ID) !== threadId) continue;
-    withdrawOps(rt, i);
-    if (Atomics.exchange(m, at + T_RUNNING, -1) === 1) Atomics.sub(m, H_RUNNING, 1);
-    Atomics.store(m, at + T_THREAD_ID, 0);
-    Atomics.store(m, at + T_STATE, T_FREE);
-    return;
-  }
 }

@@ -31,6 +31,10 @@ import {
   C_SENDQ_HEAD,
   F_CLOSED,
   F_POISONED,
+  F_RECEIVERS_GONE,
+  F_SENDERS_GONE,
+  F_SHUT,
+  FAULT_DIE_CLAIMING,
   FAULT_DROP,
   FAULT_PERIOD,
   H_FAULT,
@@ -40,6 +44,7 @@ import {
   O_SLOT,
   O_STATE,
   R_CLOSED,
+  R_PEER_DIED,
   R_POISONED,
   R_VALUE,
   ST_CLAIMED,
@@ -51,6 +56,7 @@ import {
   W_OP,
   W_SLOT,
 } from './layout.js';
+import { isMainThread } from 'node:worker_threads';
 import { unlink } from './queue.js';
 import { copy4, RING_CLOSED, RING_OK, ringClose, ringDequeue, ringEnqueue, ringLength, type Ring } from './ring.js';
 
@@ -79,7 +85,19 @@ function settledState(m: Int32Array, at: number): number {
   }
 }
 
-/** Tries to take waiter `w` (word index) for the caller; returns the claimed state, or -1. */
+/** Word index of this thread's T_CLAIM_OP (T_CLAIM_STATE follows); set when it joins the runtime. */
+let claimAt = 0;
+
+/** @internal */
+export function setClaimWord(at: number): void {
+  claimAt = at;
+}
+
+/**
+ * Tries to take waiter `w` (word index) for the caller; returns the claimed state, or -1. The
+ * claim is recorded in the thread table first: if we die before DONE, the supervisor finds the
+ * op we left CLAIMED and fails it (reap.ts).
+ */
 function claim(m: Int32Array, w: number, selfOp: number): number {
   const op = m[w + W_OP]!;
   if (op === selfOp) return -1; // a select never pairs with itself
@@ -87,12 +105,17 @@ function claim(m: Int32Array, w: number, selfOp: number): number {
   for (;;) {
     const s = settledState(m, at);
     if ((s & ST_MASK) !== ST_WAITING) return -1;
-    if (Atomics.compareExchange(m, at, s, s + (ST_CLAIMED - ST_WAITING)) === s) return s;
+    m[claimAt] = op;
+    m[claimAt + 1] = s + (ST_CLAIMED - ST_WAITING);
+    if (Atomics.compareExchange(m, at, s, s + (ST_CLAIMED - ST_WAITING)) === s) {
+      if (m[H_FAULT] === FAULT_DIE_CLAIMING && !isMainThread) process.exit(70); // test-only
+      return s;
+    }
   }
 }
 
 /** Finishes a claimed waiter: records which case fired and how, publishes DONE, queues the wake. */
-function finish(m: Int32Array, w: number, claimed: number, result: number): void {
+export function finish(m: Int32Array, w: number, claimed: number, result: number): void {
   const op = m[w + W_OP]! >> 2;
   m[op + O_CASE] = m[w + W_CASE]!;
   m[op + O_RESULT] = result;
@@ -196,17 +219,20 @@ function takeFromSender(m: Int32Array, c: number, out: Int32Array, selfOp: numbe
  */
 export function sendLocked(m: Int32Array, c: number, val: Int32Array, selfOp: number): number {
   const flags = m[c + C_FLAGS]!;
-  if (flags !== 0) return (flags & F_POISONED) !== 0 ? R_POISONED : R_CLOSED;
+  if ((flags & F_SHUT) !== 0) return (flags & F_POISONED) !== 0 ? R_POISONED : R_CLOSED;
   if (m[c + C_CAP] === 0) {
     if (m[H_FAULT] === FAULT_DROP && faultDue(m)) return R_VALUE; // test-only: the value is lost
-    return handToReceiver(m, c, val, selfOp) ? R_VALUE : NOT_READY;
+    if (handToReceiver(m, c, val, selfOp)) return R_VALUE;
+    return (flags & F_RECEIVERS_GONE) !== 0 ? R_PEER_DIED : NOT_READY;
   }
   const g = ringAt(m, c);
   // Buffered values go first (FIFO); a receiver still waiting after that means an empty buffer.
   pumpReceiversLocked(m, c, g, selfOp);
   if (handToReceiver(m, c, val, selfOp)) return R_VALUE;
   const r = ringEnqueue(m, g, val);
-  return r === RING_OK ? R_VALUE : r === RING_CLOSED ? R_CLOSED : NOT_READY;
+  if (r === RING_OK) return R_VALUE;
+  if (r === RING_CLOSED) return R_CLOSED;
+  return (flags & F_RECEIVERS_GONE) !== 0 ? R_PEER_DIED : NOT_READY;
 }
 
 /**
@@ -225,7 +251,8 @@ export function recvLocked(m: Int32Array, c: number, out: Int32Array, selfOp: nu
   }
   // Unbuffered, or a buffer that drained before its waiting senders were moved in.
   if (takeFromSender(m, c, out, selfOp)) return R_VALUE;
-  return (flags & F_CLOSED) !== 0 ? R_CLOSED : NOT_READY;
+  if ((flags & F_CLOSED) !== 0) return R_CLOSED;
+  return (flags & F_SENDERS_GONE) !== 0 ? R_PEER_DIED : NOT_READY;
 }
 
 function hasWaiting(m: Int32Array, first: number, selfOp: number): boolean {
@@ -239,7 +266,8 @@ function hasWaiting(m: Int32Array, first: number, selfOp: number): boolean {
 /** Whether a send (kind 1) or receive (kind 2) on `c` would complete now. Caller holds the lock. */
 export function isReadyLocked(m: Int32Array, c: number, kind: number, selfOp: number): boolean {
   const flags = m[c + C_FLAGS]!;
-  if (flags !== 0) return true;
+  // Shut, or the other end's last user died: the op completes at once (with an error).
+  if ((flags & (F_SHUT | (kind === 1 ? F_RECEIVERS_GONE : F_SENDERS_GONE))) !== 0) return true;
   const n = m[c + C_CAP] === 0 ? -1 : ringLength(m, ringAt(m, c));
   if (kind === 1) {
     if (n >= 0 && n < m[c + C_CAP]!) return true;
@@ -264,7 +292,8 @@ export function shutLocked(m: Int32Array, c: number, flag: number, result: numbe
   failQueue(m, c, C_SENDQ_HEAD, result);
 }
 
-function failQueue(m: Int32Array, c: number, head: number, result: number): void {
+/** Fails every waiting party in the queue at `c + head` with `result`. Caller holds the lock. */
+export function failQueue(m: Int32Array, c: number, head: number, result: number): void {
   let w = m[c + head]! >> 2;
   while (w !== 0) {
     const next = m[w + W_NEXT]! >> 2;

@@ -1,0 +1,470 @@
+/**
+ * Death: what a dying process leaves behind is settled here, so that no peer waits for it for
+ * ever. Two ways to die:
+ *  - the process body throws (its thread lives on, and runs `endUses` itself);
+ *  - its thread dies (exit, out of memory, terminate, a crash): the supervisor worker, told by
+ *    the closing of a port the thread held, runs `reapThread` on the thread-table slot.
+ *
+ * Users of channel ends: a process uses an end from its first operation on it (or from the
+ * moment it receives a typed end, `sender()` / `receiver()`); main uses an end for good once it
+ * has. Each channel counts the users of each end (C_SENDERS, C_RECEIVERS). When a process ends,
+ * its counts are taken back; when it dies and an end has no user left, the end is disconnected:
+ * F_SENDERS_GONE (receives that would wait fail with ERR_PEER_DIED) or F_RECEIVERS_GONE (sends
+ * that would wait fail), and the parties waiting are failed now. A new user of the end clears the
+ * flag. So a channel shared by many workers survives the death of one.
+ *
+ * A dead thread's locks: a channel whose lock it held is broken (LOCK_BROKEN, F_BROKEN and
+ * F_POISONED): never repaired, since the thread may have stopped between any two stores of its
+ * critical section; every op waiting on it, found through the thread table, fails with
+ * ERR_PEER_DIED, and so does every later op. An op it had claimed (T_CLAIM_OP) is failed the
+ * same way. The allocator's lock is only released: its critical sections leave the free lists
+ * whole at every store (a block may leak).
+ */
+import {
+  C_CAP,
+  C_DIED,
+  C_DIED_LEN,
+  C_FLAGS,
+  C_ID,
+  C_LOCK,
+  C_MAGIC,
+  C_RECEIVERS,
+  C_RECVQ_HEAD,
+  C_SENDERS,
+  C_SENDQ_HEAD,
+  CHAN_MAGIC,
+  F_BROKEN,
+  F_POISONED,
+  F_RECEIVERS_GONE,
+  F_SENDERS_GONE,
+  F_SHUT,
+  H_ALLOC_LOCK,
+  H_RUNNING,
+  K_SEND,
+  LOCK_BROKEN,
+  LOCK_CONTENDED,
+  MAX_THREADS,
+  O_CASE,
+  O_NCASES,
+  O_PARKED,
+  O_RESULT,
+  O_STATE,
+  O_WORDS,
+  R_PEER_DIED,
+  ST_CANCELLED,
+  ST_CLAIMED,
+  ST_DONE,
+  ST_MASK,
+  ST_WAITING,
+  T_ALIVE,
+  T_CLAIM_OP,
+  T_CLAIM_STATE,
+  T_DEAD,
+  T_FREE,
+  T_HOLDS,
+  T_NAME,
+  T_NAME_LEN,
+  T_OPS,
+  T_RUNNING,
+  T_STATE,
+  T_THREAD_ID,
+  T_USES,
+  W_CHAN,
+  W_KIND,
+  W_LINKED,
+  W_WORDS,
+} from './layout.js';
+import { flushWakes } from './engine.js';
+import { loadName, storeName } from './names.js';
+import { unlink } from './queue.js';
+import { ringClose } from './ring.js';
+import { slotWord, type Runtime } from './runtime.js';
+import { failQueue, ringAt } from './transfer.js';
+
+// ── locks ────────────────────────────────────────────────────────────────────
+
+/** Set on the supervisor's thread: it never waits long for a lock (see `lockFor`). */
+let supervising = false;
+
+/** @internal The supervisor thread says who it is. */
+export function becomeSupervisor(): void {
+  supervising = true;
+}
+
+/**
+ * Work the supervisor could not do yet: a lock it needs is held by another dead thread whose
+ * death it has not handled yet (two deaths at once). Each item returns true once done.
+ */
+const unfinished: (() => boolean)[] = [];
+
+/** Retries unfinished work; returns how many items are left. */
+export function retryUnfinished(): number {
+  const items = unfinished.splice(0);
+  for (const item of items) if (!item()) unfinished.push(item);
+  return unfinished.length;
+}
+
+const BUSY = 0;
+const LOCKED = 1;
+const BROKEN = 2;
+
+/**
+ * Takes channel `c`'s lock: LOCKED, or BROKEN (then there is nothing to do on it), or, on the
+ * supervisor only, BUSY when it stays held for a while (by a thread that died too).
+ */
+function lockFor(rt: Runtime, c: number): number {
+  try {
+    if (!supervising) rt.heap.lock(c + C_LOCK);
+    else if (!rt.heap.tryLock(c + C_LOCK, 20)) return BUSY;
+    rt.heap.sync();
+    return LOCKED;
+  } catch {
+    return BROKEN;
+  }
+}
+
+// ── users of channel ends ────────────────────────────────────────────────────
+
+/** Entry words of a uses list: channel byte offset, channel id, end (K_SEND / K_RECV). */
+const U_WORDS = 3;
+
+function goneFlag(end: number): number {
+  return end === K_SEND ? F_SENDERS_GONE : F_RECEIVERS_GONE;
+}
+
+function usersWord(c: number, end: number): number {
+  return c + (end === K_SEND ? C_SENDERS : C_RECEIVERS);
+}
+
+/**
+ * This thread's current process (or main) starts using `end` of the channel at byte `off`.
+ * Called once per end and process (the handle remembers; see Channel).
+ */
+export function noteUse(rt: Runtime, off: number, id: number, end: number): void {
+  const h = rt.heap;
+  if (!rt.isMain) {
+    const had = rt.uses.get(id) ?? 0;
+    if ((had & end) !== 0) return; // another handle of ours on the same channel
+    rt.uses.set(id, had | end);
+    appendUse(rt, off, id, end);
+  }
+  h.sync();
+  const m = h.i32;
+  const c = off >> 2;
+  // Main never ends before the program does: its use is for good (counted once per handle).
+  if (Atomics.add(m, usersWord(c, end), 1) !== 0) return;
+  // The first user since the last one died reconnects the end.
+  if ((Atomics.load(m, c + C_FLAGS) & goneFlag(end)) === 0) return;
+  h.lock(c + C_LOCK);
+  m[c + C_FLAGS] = h.i32[c + C_FLAGS]! & ~goneFlag(end);
+  h.unlock(c + C_LOCK);
+}
+
+/** Appends (off, id, end) to this thread's uses list in the heap, growing it as needed. */
+function appendUse(rt: Runtime, off: number, id: number, end: number): void {
+  const h = rt.heap;
+  h.sync();
+  const at = slotWord(rt.slot, T_USES);
+  let list = h.i32[at]!;
+  if (list === 0 || h.i32[list >> 2] === h.i32[(list >> 2) + 1]) {
+    if (list !== 0) compact(rt, list);
+    if (list === 0 || h.i32[list >> 2] === h.i32[(list >> 2) + 1]) {
+      const cap = list === 0 ? 16 : h.i32[(list >> 2) + 1]! * 2;
+      const grown = h.alloc((2 + cap * U_WORDS) * 4);
+      h.sync();
+      const n = list === 0 ? 0 : h.i32[list >> 2]!;
+      if (list !== 0) h.i32.copyWithin((grown >> 2) + 2, (list >> 2) + 2, (list >> 2) + 2 + n * U_WORDS);
+      h.i32[grown >> 2] = n;
+      h.i32[(grown >> 2) + 1] = cap;
+      Atomics.store(h.i32, at, grown); // the supervisor reads the list only once we are dead
+      if (list !== 0) h.free(list);
+      list = grown;
+    }
+  }
+  const m = h.i32;
+  const e = (list >> 2) + 2 + m[list >> 2]! * U_WORDS;
+  m[e] = off;
+  m[e + 1] = id;
+  m[e + 2] = end;
+  Atomics.store(m, list >> 2, m[list >> 2]! + 1);
+}
+
+/** Drops the entries of channels that no longer exist (a long-lived process uses many). */
+function compact(rt: Runtime, list: number): void {
+  const m = rt.heap.i32;
+  const base = (list >> 2) + 2;
+  let kept = 0;
+  for (let k = 0, n = m[list >> 2]!; k < n; k++) {
+    const e = base + k * U_WORDS;
+    if (!alive(m, m[e]!, m[e + 1]!)) {
+      rt.uses.delete(m[e + 1]!);
+      continue;
+    }
+    if (kept !== k) m.copyWithin(base + kept * U_WORDS, e, e + U_WORDS);
+    kept++;
+  }
+  Atomics.store(m, list >> 2, kept);
+}
+
+function alive(m: Int32Array, off: number, id: number): boolean {
+  const c = off >> 2;
+  return off > 0 && off < m.length * 4 && m[c + C_MAGIC] === CHAN_MAGIC && m[c + C_ID] === id;
+}
+
+/**
+ * The process on thread `slot` has ended: its uses are taken back. If it `died` (named `who`),
+ * an end left with no user is disconnected. Run by the thread itself, or by the supervisor for
+ * a dead thread.
+ */
+export function endUses(rt: Runtime, slot: number, died: boolean, who: string): void {
+  const h = rt.heap;
+  h.sync();
+  const at = slotWord(slot, T_USES);
+  const list = h.i32[at]!;
+  if (slot === rt.slot) {
+    rt.uses.clear();
+    rt.useEpoch++;
+  }
+  if (list === 0) return;
+  const n = Atomics.load(h.i32, list >> 2);
+  const orphaned: number[] = [];
+  for (let k = 0; k < n; k++) {
+    const e = (list >> 2) + 2 + k * U_WORDS;
+    const [off, id, end] = [h.i32[e]!, h.i32[e + 1]!, h.i32[e + 2]!];
+    if (!alive(h.i32, off, id)) continue;
+    if (Atomics.sub(h.i32, usersWord(off >> 2, end), 1) === 1 && died) orphaned.push(off, id, end);
+  }
+  Atomics.store(h.i32, list >> 2, 0);
+  if (slot !== rt.slot) {
+    Atomics.store(h.i32, at, 0);
+    h.free(list);
+  }
+  for (let k = 0; k < orphaned.length; k += 3) {
+    const [off, id, end] = [orphaned[k]!, orphaned[k + 1]!, orphaned[k + 2]!];
+    if (!disconnect(rt, off, id, end, who)) unfinished.push(() => disconnect(rt, off, id, end, who));
+  }
+}
+
+/**
+ * The last user of `end` died: unless a new user came meanwhile, mark the end gone and fail
+ * the parties waiting at the other end. False if the lock was busy (try again later).
+ */
+function disconnect(rt: Runtime, off: number, id: number, end: number, who: string): boolean {
+  const h = rt.heap;
+  const name = storeName(h, who); // allocate before locking
+  let old = name;
+  const c = off >> 2;
+  const got = lockFor(rt, c);
+  if (got !== LOCKED) {
+    h.free(name); // broken meanwhile (it fails everything already), or busy
+    return got === BROKEN;
+  }
+  const m = h.i32;
+  if (alive(m, off, id) && Atomics.load(m, usersWord(c, end)) === 0 && (m[c + C_FLAGS]! & F_SHUT) === 0) {
+    m[c + C_FLAGS] = m[c + C_FLAGS]! | goneFlag(end);
+    old = m[c + C_DIED]!;
+    m[c + C_DIED] = name;
+    m[c + C_DIED_LEN] = who.length;
+    // Receivers wait for senders and the other way round: the other end's parties fail.
+    failQueue(m, c, end === K_SEND ? C_RECVQ_HEAD : C_SENDQ_HEAD, R_PEER_DIED);
+  }
+  h.unlock(c + C_LOCK);
+  flushWakes(rt);
+  if (old !== 0) h.free(old);
+  return true;
+}
+
+// ── dead threads ─────────────────────────────────────────────────────────────
+
+/** The name of the process thread `slot` was running, or undefined. */
+function processOn(rt: Runtime, slot: number): string | undefined {
+  const m = rt.heap.i32;
+  const at = m[slotWord(slot, T_NAME)]!;
+  return at === 0 ? undefined : loadName(rt.heap, at, m[slotWord(slot, T_NAME_LEN)]!);
+}
+
+/**
+ * Cleans up after the worker thread `threadId`, which has died: its claim, its lock, its waiting
+ * operations, its uses; then frees its slot. Whoever comes first (the supervisor, or main at the
+ * worker's exit event) does it, once. Returns the name of the process it was running, if any.
+ */
+export function reapThread(rt: Runtime, threadId: number): string | undefined {
+  const h = rt.heap;
+  h.sync();
+  const m = h.i32;
+  for (let slot = 0; slot < MAX_THREADS; slot++) {
+    const at = slotWord(slot, 0);
+    if (Atomics.load(m, at + T_STATE) !== T_ALIVE || Atomics.load(m, at + T_THREAD_ID) !== threadId) continue;
+    if (Atomics.compareExchange(m, at + T_STATE, T_ALIVE, T_DEAD) !== T_ALIVE) return undefined;
+    const name = processOn(rt, slot);
+    const who = name ?? `thread ${threadId}`;
+    // First what needs no lock: its claim settled, the channel whose lock it held broken.
+    // (Marked broken before any op is failed: a failed party reads why from the channel.)
+    const held = heldChannel(rt, slot);
+    if (held !== 0) breakChannel(rt, held, who);
+    failClaim(rt, slot, held);
+    if (held !== 0) failWaitersOn(rt, held, slot);
+    withdrawOps(rt, slot);
+    endUses(rt, slot, true, who);
+    const nameAt = h.i32[at + T_NAME]!;
+    if (nameAt !== 0) h.free(nameAt);
+    Atomics.store(h.i32, at + T_NAME, 0);
+    if (Atomics.exchange(h.i32, at + T_RUNNING, -1) === 1) Atomics.sub(h.i32, H_RUNNING, 1);
+    Atomics.store(h.i32, at + T_THREAD_ID, 0);
+    Atomics.store(h.i32, at + T_STATE, T_FREE);
+    return name;
+  }
+  return undefined;
+}
+
+/**
+ * If dead thread `slot` held a lock: the allocator's is released now; a channel's is to be
+ * broken (returns the channel's word index), else 0.
+ */
+function heldChannel(rt: Runtime, slot: number): number {
+  const m = rt.heap.i32;
+  const at = m[slotWord(slot, T_HOLDS)]!;
+  if (at === 0 || (Atomics.load(m, at) & ~LOCK_CONTENDED) !== slot + 1) return 0;
+  if (at === H_ALLOC_LOCK) {
+    Atomics.store(m, at, 0);
+    Atomics.notify(m, at);
+    return 0;
+  }
+  return at - C_LOCK;
+}
+
+/** Breaks channel `c` (word index), whose lock a dead thread held (see above). */
+function breakChannel(rt: Runtime, c: number, who: string): void {
+  const h = rt.heap;
+  const at = c + C_LOCK;
+  const name = storeName(h, who);
+  h.sync();
+  const mm = h.i32;
+  // Nobody else can be in the critical section: its holder is dead. Those parked on the lock
+  // wake and throw (Heap.lock), and every later taker throws.
+  mm[c + C_DIED] = name;
+  mm[c + C_DIED_LEN] = who.length;
+  Atomics.or(mm, c + C_FLAGS, F_BROKEN | F_POISONED);
+  if (mm[c + C_CAP] !== 0) ringClose(mm, ringAt(mm, c)); // lock-free sends stop too
+  Atomics.store(mm, at, LOCK_BROKEN);
+  Atomics.notify(mm, at);
+}
+
+/** Fails `op` (word index) with ERR_PEER_DIED as case `i`, from claimed state `claimed`; wakes it. */
+function failOp(m: Int32Array, op: number, i: number, claimed: number): void {
+  m[op + O_CASE] = i;
+  m[op + O_RESULT] = R_PEER_DIED;
+  Atomics.store(m, op + O_STATE, claimed + (ST_DONE - ST_CLAIMED));
+  if (Atomics.load(m, op + O_PARKED) !== 0) Atomics.notify(m, op + O_STATE);
+}
+
+/** How long a claim through another channel is waited out (ms) before it is left to its own reaping. */
+const CLAIM_WAIT_MS = 10;
+
+/**
+ * Every op still waiting on broken channel `c` (word index) fails: found through the thread
+ * table, not the channel's queues (which the dead thread may have left half changed).
+ */
+function failWaitersOn(rt: Runtime, c: number, dead: number): void {
+  const m = rt.heap.i32;
+  for (let slot = 0; slot < MAX_THREADS; slot++) {
+    if (slot === dead || Atomics.load(m, slotWord(slot, T_STATE)) !== T_ALIVE) continue;
+    const list = Atomics.load(m, slotWord(slot, T_OPS));
+    if (list === 0) continue;
+    for (let k = 0, n = Atomics.load(m, list >> 2); k < n; k++) {
+      const op = m[(list >> 2) + 2 + k]! >> 2;
+      for (let i = 0; i < m[op + O_NCASES]!; i++) {
+        const w = op + O_WORDS + i * W_WORDS;
+        // Linked into c's queue: under c's lock, so the set of these is frozen now.
+        if (m[w + W_CHAN] !== c << 2 || Atomics.load(m, w + W_LINKED) === 0) continue;
+        for (const end = performance.now() + CLAIM_WAIT_MS; ; ) {
+          const s = Atomics.load(m, op + O_STATE);
+          const st = s & ST_MASK;
+          // Claimed through another channel: a live claimer is a few instructions from done; a
+          // claimer that died too is settled when its own death is handled (failClaim).
+          if (st === ST_CLAIMED) {
+            if (performance.now() < end) continue;
+            break;
+          }
+          if (st !== ST_WAITING) break; // settled otherwise: its owner unregisters (and skips c)
+          if (Atomics.compareExchange(m, op + O_STATE, s, s + (ST_CLAIMED - ST_WAITING)) !== s) continue;
+          m[w + W_LINKED] = 0; // its owner must not unlink it from a broken queue
+          failOp(m, op, i, s + (ST_CLAIMED - ST_WAITING));
+          break;
+        }
+        break;
+      }
+    }
+  }
+}
+
+/**
+ * An op the dead thread had claimed and not finished fails with ERR_PEER_DIED: its value (if
+ * any) went with the dead thread. Claims happen under the lock of the waiter's channel, which
+ * is then `broken`.
+ */
+function failClaim(rt: Runtime, slot: number, broken: number): void {
+  const m = rt.heap.i32;
+  const op = m[slotWord(slot, T_CLAIM_OP)]! >> 2;
+  const claimed = m[slotWord(slot, T_CLAIM_STATE)]!;
+  if (op === 0 || Atomics.load(m, op + O_STATE) !== claimed || (claimed & ST_MASK) !== ST_CLAIMED) return;
+  let i = 0;
+  while (i < m[op + O_NCASES]! && m[op + O_WORDS + i * W_WORDS + W_CHAN] !== broken << 2) i++;
+  if (i === m[op + O_NCASES]) i = 0;
+  m[op + O_WORDS + i * W_WORDS + W_LINKED] = 0;
+  failOp(m, op, i, claimed);
+}
+
+/**
+ * A dead thread's blocked operations are withdrawn: each op still WAITING is cancelled and its
+ * waiters unlinked, so no one later "delivers" a value to a thread that cannot take it.
+ */
+function withdrawOps(rt: Runtime, slot: number): void {
+  const h = rt.heap;
+  const m = h.i32;
+  const list = m[slotWord(slot, T_OPS)]!;
+  if (list === 0) return;
+  for (let k = 0, n = m[list >> 2]!; k < n; k++) {
+    const op = m[(list >> 2) + 2 + k]! >> 2;
+    const s = Atomics.load(m, op + O_STATE);
+    if ((s & ST_MASK) !== ST_WAITING) continue;
+    if (Atomics.compareExchange(m, op + O_STATE, s, s + (ST_CANCELLED - ST_WAITING)) !== s) continue;
+    for (let i = 0; i < m[op + O_NCASES]!; i++) {
+      const w = op + O_WORDS + i * W_WORDS;
+      if (Atomics.load(m, w + W_LINKED) === 0) continue;
+      if (!withdraw(rt, w)) unfinished.push(() => withdraw(rt, w));
+    }
+  }
+  Atomics.store(m, slotWord(slot, T_OPS), 0);
+  // The list and the op records stay allocated: unfinished work may still read them.
+}
+
+/** Unlinks waiter `w` (word index) of a dead thread's cancelled op; false if the lock was busy. */
+function withdraw(rt: Runtime, w: number): boolean {
+  const h = rt.heap;
+  const c = h.i32[w + W_CHAN]! >> 2;
+  const got = lockFor(rt, c);
+  if (got !== LOCKED) return got === BROKEN; // a broken queue is never walked again
+  if (h.i32[w + W_LINKED] !== 0) unlink(h.i32, c, h.i32[w + W_KIND] === K_SEND ? C_SENDQ_HEAD : C_RECVQ_HEAD, w << 2);
+  h.unlock(c + C_LOCK);
+  return true;
+}
+
+/** Publishes the name of the process this thread now runs (undefined: none), for its death. */
+export function publishProcess(rt: Runtime, name: string | undefined): void {
+  const h = rt.heap;
+  const at = slotWord(rt.slot, T_NAME);
+  const old = h.i32[at]!;
+  const fresh = name === undefined ? 0 : storeName(h, name);
+  h.sync();
+  h.i32[slotWord(rt.slot, T_NAME_LEN)] = name?.length ?? 0;
+  Atomics.store(h.i32, at, fresh);
+  if (old !== 0) h.free(old);
+}
+
+/** The name of the process whose death broke or disconnected channel word index `c`, if known. */
+export function diedOn(rt: Runtime, c: number): string | undefined {
+  const m = rt.heap.i32;
+  const at = m[c + C_DIED]!;
+  return at === 0 ? undefined : loadName(rt.heap, at, m[c + C_DIED_LEN]!);
+}

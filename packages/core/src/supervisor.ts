@@ -1,0 +1,34 @@
+/**
+ * The supervisor: a worker of its own that cleans up after dead process threads, so that a busy
+ * (or blocked) main thread cannot delay it. Every worker host holds one end of a message channel
+ * whose other end is here; when the host's thread dies, for whatever reason, its end closes and
+ * this thread hears of it at once, and reaps the thread (internal/reap.ts): its lock, its claim,
+ * its waiting operations, the channel ends only it used.
+ */
+import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
+// The whole API: reaping names channels and fails operations through the channel module.
+import './index.js';
+import { becomeSupervisor, reapThread, retryUnfinished } from './internal/reap.js';
+import { joinRuntime } from './internal/runtime.js';
+
+/** What main sends for each new host: the watching end, and the host thread's id. */
+export interface WatchRequest {
+  port: MessagePort;
+  threadId: number;
+}
+
+const rt = joinRuntime(workerData as { sab: SharedArrayBuffer });
+becomeSupervisor();
+
+/** Retries what a reaping left unfinished (a lock held by another thread that died too). */
+function retry(): void {
+  if (retryUnfinished() > 0) setTimeout(retry, 5);
+}
+
+parentPort!.on('message', ({ port, threadId }: WatchRequest) => {
+  port.on('close', () => {
+    reapThread(rt, threadId);
+    retry();
+  });
+  port.start();
+});

@@ -1,0 +1,159 @@
+import { afterEach, describe, expect, test } from 'vitest';
+import { chan, PeerDiedError, spawn, type Process } from '@occam/core';
+import { lockState, setFault, threadStats } from '@occam/core/testing';
+import { recv, selectAsync } from '@occam/select';
+import type { Death, Ending } from './fixtures/death-procs.js';
+import { until, watchdog } from './helpers.js';
+
+const procs = new URL('./fixtures/death-procs.ts', import.meta.url);
+const OOM = { maxOldGenerationSizeMb: 16, maxYoungGenerationSizeMb: 4 };
+
+/** Starts a process that dies as `how` says, holding `end`; ends it (terminate) if it must be killed. */
+function dying(end: unknown, how: Death, sendFirst = 0): { proc: Process; kill: () => Promise<void> } {
+  const gate = chan<number>();
+  const proc = spawn(procs, 'die', [end, how, gate.receiver(), sendFirst], {
+    name: `dies-by-${how}`,
+    ...(how === 'oom' ? { resourceLimits: OOM } : {}),
+  });
+  return {
+    proc,
+    kill: async () => {
+      if (how === 'terminate') {
+        await until(() => gate.waitingReceivers === 1, 'the dying process to park');
+        await proc.terminate();
+      }
+    },
+  };
+}
+
+afterEach(() => setFault(null));
+
+describe('a process that dies releases its peers with ERR_PEER_DIED', () => {
+  const deaths: Death[] = ['throw', 'exit', 'oom', 'terminate', 'stack', 'rejection'];
+  for (const how of deaths) {
+    test(`a receiver parked in sync recv is woken when its only sender dies (${how})`, async () => {
+      const ch = chan<number>(0, { name: 'work' });
+      const receiver = spawn<Ending>(procs, 'recvOnce', [ch.receiver()]);
+      await until(() => ch.waitingReceivers === 1, 'the receiver to park');
+      const d = dying(ch.sender(), how);
+      await d.kill();
+      const died = Date.now();
+      await expect(watchdog(d.proc.join(), 'the dying process')).rejects.toThrow();
+      const r = await watchdog(receiver.join(), 'the parked receiver', 2000);
+      expect(Date.now() - died).toBeLessThan(1000);
+      expect(r.code).toBe('ERR_PEER_DIED');
+      expect(r.message).toContain(`dies-by-${how}`);
+      expect(r.message).toContain('work');
+    });
+  }
+
+  test('a sender parked in sync send is woken when its only receiver dies', async () => {
+    const ch = chan<number>(1);
+    const sender = spawn<Ending>(procs, 'sendOnce', [ch.sender(), 2]);
+    ch.trySend(1).unwrap(); // full: the sender parks
+    await until(() => ch.waitingSenders === 1, 'the sender to park');
+    const d = dying(ch.receiver(), 'throw');
+    await expect(watchdog(d.proc.join(), 'the dying process')).rejects.toThrow('this stage fails');
+    const r = await watchdog(sender.join(), 'the parked sender');
+    expect(r.code).toBe('ERR_PEER_DIED');
+    expect(r.message).toContain('dies-by-throw');
+  });
+
+  test('a two-way handle makes a process a user of an end from its first use of it', async () => {
+    const ch = chan<number>();
+    const receiver = spawn<{ got: number[]; then: Ending }>(procs, 'recvThenOnce', [ch, 2]);
+    const d = dying(ch, 'exit', 2); // sends 0 and 1 on its two-way handle, then exits
+    await expect(watchdog(d.proc.join(), 'the dying process')).rejects.toThrow();
+    const r = await watchdog(receiver.join(), 'the receiver');
+    expect(r.got).toEqual([0, 1]);
+    expect(r.then.code).toBe('ERR_PEER_DIED');
+  });
+
+  test('a select waiting on a channel whose only sender died throws ERR_PEER_DIED', async () => {
+    const a = chan<number>();
+    const b = chan<number>();
+    const selecting = spawn<Ending>(procs, 'selectTwo', [a.receiver(), b.receiver()]);
+    await until(() => a.waitingReceivers === 1 && b.waitingReceivers === 1, 'the select to park');
+    const d = dying(a.sender(), 'terminate');
+    await d.kill();
+    const r = await watchdog(selecting.join(), 'the select');
+    expect(r.code).toBe('ERR_PEER_DIED');
+    expect(b.waitingReceivers).toBe(0); // its other case was withdrawn
+  });
+
+  test('main waiting in recvAsync is released too, and a new sender reconnects the end', async () => {
+    const ch = chan<number>();
+    const pending = ch.recvAsync().then(
+      (v) => v,
+      (e: unknown) => e,
+    );
+    await until(() => ch.waitingReceivers === 1, 'main to wait');
+    const d = dying(ch.sender(), 'throw');
+    await expect(watchdog(d.proc.join(), 'the dying process')).rejects.toThrow();
+    expect(await watchdog(pending, 'main recv')).toBeInstanceOf(PeerDiedError);
+    // Disconnected: a receive that would wait fails at once, until a sender turns up.
+    await expect(watchdog(ch.recvAsync(), 'a later recv')).rejects.toBeInstanceOf(PeerDiedError);
+    const go = chan<number>();
+    const sender = spawn(procs, 'sendWhenTold', [ch.sender(), go.receiver(), 9]);
+    await until(() => go.waitingReceivers === 1, 'the new sender to hold its end');
+    await go.sendAsync(0);
+    expect(await watchdog(ch.recvAsync(), 'recv from the new sender')).toBe(9);
+    await watchdog(sender.join(), 'the new sender');
+  });
+
+  for (const how of ['throw', 'terminate'] as const) {
+    test(`a channel shared by many senders survives the death of one (${how})`, async () => {
+      const ch = chan<number>();
+      const go = chan<number>();
+      const survivor = spawn(procs, 'sendWhenTold', [ch.sender(), go.receiver(), 42]);
+      await until(() => go.waitingReceivers === 1, 'the surviving sender to hold its end');
+      const pending = ch.recvAsync();
+      const before = threadStats().slots;
+      const d = dying(ch.sender(), how);
+      await d.kill();
+      await expect(watchdog(d.proc.join(), 'the dying process')).rejects.toThrow();
+      // The dead thread is reaped (or the dead process's ends given back) before we go on.
+      await until(() => threadStats().slots <= before, 'the dead thread to be reaped');
+      await go.sendAsync(0);
+      expect(await watchdog(pending, 'the pending recv')).toBe(42);
+      await watchdog(survivor.join(), 'the survivor');
+    });
+  }
+});
+
+describe('a process that dies inside a channel operation', () => {
+  test('a worker terminated while holding a channel lock breaks that channel: nothing is left wedged', async () => {
+    const ch = chan<number>(2, { name: 'wedged' });
+    const parked = spawn<Ending>(procs, 'recvOnce', [ch.receiver()]);
+    await until(() => ch.waitingReceivers === 1, 'a receiver to park first');
+    const holder = spawn(procs, 'holdLockForever', [ch.receiver()], { name: 'lock-holder' });
+    await until(() => lockState(ch) === 'held', 'the holder to take the lock');
+    const late = spawn<Ending>(procs, 'recvOnce', [ch.receiver()]); // spins or parks on the held lock
+    await holder.terminate();
+    const [a, b] = await watchdog(Promise.all([parked.join(), late.join()]), 'the peers of the dead holder', 2000);
+    for (const r of [a, b]) {
+      expect(r.code).toBe('ERR_PEER_DIED');
+      expect(r.message).toContain('lock-holder');
+      expect(r.message).toContain('wedged is broken');
+    }
+    expect(lockState(ch)).toBe('broken');
+    await expect(ch.sendAsync(1)).rejects.toBeInstanceOf(PeerDiedError);
+    const tried = ch.trySend(1);
+    expect(tried.isErr() && tried.error).toBeInstanceOf(PeerDiedError);
+    await expect(selectAsync([recv(ch)])).rejects.toBeInstanceOf(PeerDiedError);
+    expect(() => ch.poison()).not.toThrow(); // harmless, as poisoning twice is
+  });
+
+  test('a worker that dies holding a claim on a parked receiver fails that receive', async () => {
+    const ch = chan<number>(0, { name: 'handoff' });
+    const parked = spawn<Ending>(procs, 'recvOnce', [ch.receiver()]);
+    await until(() => ch.waitingReceivers === 1, 'the receiver to park');
+    setFault('die-claiming');
+    const sender = spawn<Ending>(procs, 'sendOnce', [ch.sender(), 5], { name: 'claimer' });
+    await expect(watchdog(sender.join(), 'the claiming sender')).rejects.toThrow(/exit code 70/);
+    setFault(null);
+    const r = await watchdog(parked.join(), 'the claimed receiver', 2000);
+    expect(r.code).toBe('ERR_PEER_DIED');
+    expect(r.message, r.message).toContain('claimer');
+  });
+});
