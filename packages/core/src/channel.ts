@@ -75,7 +75,7 @@ import {
 } from './internal/layout.js';
 import { setBrokenLockError } from './internal/heap.js';
 import { loadName, storeName } from './internal/names.js';
-import { diedOn, noteUse } from './internal/reap.js';
+import { countUser, diedOn, noteUse } from './internal/reap.js';
 import { runtime, type Runtime } from './internal/runtime.js';
 import { NOT_READY, pumpReceiversLocked, pumpSendersLocked, ringAt, shutLocked } from './internal/transfer.js';
 import { decodeSlot, discardSlot, encodeSlot, installHandleSupport } from './internal/values.js';
@@ -170,6 +170,7 @@ const LEAVE = Symbol('leave');
 const CASE = Symbol('case');
 const CHECK = Symbol('check');
 const HOLD = Symbol('hold');
+const PREHOLD = Symbol('prehold');
 
 const names = new Map<number, string>(); // channel id → name, cached from the heap
 const registry = new FinalizationRegistry<{ off: number; id: number }>((h) => releaseRef(runtime(), h.off, h.id));
@@ -489,6 +490,11 @@ export class Channel<T> implements Sender<T>, Receiver<T> {
     }
     this.#usedEnds |= dir;
     noteUse(rt, this.#off, this.#id, dir === SEND_ONLY ? K_SEND : K_RECV);
+  }
+
+  /** @internal Counts (+1) or uncounts (-1) a user of this handle's end, if it is a typed end. */
+  [PREHOLD](delta: number): void {
+    if (this.#dir !== BOTH) countUser(runtime(), this.#off, this.#dir === SEND_ONLY ? K_SEND : K_RECV, delta);
   }
 
   /** @internal A typed end arriving in a process makes it a user of that end at once. */
@@ -967,6 +973,15 @@ export function withPoison<R>(channels: readonly ({ poison(): void } | null | un
     return pass(e);
   }
   return (r instanceof Promise ? r.catch(pass) : r) as R;
+}
+
+/**
+ * @internal The typed ends among a process's arguments count as used by it from its spawn
+ * (`delta` 1, by the spawner) until it has taken them itself (-1, by its host): a process that
+ * has not started yet still counts (see internal/reap.ts).
+ */
+export function preholdEnds(args: unknown, delta: number): void {
+  for (const ch of channelsIn(args)) ch[PREHOLD](delta);
 }
 
 /** Every channel handle inside `v` (arrays and plain objects, walked once each). */

@@ -5,7 +5,7 @@
  */
 import { isMainThread, parentPort, type ResourceLimits } from 'node:worker_threads';
 import { ChannelPoisonedError, InvalidArgumentError, ProcessFailedError, SyncOnMainError } from './errors.js';
-import { channelsIn, poison } from './channel.js';
+import { channelsIn, poison, preholdEnds } from './channel.js';
 import { decodeError } from './internal/errcodec.js';
 import type { RunRequest } from './internal/host.js';
 import { P_ARGS, P_FAILED, P_ID, P_OK, P_SLOT, P_STATE, P_WORDS } from './internal/layout.js';
@@ -171,6 +171,7 @@ export function spawn<R = unknown>(
   const rt = runtime();
   const slot = new Int32Array(4);
   encodeSlot(rt, args, slot); // throws NotSendableError before anything is started
+  preholdEnds(args, 1);
   const h = rt.heap;
   const rec = h.alloc(P_WORDS * 4);
   h.sync();

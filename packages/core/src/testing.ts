@@ -9,6 +9,8 @@ import {
   C_LOCK,
   C_NRECV,
   C_NSEND,
+  C_RECEIVERS,
+  C_SENDERS,
   C_RECVQ_HEAD,
   C_SENDQ_HEAD,
   F_CLOSED,
@@ -53,6 +55,13 @@ export function setFault(fault: keyof typeof FAULTS | null): void {
 export function holdLock(ch: Channel<unknown>): void {
   const h = runtime().heap;
   h.lock((ch.handleWords()[0]! >> 2) + C_LOCK);
+}
+
+/** How many users each end of the channel counts now (see internal/reap.ts). */
+export function endUsers(ch: Channel<unknown>): { senders: number; receivers: number } {
+  const m = runtime().heap.i32;
+  const c = ch.handleWords()[0]! >> 2;
+  return { senders: Atomics.load(m, c + C_SENDERS), receivers: Atomics.load(m, c + C_RECEIVERS) };
 }
 
 /** Who holds the channel's lock: 'free', 'held' or 'broken' (its holder died, see reap.ts). */

@@ -5,7 +5,7 @@
 import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
 // The whole API first: decoding arguments needs the channel module's handle support installed.
 import './index.js';
-import { channelsIn, poison } from './channel.js';
+import { channelsIn, poison, preholdEnds } from './channel.js';
 import { ChannelPoisonedError, ProcessNotFoundError } from './errors.js';
 import type { RunRequest } from './internal/host.js';
 import { settle } from './internal/record.js';
@@ -37,6 +37,7 @@ async function run(req: RunRequest): Promise<void> {
   let value: unknown;
   try {
     args = decodeSlot(rt, m.slice((req.rec >> 2) + P_ARGS, (req.rec >> 2) + P_ARGS + 4)) as unknown[];
+    preholdEnds(args, -1); // the typed ends are ours now: the spawner's count of them is handed over
     const mod = (await import(req.url)) as Record<string, unknown>;
     const fn = mod[req.exportName];
     if (typeof fn !== 'function') {

@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, test } from 'vitest';
 import { chan, PeerDiedError, spawn, type Process } from '@occam/core';
-import { lockState, setFault, threadStats } from '@occam/core/testing';
+import { endUsers, lockState, setFault, threadStats } from '@occam/core/testing';
 import { recv, selectAsync } from '@occam/select';
 import type { Death, Ending } from './fixtures/death-procs.js';
 import { until, watchdog } from './helpers.js';
@@ -119,6 +119,42 @@ describe('a process that dies releases its peers with ERR_PEER_DIED', () => {
       await watchdog(survivor.join(), 'the survivor');
     });
   }
+});
+
+describe('users of channel ends', () => {
+  test('a typed end counts as used by its process from the spawn, until the process ends', async () => {
+    const ch = chan<number>(1);
+    const go = chan<number>();
+    const p = spawn(procs, 'sendWhenTold', [ch.sender(), go.receiver(), 3]);
+    expect(endUsers(ch)).toEqual({ senders: 1, receivers: 0 }); // not started yet, already counted
+    await until(() => go.waitingReceivers === 1, 'the process to start');
+    expect(endUsers(ch)).toEqual({ senders: 1, receivers: 0 }); // handed over, not counted twice
+    await go.sendAsync(0);
+    await watchdog(p.join(), 'the process');
+    expect(endUsers(ch)).toEqual({ senders: 0, receivers: 0 });
+    expect(await ch.recvAsync()).toBe(3);
+    expect(endUsers(ch).receivers).toBe(1); // main, for good
+  });
+
+  test('a process terminated before it starts gives its typed ends back', async () => {
+    const ch = chan<number>();
+    const p = spawn(procs, 'recvOnce', [ch.receiver()]);
+    expect(endUsers(ch).receivers).toBe(1);
+    await p.terminate();
+    await expect(watchdog(p.join(), 'the terminated process')).rejects.toThrow();
+    // (Given back at once if it never started; by the supervisor if its worker had begun it.)
+    await until(() => endUsers(ch).receivers === 0, 'its receive end to be given back');
+  });
+
+  test('a two-way handle counts only the ends a process uses', async () => {
+    const ch = chan<number>();
+    const receiver = spawn<Ending>(procs, 'recvOnce', [ch]);
+    await until(() => ch.waitingReceivers === 1, 'the receiver to park');
+    expect(endUsers(ch)).toEqual({ senders: 0, receivers: 1 });
+    await ch.sendAsync(1);
+    expect((await watchdog(receiver.join(), 'the receiver')).value).toBe(1);
+    expect(endUsers(ch)).toEqual({ senders: 1, receivers: 0 });
+  });
 });
 
 describe('a process that dies inside a channel operation', () => {

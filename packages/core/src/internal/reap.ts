@@ -5,9 +5,10 @@
  *  - its thread dies (exit, out of memory, terminate, a crash): the supervisor worker, told by
  *    the closing of a port the thread held, runs `reapThread` on the thread-table slot.
  *
- * Users of channel ends: a process uses an end from its first operation on it (or from the
- * moment it receives a typed end, `sender()` / `receiver()`); main uses an end for good once it
- * has. Each channel counts the users of each end (C_SENDERS, C_RECEIVERS). When a process ends,
+ * Users of channel ends: a process uses an end from its first operation on it, or from its spawn
+ * when it is given a typed end (`sender()` / `receiver()`: counted by the spawner until the
+ * process has taken its arguments), or from receiving a typed end; main uses an end for good
+ * once it has. Each channel counts the users of each end (C_SENDERS, C_RECEIVERS). When a process ends,
  * its counts are taken back; when it dies and an end has no user left, the end is disconnected:
  * F_SENDERS_GONE (receives that would wait fail with ERR_PEER_DIED) or F_RECEIVERS_GONE (sends
  * that would wait fail), and the parties waiting are failed now. A new user of the end clears the
@@ -148,14 +149,26 @@ export function noteUse(rt: Runtime, off: number, id: number, end: number): void
     rt.uses.set(id, had | end);
     appendUse(rt, off, id, end);
   }
+  // Main never ends before the program does: its use is for good (counted once per handle).
+  countUser(rt, off, end, 1);
+}
+
+/**
+ * Adds `delta` (±1) to the users of `end` of the channel at byte `off`. The first user since
+ * the last one died reconnects the end. Taking a user away never disconnects: only a death does.
+ */
+export function countUser(rt: Runtime, off: number, end: number, delta: number): void {
+  const h = rt.heap;
   h.sync();
   const m = h.i32;
   const c = off >> 2;
-  // Main never ends before the program does: its use is for good (counted once per handle).
-  if (Atomics.add(m, usersWord(c, end), 1) !== 0) return;
-  // The first user since the last one died reconnects the end.
+  if (Atomics.add(m, usersWord(c, end), delta) !== 0 || delta < 0) return;
   if ((Atomics.load(m, c + C_FLAGS) & goneFlag(end)) === 0) return;
-  h.lock(c + C_LOCK);
+  try {
+    h.lock(c + C_LOCK);
+  } catch {
+    return; // broken: nothing to reconnect
+  }
   m[c + C_FLAGS] = h.i32[c + C_FLAGS]! & ~goneFlag(end);
   h.unlock(c + C_LOCK);
 }

@@ -5,7 +5,8 @@
 import { encodeError } from './errcodec.js';
 import { P_ARGS, P_FAILED, P_ID, P_OK, P_PENDING, P_RUNNING, P_SETTLING, P_SLOT, P_STATE } from './layout.js';
 import { runtime } from './runtime.js';
-import { discardSlot, encodeSlot } from './values.js';
+import { channelsIn, preholdEnds } from '../channel.js';
+import { decodeSlot, encodeSlot } from './values.js';
 
 /**
  * Settles process record `rec` of process `id` once: the first caller to move it out of
@@ -23,8 +24,13 @@ export function settle(rec: number, id: number, state: typeof P_OK | typeof P_FA
     const s = Atomics.load(h.i32, st);
     if (s !== P_PENDING && s !== P_RUNNING) return false;
     if (Atomics.compareExchange(h.i32, st, s, P_SETTLING) === s) {
-      // Never started: the arguments (and the channel references inside them) are dropped here.
-      if (s === P_PENDING) discardSlot(rt, h.i32.slice((rec >> 2) + P_ARGS, (rec >> 2) + P_ARGS + 4));
+      // Never started: the arguments (and the channel references inside them) are dropped here,
+      // with the users counted for its typed ends (main thread).
+      if (s === P_PENDING) {
+        const args = decodeSlot(rt, h.i32.slice((rec >> 2) + P_ARGS, (rec >> 2) + P_ARGS + 4));
+        preholdEnds(args, -1);
+        for (const ch of channelsIn(args)) ch.release();
+      }
       break;
     }
   }
