@@ -133,6 +133,7 @@ export interface Sender<T> {
   close(): void;
   poison(): void;
   readonly poisoned: boolean;
+  readonly broken: boolean;
   release(): void;
 }
 
@@ -148,6 +149,7 @@ export interface Receiver<T> extends Iterable<T>, AsyncIterable<T> {
   tryRecv(): Result<T, TryRecvError>;
   poison(): void;
   readonly poisoned: boolean;
+  readonly broken: boolean;
   release(): void;
 }
 
@@ -262,6 +264,15 @@ export class Channel<T> implements Sender<T>, Receiver<T> {
   /** Whether the channel is poisoned. */
   get poisoned(): boolean {
     return (Atomics.load(this.#mem(), (this.#off >> 2) + C_FLAGS) & F_POISONED) !== 0;
+  }
+
+  /**
+   * Whether the channel is broken: a process died in the middle of an operation on it, holding
+   * its lock. Every operation on a broken channel fails with PeerDiedError (ERR_PEER_DIED); it is
+   * never repaired — make a new one. (It also reads as poisoned.)
+   */
+  get broken(): boolean {
+    return (Atomics.load(this.#mem(), (this.#off >> 2) + C_FLAGS) & F_BROKEN) !== 0;
   }
 
   /** A send-only handle on the same channel (its own reference). */

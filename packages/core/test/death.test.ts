@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, test } from 'vitest';
-import { chan, PeerDiedError, spawn, type Process } from '@occam/core';
+import { chan, PeerDiedError, spawn, waitReport, type Process } from '@occam/core';
 import { endUsers, lockState, setFault, threadStats } from '@occam/core/testing';
 import { recv, selectAsync } from '@occam/select';
 import type { Death, Ending } from './fixtures/death-procs.js';
@@ -46,6 +46,25 @@ describe('a process that dies releases its peers with ERR_PEER_DIED', () => {
       expect(r.message).toContain('work');
     });
   }
+
+  test('a busy main thread does not delay it: the supervisor releases the peer meanwhile', async () => {
+    const ch = chan<number>();
+    const report = chan<string>(1);
+    const receiver = spawn(procs, 'recvAndReport', [ch.receiver(), report.sender()]);
+    await until(() => ch.waitingReceivers === 1, 'the receiver to park');
+    const d = dying(ch.sender(), 'exit-later');
+    // The receiver parked (not spinning), so a running thread is the dying one, in its last 150 ms.
+    await until(() => waitReport().length === 1 && threadStats().running >= 1, 'the dying process to start');
+    // Main now runs without yielding: no event of its own (exit, message) can be handled.
+    const start = Date.now();
+    while (report.len === 0 && Date.now() - start < 3000);
+    const took = Date.now() - start;
+    expect(report.len).toBe(1);
+    expect(took).toBeLessThan(1000);
+    expect(await report.recvAsync()).toBe('ERR_PEER_DIED');
+    await watchdog(receiver.join(), 'the receiver');
+    await expect(watchdog(d.proc.join(), 'the dying process')).rejects.toThrow(/exit code 4/);
+  });
 
   test('a sender parked in sync send is woken when its only receiver dies', async () => {
     const ch = chan<number>(1);

@@ -1,0 +1,286 @@
+/**
+ * The soak (`pnpm soak [--seconds N]`, default 60): a network of producer workers sends
+ * sequence-numbered messages through rendezvous and buffered channels, each send a select over
+ * two channels, to main, which receives with a select over all of them; meanwhile workers die at
+ * random moments, at least once a second: main terminates one, and others exit or throw on their
+ * own at a message they drew at spawn. Every few seconds main also poisons a channel and puts a
+ * new one in its place. Dead or poisoned producers are replaced at once.
+ *
+ * A message is acknowledged when its send returned to its producer (which then tells main on an
+ * acknowledgement channel of its own). At the end it prints:
+ *   sent (offered, as far as seen), acknowledged, received, discarded by poison and by death
+ *   (acknowledged messages left in a channel that was poisoned, or broken by a death: at most its
+ *   capacity each), duplicated (must be 0), lost — acknowledged but neither received nor
+ *   discarded (must be 0), and threads leaked (from /proc/self/task, less the runtime's own live
+ *   threads; must be 0)
+ * and exits non-zero if a must-be-0 figure is not 0, or if anything hangs (a watchdog).
+ *
+ * Run: occam run bench/soak.ts [--seconds N]
+ */
+import { readdirSync } from 'node:fs';
+import {
+  chan,
+  ChannelPoisonedError,
+  main,
+  PeerDiedError,
+  spawn,
+  type Channel,
+  type Process,
+  type Receiver,
+  type Sender,
+} from '@occam/core';
+import { threadStats } from '@occam/core/testing';
+import { recv, select, selectAsync, send } from '@occam/select';
+
+// ── the producer (a worker process) ──────────────────────────────────────────
+
+const SEQ = 10_000_000; // message = pid * SEQ + seq
+
+/**
+ * Sends pid·SEQ + 0, 1, 2, … each as a select over its two channels, and acknowledges each send
+ * that returned: [seq, which of the two]. Dies by `how` at message `dieAt`; returns when `quit`
+ * closes.
+ */
+export function producer(
+  pid: number,
+  outs: [Sender<number>, Sender<number>],
+  ack: Sender<[number, number]>,
+  quit: Receiver<never>,
+  dieAt: number,
+  how: 'exit' | 'throw' | 'none',
+): string {
+  for (let seq = 0; ; seq++) {
+    if (seq === dieAt && how === 'exit') process.exit(1);
+    if (seq === dieAt && how === 'throw') throw new Error(`soak: producer ${pid} dies as planned`);
+    const msg = pid * SEQ + seq;
+    const r = select([send(outs[0], msg), send(outs[1], msg), recv(quit)]);
+    if (r.index === 2) return 'quit';
+    ack.send([seq, r.index]);
+  }
+}
+
+// ── main: the network, the killing, the books ────────────────────────────────
+
+interface Slot {
+  /** Channel generation id (a replaced channel gets a new one). */
+  cid: number;
+  ch: Channel<number>;
+}
+
+interface Producer {
+  pid: number;
+  proc: Process<string>;
+  cids: [number, number];
+  ack: Channel<[number, number]>;
+}
+
+const CAPS = [0, 0, 1, 8];
+
+function tasks(): number {
+  try {
+    return readdirSync('/proc/self/task').length;
+  } catch {
+    return -1; // not Linux: not measured
+  }
+}
+
+const rand = (n: number): number => Math.floor(Math.random() * n);
+const tick = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+main(async () => {
+  const i = process.argv.indexOf('--seconds');
+  const seconds = i > 0 ? Number(process.argv[i + 1]) : 60;
+  if (!(seconds > 0)) throw new Error('--seconds needs a positive number');
+
+  let nextCid = 1;
+  const slots: Slot[] = CAPS.map((cap, k) => ({ cid: nextCid++, ch: chan<number>(cap, { name: `d${k}` }) }));
+  const capOf = new Map(slots.map((s) => [s.cid, s.ch.cap]));
+  const quit = chan<never>(0, { name: 'quit' });
+
+  // The books.
+  const acked = new Map<number, number>(); // message → channel cid it was acknowledged on
+  const received = new Set<number>();
+  let receipts = 0;
+  let duplicated = 0;
+  const maxSeq = new Map<number, number>(); // pid → highest seq seen
+  const poisonedCids = new Set<number>();
+  const brokenCids = new Set<number>();
+  const deaths = { terminated: 0, exited: 0, threw: 0, poisoned: 0, peerDied: 0 };
+
+  const seen = (msg: number): void => {
+    const pid = Math.floor(msg / SEQ);
+    maxSeq.set(pid, Math.max(maxSeq.get(pid) ?? -1, msg % SEQ));
+  };
+
+  // Warm up (a host, the supervisor, libuv's threads) before counting threads.
+  await spawn(import.meta.url, 'producer', [0, [chan<number>(1).sender(), chan<number>(1).sender()], chan(1).sender(), quit.receiver(), 0, 'throw']).join().catch(() => undefined);
+  const tasksBefore = tasks();
+  const slotsBefore = threadStats().slots;
+
+  let stopping = false;
+  let nextPid = 1;
+  const live = new Map<number, Producer>();
+  const ackChannels: Producer[] = [];
+
+  // Producer k sends on channels PAIRS[k]: each channel has three producers. A producer that
+  // ends is replaced by one on the same two channels (as they are now).
+  const PAIRS: [number, number][] = [[0, 1], [1, 2], [2, 3], [3, 0], [0, 2], [1, 3]];
+  const start = (k: number): void => {
+    const pid = nextPid++;
+    const [a, b] = PAIRS[k]!;
+    const ack = chan<[number, number]>(1024, { name: `ack${pid}` });
+    const r = rand(3);
+    const how = r === 0 ? 'exit' : r === 1 ? 'throw' : 'none';
+    const proc = spawn<string>(
+      import.meta.url,
+      'producer',
+      [pid, [slots[a]!.ch.sender(), slots[b]!.ch.sender()], ack.sender(), quit.receiver(), 500 + rand(20_000), how],
+      { name: `producer${pid}` },
+    );
+    const p: Producer = { pid, proc, cids: [slots[a]!.cid, slots[b]!.cid], ack };
+    live.set(pid, p);
+    ackChannels.push(p);
+    proc.join().then(
+      () => {
+        live.delete(pid);
+        if (!stopping) start(k);
+      },
+      (e: unknown) => {
+        live.delete(pid);
+        if (e instanceof ChannelPoisonedError) deaths.poisoned++;
+        else if (e instanceof PeerDiedError) deaths.peerDied++;
+        else if (String(e).includes('terminated')) deaths.terminated++;
+        else if (String(e).includes('exit code')) deaths.exited++;
+        else deaths.threw++;
+        if (!stopping) start(k);
+      },
+    );
+  };
+  for (let k = 0; k < PAIRS.length; k++) start(k);
+
+  /** Takes acknowledgements in (a broken ack channel just stops giving them). */
+  const drainAcks = (): void => {
+    for (const p of ackChannels) {
+      for (;;) {
+        const r = p.ack.tryRecv();
+        if (r.isErr()) break;
+        const [seq, which] = r.value;
+        const msg = p.pid * SEQ + seq;
+        acked.set(msg, p.cids[which]!);
+        seen(msg);
+      }
+    }
+  };
+
+  /** A channel that was poisoned or broken is replaced; its producers die and are replaced too. */
+  const replace = (k: number, why: 'poison' | 'broken'): void => {
+    const old = slots[k]!;
+    (why === 'poison' ? poisonedCids : brokenCids).add(old.cid);
+    if (why === 'poison') old.ch.poison();
+    const fresh = { cid: nextCid++, ch: chan<number>(CAPS[k]!, { name: `d${k}` }) };
+    capOf.set(fresh.cid, fresh.ch.cap);
+    slots[k] = fresh;
+  };
+
+  // The receiving loop: a select over every channel, as they are now.
+  const receiving = (async () => {
+    while (!stopping) {
+      const now = slots.slice();
+      try {
+        const r = await selectAsync(now.map((s) => recv(s.ch)), { timeout: 50 });
+        if (!r.ok) continue; // (no channel is ever closed)
+        receipts++;
+        if (received.has(r.value)) duplicated++;
+        received.add(r.value);
+        seen(r.value);
+      } catch (e) {
+        if (e instanceof PeerDiedError) {
+          // Broken by a death, or its producers all died: a broken channel is replaced; a
+          // disconnected one reconnects when its replacement producers are spawned.
+          now.forEach((s, k) => s.ch.broken && slots[k] === s && replace(k, 'broken'));
+          await tick(1);
+        } else if (!(e instanceof ChannelPoisonedError) && (e as { code?: string }).code !== 'ERR_TIMEOUT') throw e;
+      }
+    }
+  })();
+
+  // The killing, and the poisoning, for `seconds`.
+  const began = Date.now();
+  let nextPoison = began + 2000 + rand(2000);
+  let lastReport = began;
+  while (Date.now() - began < seconds * 1000) {
+    await tick(50 + rand(850)); // a kill at a random moment, at least once a second
+    const victims = [...live.values()];
+    if (victims.length > 0) void victims[rand(victims.length)]!.proc.terminate();
+    if (Date.now() > nextPoison) {
+      replace(rand(slots.length), 'poison');
+      nextPoison = Date.now() + 2000 + rand(2000);
+    }
+    drainAcks();
+    if (Date.now() - lastReport > 5000) {
+      lastReport = Date.now();
+      const t = Math.round((Date.now() - began) / 1000);
+      console.log(`  ${t}s: ${acked.size} acknowledged, ${receipts} received, deaths ${JSON.stringify(deaths)}`);
+    }
+  }
+
+  // Wind down: producers quit, main takes what is left, then does the books.
+  stopping = true;
+  quit.close();
+  const dog = setTimeout(() => {
+    console.error(`soak: HANG — ${live.size} producers did not end within 20 s of quit`);
+    process.exit(2);
+  }, 20_000);
+  while (live.size > 0) await tick(10);
+  await receiving;
+  for (const s of slots) {
+    for (;;) {
+      const r = s.ch.tryRecv();
+      if (r.isErr()) break;
+      receipts++;
+      if (received.has(r.value)) duplicated++;
+      received.add(r.value);
+      seen(r.value);
+    }
+  }
+  drainAcks();
+  clearTimeout(dog);
+
+  const discardedBy = { poison: 0, death: 0 };
+  const leftIn = new Map<number, number>();
+  let lost = 0;
+  for (const [msg, cid] of acked) {
+    if (received.has(msg)) continue;
+    const n = (leftIn.get(cid) ?? 0) + 1;
+    leftIn.set(cid, n);
+    // Left in a channel that was poisoned or broken: dropped with it, at most its capacity.
+    if (poisonedCids.has(cid) && n <= capOf.get(cid)!) discardedBy.poison++;
+    else if (brokenCids.has(cid) && n <= capOf.get(cid)!) discardedBy.death++;
+    else lost++;
+  }
+  let sent = 0;
+  for (const s of maxSeq.values()) sent += s + 1;
+
+  // Threads: idle hosts stay for reuse, and are the runtime's own; anything else is a leak.
+  await tick(200);
+  const tasksAfter = tasks();
+  const slotsAfter = threadStats().slots;
+  const leaked = tasksBefore < 0 ? 0 : tasksAfter - tasksBefore - (slotsAfter - slotsBefore);
+
+  console.log(`soak: ${seconds} s, ${nextPid - 1} producers started, deaths ${JSON.stringify(deaths)}`);
+  console.log(`  channels poisoned ${poisonedCids.size}, broken by a death ${brokenCids.size}`);
+  console.log(`  sent (offered, as far as seen) ${sent}`);
+  console.log(`  acknowledged                   ${acked.size}`);
+  console.log(`  received                       ${receipts}`);
+  console.log(`  discarded by poison            ${discardedBy.poison}`);
+  console.log(`  discarded by death             ${discardedBy.death}`);
+  console.log(`  duplicated (must be 0)         ${duplicated}`);
+  console.log(`  lost (must be 0)               ${lost}   (acknowledged, neither received nor discarded)`);
+  console.log(`  threads leaked (must be 0)     ${leaked}   (tasks ${tasksBefore} → ${tasksAfter}, runtime threads ${slotsBefore} → ${slotsAfter})`);
+  if (duplicated !== 0 || lost !== 0 || leaked !== 0) {
+    console.error('soak: FAILED');
+    process.exit(1);
+  }
+  console.log('soak: passed');
+  process.exit(0);
+});
