@@ -63,6 +63,7 @@ import {
   F_BROKEN,
   F_CLOSED,
   F_POISONED,
+  F_SHUT,
   H_LIVE_CHANNELS,
   R_OVERFLOW,
   K_RECV,
@@ -389,9 +390,10 @@ export class Channel<T> implements Sender<T>, Receiver<T> {
    */
   close(): void {
     const rt = this.#check('close', SEND_ONLY, false, false);
-    const flags = this.#shut(rt, F_CLOSED, R_CLOSED, (f) => f === 0);
+    // (A disconnected end, F_*_GONE, does not stop a close.)
+    const flags = this.#shut(rt, F_CLOSED, R_CLOSED, (f) => (f & F_SHUT) === 0);
     if ((flags & F_POISONED) !== 0) throw new ChannelPoisonedError(`${this.name} is poisoned`);
-    if (flags !== 0) throw new ChannelClosedError(`${this.name} is already closed; close a channel once, from its sender`);
+    if ((flags & F_CLOSED) !== 0) throw new ChannelClosedError(`${this.name} is already closed; close a channel once, from its sender`);
   }
 
   /**

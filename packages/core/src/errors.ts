@@ -25,7 +25,11 @@ export type OccamErrorCode =
   | 'ERR_INVALID_ARGUMENT'
   | 'ERR_EMPTY_SELECT'
   | 'ERR_TOO_MANY_WAITERS'
-  | 'ERR_DEADLOCK';
+  | 'ERR_DEADLOCK'
+  | 'ERR_POOL_CLOSED'
+  | 'ERR_QUEUE_FULL'
+  | 'ERR_POOL_BROKEN'
+  | 'ERR_WORKER_DIED';
 
 /** Base class of every error occam raises. */
 export class OccamError extends Error {
@@ -71,8 +75,8 @@ export class ChannelEmptyError extends OccamError {
 
 /** A blocking operation's `timeout` ran out; nothing was sent or received. */
 export class TimeoutError extends OccamError {
-  constructor(ms: number) {
-    super('ERR_TIMEOUT', `operation timed out after ${ms} ms; nothing was sent or received`);
+  constructor(ms: number, message = `operation timed out after ${ms} ms; nothing was sent or received`) {
+    super('ERR_TIMEOUT', message);
   }
 }
 
@@ -225,5 +229,33 @@ export class RemoteError extends Error {
     super(message, options);
     this.name = name;
     this.code = code;
+  }
+}
+
+/** A pool that is closed (or destroyed) takes no new task; with `cancelPending`, queued ones end with it. */
+export class PoolClosedError extends OccamError {
+  constructor(message = 'the pool is closed: it takes no new tasks') {
+    super('ERR_POOL_CLOSED', message);
+  }
+}
+
+/** A pool's queue of tasks not yet started is at its `maxQueue`: the task is refused at once. */
+export class QueueFullError extends OccamError {
+  constructor(maxQueue: number) {
+    super('ERR_QUEUE_FULL', `the pool's queue holds its maximum of ${maxQueue} tasks; wait for some to finish, or raise maxQueue`);
+  }
+}
+
+/** A pool whose workers cannot start (its initializer fails): it runs nothing, and says why in `cause`. */
+export class PoolBrokenError extends OccamError {
+  constructor(message: string, options?: ErrorOptions) {
+    super('ERR_POOL_BROKEN', message, options);
+  }
+}
+
+/** The worker running a task died (exit, out of memory, terminate); `cause` says how. */
+export class WorkerDiedError extends OccamError {
+  constructor(message: string, options?: ErrorOptions) {
+    super('ERR_WORKER_DIED', message, options);
   }
 }

@@ -45,6 +45,9 @@ export function processName(): string {
   return current ?? (isMainThread ? 'main' : 'worker');
 }
 
+/** The host module, loaded on first use (main thread only). */
+let hostModule: Promise<typeof import('./internal/host.js')> | undefined;
+
 type Settled<R> = { ok: true; value: R } | { ok: false; error: Error };
 
 /** A started process. `join()` gives its return value, or re-throws its error. */
@@ -117,6 +120,27 @@ export class Process<R = unknown> {
       this.#settle();
     }
     return this.#result();
+  }
+
+  /**
+   * Whether the running process keeps the program alive (it does, by default, until it ends).
+   * `unref()` lets the program exit while it still runs — for a process that only serves others,
+   * such as an idle pool worker; `ref()` undoes it. Main thread only.
+   */
+  ref(): void {
+    this.#setRef(true);
+  }
+
+  /** See `ref()`. */
+  unref(): void {
+    this.#setRef(false);
+  }
+
+  #setRef(ref: boolean): void {
+    if (!isMainThread) throw new InvalidArgumentError('ref() and unref() work on the main thread, where the workers are owned');
+    if (this.#settled !== undefined) return;
+    hostModule ??= import('./internal/host.js');
+    void hostModule.then((host) => host.refProcess(this.#rec, this.#id, ref));
   }
 
   /** Stops the process now; `join` then rejects with ERR_PROCESS_FAILED. */

@@ -76,6 +76,11 @@ describe('a process that dies releases its peers with ERR_PEER_DIED', () => {
     const r = await watchdog(sender.join(), 'the parked sender');
     expect(r.code).toBe('ERR_PEER_DIED');
     expect(r.message).toContain('dies-by-throw');
+    // A disconnected end is not a closed channel: it can still be closed (once), and drained.
+    expect(() => ch.close()).not.toThrow();
+    expect(ch.closed).toBe(true);
+    expect(() => ch.close()).toThrow(/already closed/);
+    expect(await ch.recvAsync()).toBe(1);
   });
 
   test('a two-way handle makes a process a user of an end from its first use of it', async () => {

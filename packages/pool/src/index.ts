@@ -1,7 +1,13 @@
 /**
- * @occam/pool — a worker pool on occam's channels (tasks and results travel over channels).
+ * @occam/pool — a worker pool on occam's channels: pre-started workers run the exported
+ * functions of one module as tasks, several at a time each, with per-task cancellation and
+ * timeouts, and a dead worker costs only its own tasks.
  *
- * Arrives with the pool issue; until then this package re-exports `spawn` and `par`, whose
- * warm worker hosts already let repeated spawns skip the worker start.
+ *   const pool = new Pool<typeof import('./tasks.js')>({ module: new URL('./tasks.ts', import.meta.url) });
+ *   const y = await pool.run('square', 7);
+ *   for await (const r of pool.map('square', [1, 2, 3])) console.log(r);
+ *   await pool.close();
  */
-export { par, spawn } from '@occam/core';
+export { Pool, type MapOptions, type PoolOptions, type PoolStats, type TaskOptions } from './pool.js';
+export { currentTask, type TaskContext, type TaskSignal } from './worker.js';
+export { PoolBrokenError, PoolClosedError, QueueFullError, WorkerDiedError } from '@occam/core';

@@ -29,7 +29,8 @@ import {
   AbortError, ChannelClosedError, ChannelEmptyError, DeadlockError, EmptySelectError, ChannelFullError, ChannelPoisonedError, HeapExhaustedError,
   InvalidArgumentError, InvalidCapacityError, InvalidHandleError, MessageTooLargeError, NotSendableError, OccamError,
   PeerDiedError, ProcessFailedError, ProcessNotFoundError, RemoteError, SyncOnMainError, TimeoutError,
-  TooManyThreadsError, TooManyWaitersError, WrongDirectionError, type OccamErrorCode,
+  TooManyThreadsError, TooManyWaitersError, WrongDirectionError, PoolClosedError, QueueFullError, PoolBrokenError,
+  WorkerDiedError, type OccamErrorCode,
 } from '../errors.js';
 import { findUnsendable } from './codec-v8.js';
 
@@ -58,6 +59,10 @@ const OCCAM_CLASSES: Readonly<Record<OccamErrorCode, ErrorClass>> = {
   ERR_EMPTY_SELECT: EmptySelectError,
   ERR_TOO_MANY_WAITERS: TooManyWaitersError,
   ERR_DEADLOCK: DeadlockError,
+  ERR_POOL_CLOSED: PoolClosedError,
+  ERR_QUEUE_FULL: QueueFullError,
+  ERR_POOL_BROKEN: PoolBrokenError,
+  ERR_WORKER_DIED: WorkerDiedError,
 };
 
 const BUILTIN_CLASSES: ReadonlyMap<string, ErrorClass> = new Map(

@@ -90,6 +90,7 @@ function newHost(key: string, limits: ResourceLimits | undefined): Host {
     host.current = undefined;
     dropIdle(host);
     if (cur !== undefined) {
+      unrefd.delete(cur.id);
       forget(cur.rec, host);
       settleFailed(cur, new ProcessFailedError(`process ${cur.name} ended its worker (exit code ${code}) before returning`));
     }
@@ -126,7 +127,10 @@ function onMessage(host: Host, msg: HostMessage): void {
       return;
     case 'occam:idle': {
       // The record may already be joined, freed and reused by a process on another host.
-      if (host.current !== undefined) forget(host.current.rec, host);
+      if (host.current !== undefined) {
+        forget(host.current.rec, host);
+        unrefd.delete(host.current.id);
+      }
       host.current = undefined;
       const list = idle.get(host.key) ?? [];
       if (list.length >= MAX_IDLE) {
@@ -157,8 +161,21 @@ export async function startProcess(req: RunRequest): Promise<void> {
   const host = idle.get(key)?.pop() ?? newHost(key, req.resourceLimits);
   host.current = req;
   running.set(req.rec, host);
-  host.worker.ref();
+  if (!unrefd.has(req.id)) host.worker.ref();
   host.worker.postMessage({ ...req, url });
+}
+
+/** Processes (by id) that must not keep the program alive (`Process.unref`). */
+const unrefd = new Set<number>();
+
+/** Lets process `id` (record `rec`) keep the program alive, or not (main thread only). */
+export function refProcess(rec: number, id: number, ref: boolean): void {
+  if (ref) unrefd.delete(id);
+  else unrefd.add(id);
+  const host = running.get(rec);
+  if (host?.current?.id !== id) return; // not started yet (startProcess applies it), or ended
+  if (ref) host.worker.ref();
+  else host.worker.unref();
 }
 
 /** Stops a process's worker now; its record fails with ERR_PROCESS_FAILED. */

@@ -1,0 +1,570 @@
+/**
+ * A worker pool on occam's channels. Tasks go to workers over channels and results come back
+ * over one shared channel; each worker holds up to `depth` tasks at once (pipelined), and the
+ * pool hands the next task to the least-loaded worker, so load balances as workers finish.
+ *
+ * Invariants:
+ *  - A task is in exactly one place: the queue (not yet sent), or one worker's `owned` map
+ *    (sent to that worker's channel, from the moment of sending: so a worker that dies leaves no
+ *    task unaccounted for), or settled. It is settled once.
+ *  - A dead worker's tasks still in its channel were never started: they go back to the front
+ *    of the queue. Those it had taken fail with WorkerDiedError. A replacement is started.
+ *  - The pool keeps the program alive only while it has tasks: idle workers are unref'd.
+ */
+import { availableParallelism } from 'node:os';
+import {
+  AbortError,
+  chan,
+  InvalidArgumentError,
+  PoolBrokenError,
+  PoolClosedError,
+  QueueFullError,
+  spawn,
+  TimeoutError,
+  WorkerDiedError,
+  type Channel,
+  type Process,
+} from '@occam/core';
+import { decodeError, prepareModule } from '@occam/core/pool-kit';
+import { INIT_FAILED, READY, type ResultMessage, type TaskMessage } from './worker.js';
+
+/** Options of `new Pool`. */
+export interface PoolOptions {
+  /** The task module (JavaScript or TypeScript): its exports are the tasks. */
+  module: string | URL;
+  /** Most workers (default: the number of cores). */
+  size?: number;
+  /** Workers kept even when idle (default `size`): more start as work comes. */
+  minSize?: number;
+  /** A worker beyond `minSize` idle this long (ms) is retired (default 30 000). */
+  idleTimeout?: number;
+  /** Most tasks waiting to start; past it `run` fails at once with ERR_QUEUE_FULL (default: no limit). */
+  maxQueue?: number;
+  /** An export of the module each worker runs once before its first task, and its arguments. */
+  initializer?: string | { name: string; args?: unknown[] };
+  /** V8 heap limits of each worker. */
+  resourceLimits?: import('node:worker_threads').ResourceLimits;
+  /** Tasks a worker holds at once (default 64): tasks in flight are pipelined. */
+  depth?: number;
+  /** After an abort or timeout, how long (ms) a task may run on before its worker is stopped (default 1000). */
+  abortGrace?: number;
+}
+
+/** Options of one task. */
+export interface TaskOptions {
+  /** Aborting rejects the task with AbortError; a running task sees `currentTask().signal.aborted`. */
+  signal?: AbortSignal;
+  /** Rejects the task with TimeoutError after this many ms, and aborts it. */
+  timeout?: number;
+}
+
+/** Options of `map`. */
+export interface MapOptions {
+  /** Results in input order (default true), or as they finish. */
+  ordered?: boolean;
+  /** Most tasks in flight, and so most input read ahead (default: workers × 4). */
+  concurrency?: number;
+}
+
+/** `pool.stats()`. */
+export interface PoolStats {
+  /** Tasks waiting to be sent to a worker. */
+  queued: number;
+  /** Tasks sent to a worker and not yet finished. */
+  running: number;
+  completed: number;
+  failed: number;
+  workers: { index: number; tasks: number; inFlight: number; utilisation: number }[];
+  /** Task run times (dispatch to result): counts per bucket, bucket k holding times below `2^k` µs. */
+  runTimeHistogram: number[];
+}
+
+type Exports<M> = { [K in keyof M]: M[K] extends (...a: any[]) => any ? K : never }[keyof M] & string;
+type Args<M, K extends keyof M> = M[K] extends (...a: infer A) => any ? A : never;
+type Ret<M, K extends keyof M> = M[K] extends (...a: any[]) => infer R ? Awaited<R> : never;
+
+interface Task {
+  id: number;
+  name: string;
+  args: unknown[];
+  resolve(v: unknown): void;
+  reject(e: Error): void;
+  abort: Channel<never> | null;
+  /** Undoes the signal listener and the timer. */
+  cleanup(): void;
+  settled: boolean;
+  sentAt: number;
+}
+
+interface Worker {
+  index: number;
+  proc: Process<number>;
+  tasks: Channel<TaskMessage>;
+  owned: Map<number, Task>;
+  ready: boolean;
+  done: number;
+  busySince: number;
+  busyMs: number;
+  startedAt: number;
+  idleTimer: ReturnType<typeof setTimeout> | undefined;
+  retiring: boolean;
+}
+
+const WORKER_URL = new URL('./worker.js', import.meta.url);
+/** Task id of the message main sends itself on the results channel (see the constructor). */
+const NOOP = -3;
+const BUCKETS = 24;
+
+/** A pool of worker processes that run the exported functions of one module as tasks. */
+export class Pool<M = Record<string, (...args: any[]) => any>> {
+  readonly size: number;
+  readonly #minSize: number;
+  readonly #idleTimeout: number;
+  readonly #maxQueue: number;
+  readonly #depth: number;
+  readonly #grace: number;
+  readonly #opts: PoolOptions;
+  readonly #module: Promise<string>;
+  readonly #results = chan<ResultMessage>(4096, { name: 'pool-results' });
+  readonly #queue: Task[] = [];
+  readonly #workers = new Map<number, Worker>();
+  #nextId = 1;
+  #nextIndex = 0;
+  #closing = false;
+  #destroyed = false;
+  #broken: PoolBrokenError | undefined;
+  #outstanding = 0;
+  #driving: AbortController | undefined;
+  #completed = 0;
+  #failed = 0;
+  readonly #histogram = new Array<number>(BUCKETS).fill(0);
+  #closed: Promise<void> | undefined;
+  #allEnded: (() => void) | undefined;
+
+  constructor(opts: PoolOptions) {
+    if (opts === null || typeof opts !== 'object' || opts.module === undefined) {
+      throw new InvalidArgumentError('new Pool() needs { module }: the URL of the task module');
+    }
+    this.#opts = opts;
+    this.size = positive(opts.size ?? availableParallelism(), 'size');
+    this.#minSize = Math.min(this.size, nonNegative(opts.minSize ?? this.size, 'minSize'));
+    this.#idleTimeout = nonNegative(opts.idleTimeout ?? 30_000, 'idleTimeout');
+    this.#maxQueue = opts.maxQueue === undefined ? Infinity : nonNegative(opts.maxQueue, 'maxQueue');
+    this.#depth = positive(opts.depth ?? 64, 'depth');
+    this.#grace = nonNegative(opts.abortGrace ?? 1000, 'abortGrace');
+    // Main counts as a sender on the results channel, for good: the death of every worker at
+    // once must not disconnect it (the pool learns of deaths from `join`, and replaces them).
+    this.#results.trySend([-1, NOOP, 1, null]);
+    this.#module = prepareModule(opts.module instanceof URL ? opts.module.href : opts.module);
+    this.#module.catch(() => undefined); // reported by the tasks that need it
+    for (let i = 0; i < this.#minSize; i++) this.#startWorker();
+  }
+
+  /** Runs export `name` of the module with `args` in a worker; resolves to its result, or rejects with its error. */
+  run<K extends Exports<M>>(name: K, ...args: Args<M, K>): Promise<Ret<M, K>> {
+    return this.runWith({}, name, ...args);
+  }
+
+  /** `run` with options: an AbortSignal and a timeout for this task. */
+  runWith<K extends Exports<M>>(opts: TaskOptions, name: K, ...args: Args<M, K>): Promise<Ret<M, K>> {
+    return new Promise<Ret<M, K>>((resolve, reject) => {
+      if (this.#broken !== undefined) return reject(this.#broken);
+      if (this.#closing) return reject(new PoolClosedError());
+      if (typeof name !== 'string') return reject(new InvalidArgumentError('run() needs the name of an exported function'));
+      if (opts.signal?.aborted) return reject(abortError(opts.signal.reason));
+      const task: Task = {
+        id: this.#nextId++,
+        name,
+        args,
+        resolve: resolve as (v: unknown) => void,
+        reject,
+        abort: null,
+        cleanup: () => undefined,
+        settled: false,
+        sentAt: 0,
+      };
+      this.#queue.push(task);
+      this.#pump();
+      // Past maxQueue (tasks still waiting once every worker holds all it can): refused at once.
+      if (this.#queue.length > this.#maxQueue) {
+        this.#queue.pop();
+        return reject(new QueueFullError(this.#maxQueue));
+      }
+      this.#outstanding++;
+      if (opts.signal !== undefined || opts.timeout !== undefined) this.#watch(task, opts);
+      this.#drive();
+    });
+  }
+
+  /**
+   * Runs `name` on every item of `input` (each item is the task's one argument), at most
+   * `concurrency` at a time: the input is read no further ahead than that. Yields the results,
+   * in input order unless `ordered: false`. A failed task ends the iteration with its error.
+   */
+  async *map<K extends Exports<M>>(
+    name: K,
+    input: Iterable<Args<M, K>[0]> | AsyncIterable<Args<M, K>[0]>,
+    opts: MapOptions = {},
+  ): AsyncGenerator<Ret<M, K>> {
+    const ordered = opts.ordered ?? true;
+    const limit = positive(opts.concurrency ?? this.size * 4, 'concurrency');
+    const it = Symbol.asyncIterator in input ? input[Symbol.asyncIterator]() : input[Symbol.iterator]();
+    type Slot = { done: boolean; value?: Ret<M, K>; error?: unknown; p: Promise<unknown> };
+    const window: Slot[] = []; // in input order
+    let inputDone = false;
+    const fill = async (): Promise<void> => {
+      while (!inputDone && window.length < limit) {
+        const n = await it.next();
+        if (n.done === true) {
+          inputDone = true;
+          break;
+        }
+        const slot: Slot = { done: false, p: Promise.resolve() };
+        slot.p = this.run(name, ...([n.value] as Args<M, K>)).then(
+          (v) => ((slot.done = true), (slot.value = v)),
+          (e: unknown) => ((slot.done = true), (slot.error = e)),
+        );
+        window.push(slot);
+      }
+    };
+    try {
+      await fill();
+      while (window.length > 0) {
+        let k = 0;
+        if (ordered) await window[0]!.p;
+        else {
+          await Promise.race(window.map((s) => s.p));
+          k = window.findIndex((s) => s.done);
+        }
+        const [slot] = window.splice(k, 1);
+        if (slot!.error !== undefined) throw slot!.error;
+        yield slot!.value!;
+        await fill();
+      }
+    } finally {
+      if (!inputDone) await it.return?.();
+    }
+  }
+
+  /**
+   * Closes the pool: it takes no new task; queued and running tasks finish, then the workers end.
+   * With `cancelPending`, tasks not yet started are rejected with PoolClosedError instead.
+   * Resolves once every worker has ended.
+   */
+  close(opts: { cancelPending?: boolean } = {}): Promise<void> {
+    this.#closing = true;
+    if (opts.cancelPending === true) {
+      for (const task of this.#queue.splice(0)) this.#settle(task, new PoolClosedError('the pool was closed before this task started'));
+      for (const w of this.#workers.values()) this.#takeBack(w, new PoolClosedError('the pool was closed before this task started'));
+    }
+    this.#closed ??= new Promise<void>((resolve) => (this.#allEnded = resolve));
+    this.#maybeFinish();
+    return this.#closed;
+  }
+
+  /** Stops every worker now; tasks not finished are rejected with PoolClosedError. */
+  async destroy(): Promise<void> {
+    this.#closing = true;
+    this.#destroyed = true;
+    const why = (): PoolClosedError => new PoolClosedError('the pool was destroyed before this task finished');
+    for (const task of this.#queue.splice(0)) this.#settle(task, why());
+    const ending = [...this.#workers.values()].map(async (w) => {
+      for (const task of w.owned.values()) this.#settle(task, why());
+      w.owned.clear();
+      await w.proc.terminate();
+      await w.proc.join().catch(() => undefined);
+    });
+    this.#closed ??= new Promise<void>((resolve) => (this.#allEnded = resolve));
+    await Promise.all(ending);
+    this.#maybeFinish();
+    return this.#closed;
+  }
+
+  /** Queue length, tasks running, completed and failed, per-worker figures, and a run-time histogram. */
+  stats(): PoolStats {
+    const now = performance.now();
+    let running = 0;
+    const workers = [...this.#workers.values()].map((w) => {
+      running += w.owned.size;
+      const busy = w.busyMs + (w.owned.size > 0 ? now - w.busySince : 0);
+      return { index: w.index, tasks: w.done, inFlight: w.owned.size, utilisation: busy / Math.max(1, now - w.startedAt) };
+    });
+    return { queued: this.#queue.length, running, completed: this.#completed, failed: this.#failed, workers, runTimeHistogram: [...this.#histogram] };
+  }
+
+  // ── workers ────────────────────────────────────────────────────────────────
+
+  #startWorker(): void {
+    const index = this.#nextIndex++;
+    const tasks = chan<TaskMessage>(this.#depth, { name: `pool-tasks-${index}` });
+    const init = this.#opts.initializer;
+    const initArgs: [string, unknown[]] | null =
+      init === undefined ? null : typeof init === 'string' ? [init, []] : [init.name, init.args ?? []];
+    const w: Worker = {
+      index,
+      proc: undefined as unknown as Process<number>,
+      tasks,
+      owned: new Map(),
+      ready: false,
+      done: 0,
+      busySince: 0,
+      busyMs: 0,
+      startedAt: performance.now(),
+      idleTimer: undefined,
+      retiring: false,
+    };
+    this.#workers.set(index, w);
+    void this.#module.then(
+      (url) => {
+        if (this.#destroyed) return this.#workerEnded(w, undefined);
+        w.proc = spawn<number>(WORKER_URL, 'poolWorker', [url, initArgs, tasks.receiver(), this.#results.sender(), index], {
+          name: `pool-worker-${index}`,
+          ...(this.#opts.resourceLimits !== undefined ? { resourceLimits: this.#opts.resourceLimits } : {}),
+        });
+        if (this.#outstanding === 0) w.proc.unref();
+        w.proc.join().then(
+          () => this.#workerEnded(w, undefined),
+          (e: unknown) => this.#workerEnded(w, e instanceof Error ? e : new Error(String(e))),
+        );
+        this.#drive();
+      },
+      (e: unknown) => {
+        this.#workers.delete(index);
+        this.#breakPool(e);
+      },
+    );
+  }
+
+  /** A worker ended: by closing (`error` undefined), or by dying. */
+  #workerEnded(w: Worker, error: Error | undefined): void {
+    this.#workers.delete(w.index);
+    clearTimeout(w.idleTimer);
+    if (error !== undefined && !this.#destroyed && this.#broken === undefined) {
+      const died = new WorkerDiedError(`the pool worker running this task died: ${error.message}`, { cause: error });
+      // Tasks it never took go back to the front of the queue; those it had taken fail.
+      this.#takeBack(w, undefined);
+      for (const task of w.owned.values()) this.#settle(task, died);
+      w.owned.clear();
+      if (!this.#closing || this.#queue.length > 0) this.#startWorker();
+    }
+    this.#pump();
+    this.#maybeFinish();
+  }
+
+  /**
+   * Takes the tasks still waiting in `w`'s channel back from it: re-queued at the front, or, with
+   * `fail`, rejected. A channel the worker broke by dying in it holds what it holds for good.
+   */
+  #takeBack(w: Worker, fail: Error | undefined): void {
+    const back: Task[] = [];
+    for (;;) {
+      const r = w.tasks.tryRecv();
+      if (r.isErr()) break;
+      const task = w.owned.get(r.value[0]);
+      if (task === undefined) continue;
+      w.owned.delete(task.id);
+      if (fail !== undefined) this.#settle(task, fail);
+      else back.push(task);
+    }
+    this.#queue.unshift(...back);
+  }
+
+  /** The initializer failed, or the module could not be prepared: the pool runs nothing. */
+  #breakPool(cause: unknown): void {
+    if (this.#broken !== undefined) return;
+    this.#broken = new PoolBrokenError(`the pool cannot start its workers: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
+    for (const task of this.#queue.splice(0)) this.#settle(task, this.#broken);
+    for (const w of this.#workers.values()) {
+      for (const task of w.owned.values()) this.#settle(task, this.#broken);
+      w.owned.clear();
+      closeOnce(w.tasks);
+    }
+    this.#closing = true;
+    this.#maybeFinish();
+  }
+
+  // ── tasks ──────────────────────────────────────────────────────────────────
+
+  /** Sends queued tasks to the least-loaded ready workers; starts workers up to `size` if all are full. */
+  #pump(): void {
+    while (this.#queue.length > 0) {
+      let best: Worker | undefined;
+      for (const w of this.#workers.values()) {
+        if (w.ready && !w.retiring && w.owned.size < this.#depth && (best === undefined || w.owned.size < best.owned.size)) best = w;
+      }
+      if (best === undefined) break;
+      const task = this.#queue.shift()!;
+      const r = best.tasks.trySend([task.id, task.name, task.args, task.abort]);
+      if (r.isErr()) {
+        if (r.error.code === 'ERR_CHANNEL_FULL' || r.error.code === 'ERR_PEER_DIED') {
+          this.#queue.unshift(task);
+          if (r.error.code === 'ERR_CHANNEL_FULL') break; // (not expected: it holds at most depth)
+          best.retiring = true; // its worker died and is about to be replaced: skip it
+          continue;
+        }
+        this.#settle(task, r.error); // not sendable: this task only
+        continue;
+      }
+      if (best.owned.size === 0) {
+        best.busySince = performance.now();
+        clearTimeout(best.idleTimer);
+      }
+      task.sentAt = performance.now();
+      best.owned.set(task.id, task);
+    }
+    if (this.#queue.length > 0 && this.#workers.size < this.size && !this.#closing) {
+      const starting = [...this.#workers.values()].some((w) => !w.ready);
+      if (!starting) this.#startWorker();
+    }
+  }
+
+  /** Takes results in while tasks are outstanding (holding the program alive meanwhile). */
+  #drive(): void {
+    if (this.#driving !== undefined || this.#workers.size === 0) return;
+    const stop = new AbortController();
+    this.#driving = stop;
+    for (const w of this.#workers.values()) w.proc?.ref();
+    void (async () => {
+      try {
+        while (!stop.signal.aborted) {
+          const r = this.#results.tryRecv();
+          if (r.isOk()) {
+            this.#onResult(r.value);
+            continue;
+          }
+          const next = await this.#results.recvResultAsync({ signal: stop.signal });
+          if (next.isErr()) break;
+          this.#onResult(next.value);
+        }
+      } finally {
+        if (this.#driving === stop) this.#driving = undefined;
+      }
+    })();
+  }
+
+  /** Stops taking results when nothing is outstanding: an idle pool keeps nothing alive. */
+  #idle(): void {
+    if (this.#outstanding > 0 || this.#workers.size === 0) return;
+    const starting = [...this.#workers.values()].some((w) => !w.ready);
+    if (starting) return;
+    this.#driving?.abort();
+    this.#driving = undefined;
+    for (const w of this.#workers.values()) w.proc?.unref();
+  }
+
+  #onResult([index, id, ok, value]: ResultMessage): void {
+    if (id === NOOP) return;
+    const w = this.#workers.get(index);
+    if (id === READY) {
+      if (w !== undefined) w.ready = true;
+      this.#pump();
+      this.#idle();
+      return;
+    }
+    if (id === INIT_FAILED) return this.#breakPool(decodeError(value));
+    const task = w?.owned.get(id);
+    if (w === undefined || task === undefined) return; // settled already (aborted, timed out)
+    w.owned.delete(id);
+    w.done++;
+    if (w.owned.size === 0) {
+      w.busyMs += performance.now() - w.busySince;
+      this.#armIdle(w);
+    }
+    const us = (performance.now() - task.sentAt) * 1000;
+    this.#histogram[Math.min(BUCKETS - 1, Math.max(0, Math.ceil(Math.log2(Math.max(1, us)))))]!++;
+    if (ok === 1) this.#settle(task, undefined, value);
+    else this.#settle(task, decodeError(value));
+    this.#pump();
+  }
+
+  /** A worker beyond minSize that stays idle for idleTimeout is retired. */
+  #armIdle(w: Worker): void {
+    if (this.#workers.size <= this.#minSize || this.#closing) return;
+    clearTimeout(w.idleTimer);
+    w.idleTimer = setTimeout(() => {
+      if (w.owned.size !== 0 || this.#workers.size <= this.#minSize) return;
+      w.retiring = true;
+      closeOnce(w.tasks);
+    }, this.#idleTimeout);
+    w.idleTimer.unref();
+  }
+
+  /** Settles `task` once: with `error`, or with `value`. */
+  #settle(task: Task, error: Error | undefined, value?: unknown): void {
+    if (task.settled) return;
+    task.settled = true;
+    task.cleanup();
+    this.#outstanding--;
+    if (error === undefined) {
+      this.#completed++;
+      task.resolve(value);
+    } else {
+      this.#failed++;
+      task.reject(error);
+    }
+    this.#idle();
+    this.#maybeFinish();
+  }
+
+  /** A task's signal and timeout: settle it at once, abort it in its worker, stop the worker if it runs on. */
+  #watch(task: Task, opts: TaskOptions): void {
+    const abort = chan<never>(0, { name: `pool-abort-${task.id}` });
+    task.abort = abort;
+    const fire = (error: Error): void => {
+      if (task.settled) return;
+      abort.poison();
+      const i = this.#queue.indexOf(task);
+      if (i >= 0) this.#queue.splice(i, 1);
+      this.#settle(task, error);
+      // Still held by a worker: it has `abortGrace` to let go of it, then the worker is stopped.
+      const w = [...this.#workers.values()].find((x) => x.owned.has(task.id));
+      if (w !== undefined) {
+        setTimeout(() => {
+          if (w.owned.has(task.id) && this.#workers.get(w.index) === w) void w.proc.terminate();
+        }, this.#grace).unref();
+      }
+    };
+    const onAbort = (): void => fire(abortError(opts.signal?.reason));
+    opts.signal?.addEventListener('abort', onAbort, { once: true });
+    const timer = opts.timeout === undefined ? undefined : setTimeout(() => fire(new TimeoutError(opts.timeout!, `the task did not finish within its timeout of ${opts.timeout} ms`)), opts.timeout);
+    task.cleanup = () => {
+      opts.signal?.removeEventListener('abort', onAbort);
+      clearTimeout(timer);
+    };
+  }
+
+  /** Once closing and nothing is left to run: close the workers' channels; once they have ended, resolve close(). */
+  #maybeFinish(): void {
+    if (!this.#closing) return;
+    if (this.#queue.length === 0) {
+      for (const w of this.#workers.values()) if (w.owned.size === 0) closeOnce(w.tasks);
+    }
+    if (this.#workers.size === 0 && this.#allEnded !== undefined) {
+      this.#driving?.abort();
+      this.#allEnded();
+      this.#allEnded = undefined;
+    }
+  }
+}
+
+function abortError(reason: unknown): AbortError {
+  const e = new AbortError(reason);
+  e.message = 'the task was aborted';
+  return e;
+}
+
+/** Closes a worker's channel unless it is closed (or broken by the worker's death) already. */
+function closeOnce(ch: Channel<TaskMessage>): void {
+  if (ch.closed || ch.broken) return;
+  ch.close();
+}
+
+function positive(n: number, what: string): number {
+  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`${what} must be a positive integer, not ${n}`);
+  return n;
+}
+
+function nonNegative(n: number, what: string): number {
+  if (!(n >= 0) || Number.isNaN(n)) throw new InvalidArgumentError(`${what} must be a number ≥ 0, not ${n}`);
+  return n;
+}

@@ -1,0 +1,165 @@
+/**
+ * The inside of a pool worker: an occam process that imports the task module, runs its
+ * initializer, then takes tasks from its own channel and sends each result back on the pool's
+ * shared results channel. Several tasks are in flight at once: a synchronous task runs to its
+ * end; an asynchronous one runs alongside the next tasks taken.
+ *
+ * Task code reaches its task through `currentTask()` (its id and its abort signal).
+ */
+import { AbortError, type Channel, type Receiver, type Sender } from '@occam/core';
+import { encodeError } from '@occam/core/pool-kit';
+
+/** A task as it travels to a worker: [id, export name, arguments, abort channel or null]. */
+export type TaskMessage = [number, string, unknown[], Channel<never> | null];
+
+/**
+ * A result as it travels back: [worker, task id, 1, value] or [worker, task id, 0, encoded
+ * error]; task id READY or INIT_FAILED for the worker's start.
+ */
+export type ResultMessage = [number, number, 0 | 1, unknown];
+
+/** Task id of the message a worker sends once its initializer has run. */
+export const READY = -1;
+/** Task id of the message a worker sends when its initializer failed (it then ends). */
+export const INIT_FAILED = -2;
+
+/**
+ * A task's abort signal, as the task sees it: `aborted` reads shared memory each time, so a
+ * synchronous task that never yields still sees an abort (a DOM AbortSignal could not change
+ * while it runs).
+ */
+export interface TaskSignal {
+  /** Whether the task was aborted (its signal fired, or its timeout passed). */
+  readonly aborted: boolean;
+  /** Throws AbortError (ERR_ABORTED) if the task was aborted. */
+  throwIfAborted(): void;
+}
+
+/** The task running now, as task code sees it. */
+export interface TaskContext {
+  /** The task's id in its pool. */
+  readonly id: number;
+  readonly signal: TaskSignal;
+}
+
+const NEVER_ABORTED: TaskSignal = Object.freeze({
+  aborted: false,
+  throwIfAborted: () => undefined,
+});
+
+class ChannelSignal implements TaskSignal {
+  readonly #abort: Channel<never>;
+  constructor(abort: Channel<never>) {
+    this.#abort = abort;
+  }
+  get aborted(): boolean {
+    return this.#abort.poisoned; // the pool aborts a task by poisoning its abort channel
+  }
+  throwIfAborted(): void {
+    if (this.aborted) throw new AbortError('the task was aborted');
+  }
+}
+
+let current: TaskContext | undefined;
+
+/**
+ * The task this code runs in (inside a task function of a pool). In an asynchronous task, call
+ * it before the first `await`: after that another task may be current.
+ */
+export function currentTask(): TaskContext {
+  if (current === undefined) throw new Error('currentTask() is for code that a pool runs as a task');
+  return current;
+}
+
+type Fn = (...args: unknown[]) => unknown;
+
+/**
+ * The pool worker process. `moduleUrl` is the task module (already loadable); `init` its
+ * initializer export and arguments, if any. Ends when `tasks` is closed and every task taken has
+ * finished; returns how many tasks it ran.
+ */
+export async function poolWorker(
+  moduleUrl: string,
+  init: [string, unknown[]] | null,
+  tasks: Receiver<TaskMessage>,
+  results: Sender<ResultMessage>,
+  index: number,
+): Promise<number> {
+  let mod: Record<string, unknown>;
+  try {
+    mod = (await import(moduleUrl)) as Record<string, unknown>;
+    if (init !== null) {
+      const fn = mod[init[0]];
+      if (typeof fn !== 'function') throw new TypeError(`the task module has no initializer function ${JSON.stringify(init[0])}`);
+      await (fn as Fn)(...init[1]);
+    }
+  } catch (e) {
+    results.send([index, INIT_FAILED, 0, encodeError(e)]);
+    return 0;
+  }
+  results.send([index, READY, 1, null]);
+
+  let ran = 0;
+  const pending = new Set<Promise<void>>();
+  const finish = (id: number, ok: 0 | 1, value: unknown): void => {
+    try {
+      results.send([index, id, ok, ok === 1 ? value : encodeError(value)]);
+    } catch (e) {
+      // A result that cannot be sent (a function, a symbol…) fails its task instead.
+      results.send([index, id, 0, encodeError(e)]);
+    }
+  };
+  const start = ([id, name, args, abort]: TaskMessage): void => {
+    ran++;
+    const signal = abort === null ? NEVER_ABORTED : new ChannelSignal(abort);
+    if (signal.aborted) return finish(id, 0, new AbortError('the task was aborted before it started'));
+    const fn = mod[name];
+    if (typeof fn !== 'function') return finish(id, 0, new TypeError(`the task module has no exported function ${JSON.stringify(name)}`));
+    current = { id, signal };
+    let out: unknown;
+    try {
+      out = (fn as Fn)(...args);
+    } catch (e) {
+      return finish(id, 0, e);
+    } finally {
+      current = undefined;
+    }
+    if (!(out instanceof Promise)) return finish(id, 1, out);
+    const p: Promise<void> = out.then(
+      (v) => finish(id, 1, v),
+      (e: unknown) => finish(id, 0, e),
+    );
+    pending.add(p);
+    void p.finally(() => pending.delete(p));
+  };
+
+  for (;;) {
+    const r = tasks.tryRecv();
+    if (r.isOk()) {
+      start(r.value);
+      continue;
+    }
+    if (r.error.code !== 'ERR_CHANNEL_EMPTY') break; // closed: the pool is done with this worker
+    if (pending.size === 0) {
+      // Nothing else to do: block this thread until a task comes.
+      const next = tasks.recvResult();
+      if (next.isErr()) break;
+      start(next.value);
+      continue;
+    }
+    // Asynchronous tasks are running: wait for a task or for one of them, whichever is first.
+    const stop = new AbortController();
+    const next = tasks.recvResultAsync({ signal: stop.signal });
+    const first = await Promise.race([next, Promise.race(pending).then(() => undefined)]);
+    if (first === undefined) {
+      stop.abort();
+      const late = await next; // taken before the abort landed: run it, it is ours
+      if (late.isOk()) start(late.value);
+      continue;
+    }
+    if (first.isErr()) break;
+    start(first.value);
+  }
+  await Promise.all(pending);
+  return ran;
+}

@@ -1,0 +1,227 @@
+import { describe, expect, test } from 'vitest';
+import { AbortError, chan, TimeoutError } from '@occam/core';
+import { threadStats } from '@occam/core/testing';
+import { Pool, PoolBrokenError, PoolClosedError, QueueFullError, WorkerDiedError } from '@occam/pool';
+import type * as Tasks from './fixtures/tasks.js';
+
+const module = new URL('./fixtures/tasks.ts', import.meta.url);
+
+/** Rejects with `what` if `p` has not settled within `ms`. */
+function watchdog<T>(p: Promise<T>, what: string, ms = 15_000): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const dog = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`watchdog: ${what} did not finish within ${ms} ms`)), ms);
+  });
+  return Promise.race([p, dog]).finally(() => clearTimeout(timer));
+}
+
+function pool(opts: Partial<ConstructorParameters<typeof Pool>[0]> = {}): Pool<typeof Tasks> {
+  return new Pool<typeof Tasks>({ module, size: 2, ...opts });
+}
+
+describe('Pool', () => {
+  test('runs tasks from a TypeScript module and gives their results', async () => {
+    const p = pool();
+    const xs = Array.from({ length: 200 }, (_, i) => i);
+    const ys = await watchdog(Promise.all(xs.map((x) => p.run('inc', x))), 'the tasks');
+    expect(ys).toEqual(xs.map((x) => x + 1));
+    const s = p.stats();
+    expect(s.completed).toBe(200);
+    expect(s.failed).toBe(0);
+    expect(s.workers.reduce((n, w) => n + w.tasks, 0)).toBe(200);
+    expect(s.runTimeHistogram.reduce((a, b) => a + b, 0)).toBe(200);
+    await watchdog(p.close(), 'close');
+  });
+
+  test('keeps several tasks in flight per worker: async tasks overlap', async () => {
+    const p = pool({ size: 1 });
+    await p.run('inc', 0); // started
+    const t0 = performance.now();
+    const ys = await watchdog(Promise.all([1, 2, 3, 4, 5, 6, 7, 8].map((x) => p.run('later', x, 200))), 'async tasks');
+    const took = performance.now() - t0;
+    expect(ys).toEqual([2, 4, 6, 8, 10, 12, 14, 16]);
+    expect(took).toBeLessThan(8 * 200 * 0.5); // one worker, eight 200 ms waits at once
+    await p.close();
+  });
+
+  test('runs the initializer once per worker before its tasks', async () => {
+    const p = pool({ initializer: { name: 'init', args: [3] } });
+    expect(await watchdog(Promise.all([1, 2, 3].map((x) => p.run('scaled', x))), 'scaled')).toEqual([3, 6, 9]);
+    await p.close();
+  });
+
+  test('a failing initializer breaks the pool with a clear error instead of respawning for ever', async () => {
+    const before = threadStats().slots;
+    const p = pool({ initializer: 'failingInit' });
+    const e = await watchdog(p.run('inc', 1), 'a task on a broken pool').catch((x: unknown) => x);
+    expect(e).toBeInstanceOf(PoolBrokenError);
+    expect((e as Error).message).toContain('the initializer cannot find its data');
+    expect((e as Error & { cause: Error }).cause).toBeInstanceOf(RangeError);
+    await expect(p.run('inc', 2)).rejects.toBeInstanceOf(PoolBrokenError);
+    await watchdog(p.close(), 'close');
+    expect(threadStats().slots).toBeLessThanOrEqual(before + 2); // its workers' hosts, idle: not more
+  });
+
+  test('a task that throws rejects with its class, code, message and stack; the worker is reused', async () => {
+    const p = pool({ size: 1 });
+    const first = await p.run('count');
+    const e = await p.run('fails', 'divide').catch((x: unknown) => x);
+    expect((e as Error).name).toBe('TaskError');
+    expect((e as { code: string }).code).toBe('E_TASK');
+    expect((e as Error).message).toBe('cannot divide');
+    expect((e as Error).stack).toContain('tasks.ts');
+    expect(await p.run('count')).toBe(first + 1); // the same worker, its module state kept
+    expect(p.stats().failed).toBe(1);
+    await p.close();
+  });
+
+  test('process.exit in a task rejects that task only; the pool replaces the worker and keeps serving', async () => {
+    const p = pool({ size: 1, depth: 4 });
+    await p.run('inc', 0);
+    const many = [p.run('later', 1, 50), p.run('exits', 7), p.run('inc', 10), p.run('inc', 11)];
+    const settled = await watchdog(Promise.allSettled(many), 'the tasks around the death');
+    const dead = settled.filter((r) => r.status === 'rejected').map((r) => (r as PromiseRejectedResult).reason as Error);
+    // The exiting task fails; others it had taken with it may too (they were its own); none is lost.
+    expect(dead.length).toBeGreaterThanOrEqual(1);
+    for (const e of dead) expect(e).toBeInstanceOf(WorkerDiedError);
+    expect(dead.some((e) => /exit code 7/.test(e.message))).toBe(true);
+    expect(await watchdog(p.run('inc', 41), 'a task after the death')).toBe(42);
+    await p.close();
+  });
+
+  test('a worker that runs out of memory rejects its task with the cause; the pool goes on', async () => {
+    const p = pool({ size: 1, resourceLimits: { maxOldGenerationSizeMb: 24 } });
+    const e = await watchdog(p.run('hog'), 'the hog').catch((x: unknown) => x);
+    expect(e).toBeInstanceOf(WorkerDiedError);
+    expect((e as Error).message).toContain('out of memory');
+    expect(await watchdog(p.run('inc', 1), 'a task after')).toBe(2);
+    await p.close();
+  });
+
+  test('maxQueue overflow is an immediate error with a stable code', async () => {
+    const p = pool({ size: 1, depth: 1, maxQueue: 2 });
+    await p.run('inc', 0);
+    const running = [p.run('later', 1, 100), p.run('later', 2, 100), p.run('later', 3, 100)]; // 1 sent, 2 queued
+    await expect(p.run('inc', 4)).rejects.toBeInstanceOf(QueueFullError);
+    expect(await watchdog(Promise.all(running), 'the accepted tasks')).toEqual([2, 4, 6]);
+    await p.close();
+  });
+
+  test('abort before start: rejected at once, never run', async () => {
+    const p = pool({ size: 1, depth: 1 });
+    const before = await p.run('count'); // (a warm host may have run this module before)
+    const ac = new AbortController();
+    const blocker = p.run('later', 1, 100);
+    const queued = p.runWith({ signal: ac.signal }, 'count');
+    ac.abort();
+    await expect(queued).rejects.toBeInstanceOf(AbortError);
+    await blocker;
+    expect(await p.run('count')).toBe(before + 1); // the aborted count never ran on the worker
+    await p.close();
+  });
+
+  test('abort while running: the task sees it in synchronous code, and the pool moves on', async () => {
+    const p = pool({ size: 1 });
+    const seen = chan<string>(4);
+    const ac = new AbortController();
+    const task = p.runWith({ signal: ac.signal }, 'spinUntilAborted', seen.sender());
+    expect(await watchdog(seen.recvAsync(), 'the task to start')).toBe('started');
+    ac.abort('enough');
+    await expect(task).rejects.toBeInstanceOf(AbortError);
+    expect(await watchdog(seen.recvAsync(), 'the task to see the abort')).toBe('saw the abort');
+    expect(await watchdog(p.run('inc', 1), 'the next task')).toBe(2);
+    await p.close();
+  });
+
+  test('timeout: the task is rejected, and a task that ignores it has its worker stopped after the grace', async () => {
+    const p = pool({ size: 1, abortGrace: 100 });
+    await p.run('inc', 0); // warm: the timeout below is for the task, not for the worker's start
+    const seen = chan<string>(4);
+    const task = p.runWith({ timeout: 100 }, 'spinForever', seen.sender());
+    expect(await watchdog(seen.recvAsync(), 'the task to start')).toBe('started');
+    await expect(watchdog(task, 'the timeout')).rejects.toBeInstanceOf(TimeoutError);
+    expect(await watchdog(p.run('inc', 5), 'a task on the replacement worker')).toBe(6);
+    await p.close();
+  });
+
+  test('channels as task arguments stream progress back', async () => {
+    const p = pool();
+    const progress = chan<number>(2);
+    const result = p.run('withProgress', 5, progress.sender());
+    const got: number[] = [];
+    for await (const n of progress) got.push(n);
+    expect(got).toEqual([1, 2, 3, 4, 5]);
+    expect(await result).toBe(5);
+    await p.close();
+  });
+
+  test('a result that cannot be sent fails its task with ERR_NOT_SENDABLE', async () => {
+    const p = pool({ size: 1 });
+    await expect(p.run('unsendable')).rejects.toMatchObject({ code: 'ERR_NOT_SENDABLE' });
+    await p.close();
+  });
+
+  test('map keeps input order, and reads no further ahead than its concurrency', async () => {
+    const p = pool();
+    let read = 0;
+    let maxAhead = 0;
+    let yielded = 0;
+    function* input(): Generator<number> {
+      for (let i = 0; i < 50; i++) {
+        read++;
+        maxAhead = Math.max(maxAhead, read - yielded);
+        yield i;
+      }
+    }
+    const out: number[] = [];
+    for await (const y of p.map('inc', input(), { concurrency: 4 })) {
+      out.push(y);
+      yielded++;
+    }
+    expect(out).toEqual(Array.from({ length: 50 }, (_, i) => i + 1));
+    expect(maxAhead).toBeLessThanOrEqual(5); // 4 in flight, and the one being read
+    const unordered: number[] = [];
+    for await (const y of p.map('later', [[3, 300], [1, 10], [2, 100]].map(([x]) => x!), { ordered: false })) unordered.push(y);
+    expect(unordered.sort((a, b) => a - b)).toEqual([2, 4, 6]);
+    await p.close();
+  });
+
+  test('close finishes queued work and refuses new; cancelPending rejects what has not started', async () => {
+    const p = pool({ size: 1, depth: 1 });
+    await p.run('inc', 0);
+    const a = p.run('later', 1, 50);
+    const b = p.run('later', 2, 50);
+    const closing = p.close();
+    await expect(p.run('inc', 1)).rejects.toBeInstanceOf(PoolClosedError);
+    expect(await watchdog(Promise.all([a, b]), 'queued work')).toEqual([2, 4]);
+    await watchdog(closing, 'close');
+
+    const q = pool({ size: 1, depth: 1 });
+    const progress = chan<number>();
+    const c = q.run('withProgress', 2, progress.sender());
+    expect(await watchdog(progress.recvAsync(), 'c to start')).toBe(1); // c runs, and holds the worker
+    const d = q.run('inc', 2).catch((e: unknown) => e);
+    const cancelling = q.close({ cancelPending: true });
+    expect(await d).toBeInstanceOf(PoolClosedError);
+    expect(await progress.recvAsync()).toBe(2);
+    expect(await watchdog(c, 'c')).toBe(2); // started: it finishes
+    await watchdog(cancelling, 'close with cancelPending');
+  });
+
+  test('destroy stops at once: unfinished tasks are rejected and no worker is left running', async () => {
+    const before = threadStats();
+    const p = pool();
+    const seen = chan<string>(4);
+    const spinning = p.run('spinForever', seen.sender()).catch((e: unknown) => e);
+    expect(await watchdog(seen.recvAsync(), 'the task to start')).toBe('started');
+    await watchdog(p.destroy(), 'destroy');
+    expect(await spinning).toBeInstanceOf(PoolClosedError);
+    expect(threadStats().running).toBeLessThanOrEqual(before.running);
+  });
+
+  test('bad options are refused with ERR_INVALID_ARGUMENT', () => {
+    expect(() => new Pool({ module, size: 0 })).toThrow(/size must be a positive integer/);
+    expect(() => new Pool({ module, depth: 1.5 })).toThrow(/depth/);
+    expect(() => new Pool(undefined as never)).toThrow(/needs \{ module \}/);
+  });
+});
