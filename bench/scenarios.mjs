@@ -46,4 +46,29 @@ export const scenarios = [
     expected: (ops) => (2 * pingPong(ops)) >>> 0,
     hintOps: 200, // spinning pairs can take milliseconds a round trip here
   },
+  // Pools: one task is `x => x + 1` on 2 workers (bench/baselines/pool-tasks.mjs, and the same
+  // function in TypeScript for occam); the checksum is the sum of the results.
+  {
+    name: 'pool-throughput',
+    op: 'one trivial task (x => x + 1) on a pool of 2 workers, 1,000 tasks in flight',
+    expected: (ops) => (sumTo(ops) + ops) >>> 0,
+  },
+  {
+    name: 'pool-latency',
+    op: 'one trivial task, one at a time: the round trip main → worker → main',
+    expected: (ops) => (sumTo(ops) + ops) >>> 0,
+    hintOps: 2000,
+  },
+  {
+    name: 'pool-idle-latency',
+    op: 'one trivial task after 5 ms idle (only the task is timed): waking a parked worker',
+    expected: (ops) => (sumTo(ops) + ops) >>> 0,
+    hintOps: 20,
+  },
+  {
+    name: 'pool-startup',
+    op: 'a fresh process makes a pool of 2 and gets its first result (occam: a TypeScript module); ns from `new` to the result',
+    expected: (ops) => ops >>> 0,
+    hintOps: 2,
+  },
 ];

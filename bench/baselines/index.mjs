@@ -3,6 +3,7 @@
 import { pairs, sabEnds, portEnds, runParties } from '../lib/launch.mjs';
 import { sabParkM2W, postMessageM2W } from './m2w-main.mjs';
 import { SLOT_BYTES, ringBytes, MPMC_BYTES, JSON_SLOT_BYTES } from './layout.mjs';
+import { piscinaScenarios, tinypoolScenarios } from './pool.mjs';
 
 const slot = sabEnds(SLOT_BYTES);
 const ring = (slotSize) => sabEnds(ringBytes(slotSize));
@@ -53,4 +54,7 @@ export const baselines = {
     'sab-park': pingPong('sab-park-pingpong.mjs', slot, 2),
     postmessage: pingPong('postmessage-pingpong.mjs', portEnds, 2),
   },
+  ...Object.fromEntries(
+    Object.keys(piscinaScenarios).map((name) => [name, { piscina: piscinaScenarios[name], tinypool: tinypoolScenarios[name] }]),
+  ),
 };

@@ -1,6 +1,8 @@
 // impl `occam`: the benchmark scenarios on occam channels and processes (contract: ../run.mjs).
 import { chan, spawn } from '@occam/core';
 import { mix, sumTo } from '../lib/checksum.mjs';
+import { poolScenarios } from '../lib/pool-load.mjs';
+import { occamPool } from './occam.pool.mjs';
 
 const procs = new URL('./occam.procs.mjs', import.meta.url);
 const now = () => Number(process.hrtime.bigint());
@@ -116,6 +118,7 @@ const MIN_WARMUP = 10_000;
 const warm = (run) => (opts) => run({ ...opts, warmup: Math.max(opts.warmup, MIN_WARMUP) });
 
 export const scenarios = {
+  ...poolScenarios(occamPool, new URL('./occam.pool-startup.mjs', import.meta.url)),
   'pingpong-w2w': warm((opts) => run(opts, pingPongPair(opts))),
   'pingpong-m2w': warm(pingPongM2W),
   'spsc-0-int': warm(stream(0, false)),

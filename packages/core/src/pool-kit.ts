@@ -4,4 +4,12 @@
  * module compiled once, for every worker to import). Not meant for programs.
  */
 export { decodeError, encodeError } from './internal/errcodec.js';
-export { loadableModuleUrl as prepareModule } from './internal/compile.js';
+
+/**
+ * A URL a worker can import for the module at `moduleUrl` (a TypeScript module is compiled into
+ * the cache first). Main thread. The compiler is loaded on first use: workers never load it.
+ */
+export async function prepareModule(moduleUrl: string | URL): Promise<string> {
+  const { loadableModuleUrl } = await import('./internal/compile.js');
+  return loadableModuleUrl(moduleUrl);
+}

@@ -6,8 +6,8 @@
  * its waiting operations, the channel ends only it used.
  */
 import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
-// The whole API: reaping names channels and fails operations through the channel module.
-import './index.js';
+// Only the runtime and the reaper: the supervisor starts beside the first worker hosts and must
+// not compete with them for long (it never encodes, decodes or names anything).
 import { becomeSupervisor, reapThread, retryUnfinished } from './internal/reap.js';
 import { joinRuntime } from './internal/runtime.js';
 

@@ -114,6 +114,8 @@ const WORKER_URL = new URL('./worker.js', import.meta.url);
 /** Task id of the message main sends itself on the results channel (see the constructor). */
 const NOOP = -3;
 const BUCKETS = 24;
+/** How long (ms) the pool keeps taking results after its last task, before it lets go. */
+const LINGER_MS = 50;
 
 /** A pool of worker processes that run the exported functions of one module as tasks. */
 export class Pool<M = Record<string, (...args: any[]) => any>> {
@@ -418,7 +420,11 @@ export class Pool<M = Record<string, (...args: any[]) => any>> {
     }
   }
 
-  /** Takes results in while tasks are outstanding (holding the program alive meanwhile). */
+  /**
+   * Takes results in while tasks are outstanding, holding the program alive meanwhile, and for
+   * a moment (LINGER_MS) after the last: a pool that is used again soon finds its loop running
+   * and its workers ref'd. Its waits are timed, so an idle pool is never taken for a deadlock.
+   */
   #drive(): void {
     if (this.#driving !== undefined || this.#workers.size === 0) return;
     const stop = new AbortController();
@@ -426,15 +432,25 @@ export class Pool<M = Record<string, (...args: any[]) => any>> {
     for (const w of this.#workers.values()) w.proc?.ref();
     void (async () => {
       try {
+        let yielded = false;
         while (!stop.signal.aborted) {
           const r = this.#results.tryRecv();
           if (r.isOk()) {
             this.#onResult(r.value);
+            yielded = false;
             continue;
           }
-          const next = await this.#results.recvResultAsync({ signal: stop.signal });
-          if (next.isErr()) break;
-          this.#onResult(next.value);
+          if (!yielded) {
+            // Let the code waiting on the results just settled run first (it may send the next
+            // task at once), rather than spinning and parking in front of it.
+            yielded = true;
+            await new Promise((resume) => setImmediate(resume));
+            continue;
+          }
+          yielded = false;
+          const next = await this.#results.recvResultAsync({ signal: stop.signal, timeout: LINGER_MS });
+          if (next.isOk()) this.#onResult(next.value);
+          else if (next.error.code !== 'ERR_TIMEOUT' || this.#idle()) break;
         }
       } finally {
         if (this.#driving === stop) this.#driving = undefined;
@@ -442,14 +458,15 @@ export class Pool<M = Record<string, (...args: any[]) => any>> {
     })();
   }
 
-  /** Stops taking results when nothing is outstanding: an idle pool keeps nothing alive. */
-  #idle(): void {
-    if (this.#outstanding > 0 || this.#workers.size === 0) return;
-    const starting = [...this.#workers.values()].some((w) => !w.ready);
-    if (starting) return;
-    this.#driving?.abort();
-    this.#driving = undefined;
+  /**
+   * Whether the pool is idle (nothing outstanding, no worker starting): then its workers stop
+   * holding the program alive, and the caller stops taking results.
+   */
+  #idle(): boolean {
+    if (this.#outstanding > 0) return false;
+    for (const w of this.#workers.values()) if (!w.ready) return false;
     for (const w of this.#workers.values()) w.proc?.unref();
+    return true;
   }
 
   #onResult([index, id, ok, value]: ResultMessage): void {
@@ -458,7 +475,6 @@ export class Pool<M = Record<string, (...args: any[]) => any>> {
     if (id === READY) {
       if (w !== undefined) w.ready = true;
       this.#pump();
-      this.#idle();
       return;
     }
     if (id === INIT_FAILED) return this.#breakPool(decodeError(value));
@@ -502,7 +518,6 @@ export class Pool<M = Record<string, (...args: any[]) => any>> {
       this.#failed++;
       task.reject(error);
     }
-    this.#idle();
     this.#maybeFinish();
   }
 
