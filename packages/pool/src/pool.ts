@@ -185,15 +185,19 @@ export class Pool<M = Record<string, (...args: any[]) => any>> {
         settled: false,
         sentAt: 0,
       };
+      // (Its abort channel, if it has one, must exist before the task is sent.)
+      if (opts.signal !== undefined || opts.timeout !== undefined) this.#watch(task, opts);
+      this.#outstanding++;
       this.#queue.push(task);
       this.#pump();
       // Past maxQueue (tasks still waiting once every worker holds all it can): refused at once.
       if (this.#queue.length > this.#maxQueue) {
         this.#queue.pop();
+        this.#outstanding--;
+        task.settled = true;
+        task.cleanup();
         return reject(new QueueFullError(this.#maxQueue));
       }
-      this.#outstanding++;
-      if (opts.signal !== undefined || opts.timeout !== undefined) this.#watch(task, opts);
       this.#drive();
     });
   }
@@ -459,12 +463,13 @@ export class Pool<M = Record<string, (...args: any[]) => any>> {
   }
 
   /**
-   * Whether the pool is idle (nothing outstanding, no worker starting): then its workers stop
+   * Whether the pool is idle (nothing outstanding or held, no worker starting): then its workers stop
    * holding the program alive, and the caller stops taking results.
    */
   #idle(): boolean {
     if (this.#outstanding > 0) return false;
-    for (const w of this.#workers.values()) if (!w.ready) return false;
+    // (A task settled early — aborted, timed out — is still held by its worker until it ends.)
+    for (const w of this.#workers.values()) if (!w.ready || w.owned.size > 0) return false;
     for (const w of this.#workers.values()) w.proc?.unref();
     return true;
   }

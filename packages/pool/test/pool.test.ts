@@ -122,6 +122,7 @@ describe('Pool', () => {
 
   test('abort while running: the task sees it in synchronous code, and the pool moves on', async () => {
     const p = pool({ size: 1 });
+    await p.run('inc', 0); // a ready worker: the task goes out at once, with its abort channel
     const seen = chan<string>(4);
     const ac = new AbortController();
     const task = p.runWith({ signal: ac.signal }, 'spinUntilAborted', seen.sender());
