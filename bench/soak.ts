@@ -13,7 +13,10 @@
  *   capacity each), duplicated (must be 0), lost — acknowledged but neither received nor
  *   discarded (must be 0), and threads leaked (from /proc/self/task, less the runtime's own live
  *   threads; must be 0)
- * and exits non-zero if a must-be-0 figure is not 0, or if anything hangs (a watchdog).
+ * Then (the last quarter of the time) a pool of 2 workers runs ~200 tasks at a time that
+ * return, throw, exit their worker, are aborted or time out: every task must settle exactly
+ * once, with an outcome its kind allows (any task may fail with its worker's death).
+ * It exits non-zero if a must-be-0 figure is not 0, or if anything hangs (a watchdog).
  *
  * Run: occam run bench/soak.ts [--seconds N]
  */
@@ -30,6 +33,7 @@ import {
   type Sender,
 } from '@occam/core';
 import { threadStats } from '@occam/core/testing';
+import { Pool } from '@occam/pool';
 import { recv, select, selectAsync, send } from '@occam/select';
 
 // ── the producer (a worker process) ──────────────────────────────────────────
@@ -91,6 +95,15 @@ main(async () => {
   const i = process.argv.indexOf('--seconds');
   const seconds = i > 0 ? Number(process.argv[i + 1]) : 60;
   if (!(seconds > 0)) throw new Error('--seconds needs a positive number');
+  // Three quarters of the time for the channel network, a quarter for the pool.
+  const channelsOk = await channelSoak(seconds * 0.75);
+  const poolOk = await poolSoak(seconds * 0.25);
+  console.log(channelsOk && poolOk ? 'soak: passed' : 'soak: FAILED');
+  process.exit(channelsOk && poolOk ? 0 : 1);
+});
+
+/** The channel network under random deaths and poison (see the top of the file); true if it passed. */
+async function channelSoak(seconds: number): Promise<boolean> {
 
   let nextCid = 1;
   const slots: Slot[] = CAPS.map((cap, k) => ({ cid: nextCid++, ch: chan<number>(cap, { name: `d${k}` }) }));
@@ -267,7 +280,7 @@ main(async () => {
   const slotsAfter = threadStats().slots;
   const leaked = tasksBefore < 0 ? 0 : tasksAfter - tasksBefore - (slotsAfter - slotsBefore);
 
-  console.log(`soak: ${seconds} s, ${nextPid - 1} producers started, deaths ${JSON.stringify(deaths)}`);
+  console.log(`soak, channels: ${seconds} s, ${nextPid - 1} producers started, deaths ${JSON.stringify(deaths)}`);
   console.log(`  channels poisoned ${poisonedCids.size}, broken by a death ${brokenCids.size}`);
   console.log(`  sent (offered, as far as seen) ${sent}`);
   console.log(`  acknowledged                   ${acked.size}`);
@@ -277,10 +290,74 @@ main(async () => {
   console.log(`  duplicated (must be 0)         ${duplicated}`);
   console.log(`  lost (must be 0)               ${lost}   (acknowledged, neither received nor discarded)`);
   console.log(`  threads leaked (must be 0)     ${leaked}   (tasks ${tasksBefore} → ${tasksAfter}, runtime threads ${slotsBefore} → ${slotsAfter})`);
-  if (duplicated !== 0 || lost !== 0 || leaked !== 0) {
-    console.error('soak: FAILED');
-    process.exit(1);
+  for (const q of [quit, ...slots.map((s) => s.ch), ...ackChannels.map((p) => p.ack)]) q.release();
+  return duplicated === 0 && lost === 0 && leaked === 0;
+}
+
+// ── the pool soak ────────────────────────────────────────────────────────────
+
+type Kind = 'ok' | 'fail' | 'exit' | 'abort' | 'timeout' | 'later';
+const KINDS: Kind[] = ['ok', 'ok', 'ok', 'ok', 'fail', 'exit', 'abort', 'timeout', 'later'];
+
+/**
+ * A pool under tasks that return, throw, exit their worker, are aborted or time out, ~200 in
+ * flight: every task must settle exactly once, with an outcome its kind allows. True if so.
+ */
+async function poolSoak(seconds: number): Promise<boolean> {
+  const pool = new Pool<typeof import('./soak-tasks.js')>({ module: new URL('./soak-tasks.ts', import.meta.url), size: 2, depth: 8, abortGrace: 50 });
+  const settles = new Map<number, number>();
+  const wrong: string[] = [];
+  const tally = new Map<string, number>();
+  let started = 0;
+  let inFlight = 0;
+  const launch = (): void => {
+    const id = started++;
+    const kind = KINDS[rand(KINDS.length)]!;
+    const ac = new AbortController();
+    const p =
+      kind === 'ok' ? pool.run('ok', id)
+      : kind === 'fail' ? pool.run('fail', id)
+      : kind === 'exit' ? pool.run('exit')
+      : kind === 'later' ? pool.run('later', id, rand(5))
+      : kind === 'abort' ? pool.runWith({ signal: ac.signal }, 'slow', id, 2 + rand(20))
+      : pool.runWith({ timeout: 1 + rand(10) }, 'slow', id, 2 + rand(20));
+    if (kind === 'abort') setTimeout(() => ac.abort(), rand(15));
+    inFlight++;
+    settles.set(id, 0);
+    const settled = (outcome: string): void => {
+      settles.set(id, settles.get(id)! + 1);
+      tally.set(outcome, (tally.get(outcome) ?? 0) + 1);
+      inFlight--;
+      // Any task may fail with its worker's death (a task that exits takes the others it holds).
+      const allowed: Record<Kind, string[]> = {
+        ok: ['value'], fail: ['E_SOAK'], exit: ['ERR_WORKER_DIED'], later: ['value'],
+        abort: ['value', 'ERR_ABORTED'], timeout: ['value', 'ERR_TIMEOUT'],
+      };
+      if (outcome !== 'ERR_WORKER_DIED' && !allowed[kind].includes(outcome)) wrong.push(`${kind} task ${id} ended ${outcome}`);
+    };
+    p.then(
+      (v) => settled(v === id + 1 ? 'value' : `wrong value ${v}`),
+      (e: { code?: string }) => settled(e.code ?? String(e)),
+    );
+  };
+  const began = Date.now();
+  while (Date.now() - began < seconds * 1000) {
+    while (inFlight < 200) launch();
+    await tick(1);
   }
-  console.log('soak: passed');
-  process.exit(0);
-});
+  const dog = setTimeout(() => {
+    console.error(`soak, pool: HANG — ${inFlight} tasks unsettled 20 s after the last was started`);
+    process.exit(2);
+  }, 20_000);
+  while (inFlight > 0) await tick(5);
+  await pool.close();
+  clearTimeout(dog);
+  await tick(200);
+  const twice = [...settles.values()].filter((n) => n > 1).length;
+  const never = [...settles.values()].filter((n) => n === 0).length;
+  console.log(`soak, pool: ${seconds} s, ${started} tasks: ${JSON.stringify(Object.fromEntries(tally))}`);
+  console.log(`  settled twice (must be 0)      ${twice}`);
+  console.log(`  never settled (must be 0)      ${never}`);
+  console.log(`  wrong outcome (must be 0)      ${wrong.length}${wrong.length > 0 ? `   e.g. ${wrong.slice(0, 3).join('; ')}` : ''}`);
+  return twice === 0 && never === 0 && wrong.length === 0;
+}
