@@ -27,6 +27,7 @@ import {
 } from './errors.js';
 import { HANDLE_BRAND } from './internal/codec.js';
 import {
+  INTERRUPTED,
   flushWakes,
   isCaseReady,
   maxWaiters,
@@ -790,12 +791,20 @@ function deadlineOf(rt: Runtime, opts: OpOptions | undefined): number {
   return t === undefined ? Infinity : rt.parker.now() + Math.max(0, t);
 }
 
-function cancelError(opts: OpOptions | undefined): TimeoutError | AbortError {
+function cancelError(opts: OpOptions | undefined, o: Outcome): TimeoutError | AbortError {
+  if (o.index === INTERRUPTED) return interruptedError();
   return opts?.signal?.aborted ? new AbortError(opts.signal.reason) : new TimeoutError(opts?.timeout ?? 0);
 }
 
+/** What an operation that the thread's interrupt ended (a pool task's abort) fails with. */
+function interruptedError(): AbortError {
+  const e = new AbortError();
+  e.message = 'the task was aborted while it waited; nothing was sent or received';
+  return e;
+}
+
 function recvError(o: Outcome, opts: OpOptions | undefined, off: number): RecvError {
-  if (o.index < 0) return cancelError(opts);
+  if (o.index < 0) return cancelError(opts, o);
   if (o.result === R_POISONED) return new ChannelPoisonedError();
   if (o.result === R_PEER_DIED) return peerDied(off, K_RECV);
   if (o.result === R_OVERFLOW) return new TooManyWaitersError(maxWaiters(runtime().heap.i32));
@@ -854,7 +863,7 @@ function closedSend(value: unknown): ChannelClosedError {
 /** A send that did not deliver: drop its value and throw why. */
 function failSend(rt: Runtime, val: Int32Array, o: Outcome, opts: OpOptions | undefined, off: number): never {
   discardSlot(rt, val);
-  if (o.index < 0) throw cancelError(opts);
+  if (o.index < 0) throw cancelError(opts, o);
   if (o.result === R_POISONED) throw new ChannelPoisonedError();
   if (o.result === R_PEER_DIED) throw peerDied(off, K_SEND);
   if (o.result === R_OVERFLOW) throw new TooManyWaitersError(maxWaiters(runtime().heap.i32));

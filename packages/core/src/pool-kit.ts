@@ -13,3 +13,9 @@ export async function prepareModule(moduleUrl: string | URL): Promise<string> {
   const { loadableModuleUrl } = await import('./internal/compile.js');
   return loadableModuleUrl(moduleUrl);
 }
+
+/**
+ * While set (a pool worker sets it around a task that has an abort channel), every blocking
+ * operation of this thread also waits on `s`, and fails with AbortError when it fires.
+ */
+export { setInterrupt } from './internal/engine.js';

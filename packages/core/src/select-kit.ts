@@ -14,6 +14,7 @@
 import { channelCase, type ChannelCase, type Receiver, type Sender } from './channel.js';
 import { SyncOnMainError } from './errors.js';
 import { selectAsync as engineAsync, selectSync as engineSync, type Outcome, type Selectable } from './internal/engine.js';
+export { INTERRUPTED } from './internal/engine.js';
 import { K_RECV, K_SEND, R_CLOSED, R_PEER_DIED, R_POISONED, R_VALUE } from './internal/layout.js';
 import { runtime } from './internal/runtime.js';
 import { NOT_READY } from './internal/transfer.js';

@@ -7,7 +7,8 @@
  * Task code reaches its task through `currentTask()` (its id and its abort signal).
  */
 import { AbortError, type Channel, type Receiver, type Sender } from '@occam/core';
-import { encodeError } from '@occam/core/pool-kit';
+import { encodeError, setInterrupt } from '@occam/core/pool-kit';
+import { recvCase } from '@occam/core/select-kit';
 
 /** A task as it travels to a worker: [id, export name, arguments, abort channel or null]. */
 export type TaskMessage = [number, string, unknown[], Channel<never> | null];
@@ -33,6 +34,12 @@ export interface TaskSignal {
   readonly aborted: boolean;
   /** Throws AbortError (ERR_ABORTED) if the task was aborted. */
   throwIfAborted(): void;
+  /**
+   * A DOM AbortSignal that fires when the task is aborted: for asynchronous code (fetch, timers,
+   * `recvAsync({ signal })`). (A synchronous task's blocking channel operations need none: an
+   * abort wakes them with AbortError.)
+   */
+  toAbortSignal(): AbortSignal;
 }
 
 /** The task running now, as task code sees it. */
@@ -45,19 +52,45 @@ export interface TaskContext {
 const NEVER_ABORTED: TaskSignal = Object.freeze({
   aborted: false,
   throwIfAborted: () => undefined,
+  toAbortSignal: () => new AbortController().signal,
 });
 
+/** The pool aborts a task by poisoning its abort channel; the task reads that flag. */
 class ChannelSignal implements TaskSignal {
   readonly #abort: Channel<never>;
+  /** Ends the wait behind `toAbortSignal()` when the task ends. */
+  #watching: AbortController | undefined;
   constructor(abort: Channel<never>) {
     this.#abort = abort;
   }
   get aborted(): boolean {
-    return this.#abort.poisoned; // the pool aborts a task by poisoning its abort channel
+    return this.#abort.poisoned;
   }
   throwIfAborted(): void {
-    if (this.aborted) throw new AbortError('the task was aborted');
+    if (this.aborted) throw abortError();
   }
+  toAbortSignal(): AbortSignal {
+    const fired = new AbortController();
+    if (this.aborted) fired.abort(abortError());
+    else {
+      this.#watching ??= new AbortController();
+      // Nothing is ever sent on it: the wait ends by poison (the abort), or when the task ends.
+      this.#abort.recvAsync({ signal: this.#watching.signal }).catch((e: { code?: string }) => {
+        if (e.code === 'ERR_CHANNEL_POISONED') fired.abort(abortError());
+      });
+    }
+    return fired.signal;
+  }
+  /** The task ended: stop watching. */
+  dispose(): void {
+    this.#watching?.abort();
+  }
+}
+
+function abortError(): AbortError {
+  const e = new AbortError();
+  e.message = 'the task was aborted';
+  return e;
 }
 
 let current: TaskContext | undefined;
@@ -111,24 +144,32 @@ export async function poolWorker(
   };
   const start = ([id, name, args, abort]: TaskMessage): void => {
     ran++;
-    const signal = abort === null ? NEVER_ABORTED : new ChannelSignal(abort);
-    if (signal.aborted) return finish(id, 0, new AbortError('the task was aborted before it started'));
+    const signal = abort === null ? undefined : new ChannelSignal(abort);
+    if (signal?.aborted === true) return finish(id, 0, abortError());
     const fn = mod[name];
     if (typeof fn !== 'function') return finish(id, 0, new TypeError(`the task module has no exported function ${JSON.stringify(name)}`));
-    current = { id, signal };
+    current = { id, signal: signal ?? NEVER_ABORTED };
+    // While the task runs synchronously, every blocking channel operation also waits on its abort.
+    if (abort !== null) setInterrupt(recvCase(abort));
     let out: unknown;
     try {
       out = (fn as Fn)(...args);
     } catch (e) {
+      signal?.dispose();
       return finish(id, 0, e);
     } finally {
       current = undefined;
+      if (abort !== null) setInterrupt(undefined);
     }
-    if (!(out instanceof Promise)) return finish(id, 1, out);
+    if (!(out instanceof Promise)) {
+      signal?.dispose();
+      return finish(id, 1, out);
+    }
     const p: Promise<void> = out.then(
       (v) => finish(id, 1, v),
       (e: unknown) => finish(id, 0, e),
     );
+    void p.finally(() => signal?.dispose());
     pending.add(p);
     void p.finally(() => pending.delete(p));
   };

@@ -6,6 +6,19 @@ import type * as Tasks from './fixtures/tasks.js';
 
 const module = new URL('./fixtures/tasks.ts', import.meta.url);
 
+/** Resolves once `cond()` holds (checked every turn of the event loop); fails after 10 s. */
+function until(cond: () => boolean, what: string): Promise<void> {
+  const end = Date.now() + 10_000;
+  return new Promise((resolve, reject) => {
+    const check = (): void => {
+      if (cond()) resolve();
+      else if (Date.now() > end) reject(new Error(`watchdog: waited 10 s for ${what}`));
+      else setImmediate(check);
+    };
+    check();
+  });
+}
+
 /** Rejects with `what` if `p` has not settled within `ms`. */
 function watchdog<T>(p: Promise<T>, what: string, ms = 15_000): Promise<T> {
   let timer: ReturnType<typeof setTimeout> | undefined;
@@ -130,6 +143,35 @@ describe('Pool', () => {
     ac.abort('enough');
     await expect(task).rejects.toBeInstanceOf(AbortError);
     expect(await watchdog(seen.recvAsync(), 'the task to see the abort')).toBe('saw the abort');
+    expect(await watchdog(p.run('inc', 1), 'the next task')).toBe(2);
+    await p.close();
+  });
+
+  test('abort wakes a task blocked in a channel operation; its worker goes on', async () => {
+    const p = pool({ size: 1, abortGrace: 60_000 }); // no hard stop: the task must let go by itself
+    const before = await p.run('count');
+    const nobody = chan<number>();
+    const seen = chan<string>(4);
+    const ac = new AbortController();
+    const task = p.runWith({ signal: ac.signal }, 'waitOn', nobody.receiver(), seen.sender());
+    expect(await watchdog(seen.recvAsync(), 'the task to block')).toBe('waiting');
+    await until(() => nobody.waitingReceivers === 1, 'the task to park in recv');
+    ac.abort();
+    await expect(task).rejects.toBeInstanceOf(AbortError);
+    expect(await watchdog(seen.recvAsync(), 'the task to wake')).toBe('ERR_ABORTED');
+    expect(await watchdog(p.run('count'), 'the next task')).toBe(before + 1); // the same worker
+    expect(nobody.waitingReceivers).toBe(0);
+    await p.close();
+  });
+
+  test('an async task gets a DOM AbortSignal from its task signal', async () => {
+    const p = pool({ size: 1 });
+    await p.run('inc', 0);
+    const seen = chan<string>(4);
+    const task = p.runWith({ timeout: 100 }, 'sleepUnlessAborted', 60_000, seen.sender());
+    expect(await watchdog(seen.recvAsync(), 'the task to sleep')).toBe('sleeping');
+    await expect(task).rejects.toBeInstanceOf(TimeoutError);
+    expect(await watchdog(seen.recvAsync(), 'the abort to reach the task')).toBe('woken by the abort');
     expect(await watchdog(p.run('inc', 1), 'the next task')).toBe(2);
     await p.close();
   });

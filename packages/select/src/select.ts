@@ -16,6 +16,7 @@ import {
 import {
   CLOSED,
   FIRED,
+  INTERRUPTED,
   never as neverReady,
   now,
   PEER_DIED,
@@ -185,6 +186,7 @@ function finish(
   const i = o.index;
   if (flags !== 0) discardSends(cases, list, cases.length, o.result === FIRED ? i : -1);
   if (i < 0) {
+    if (i === INTERRUPTED) throw Object.assign(new AbortError(), { message: 'the task was aborted while it waited in a select' });
     if (opts?.signal?.aborted) throw new AbortError(opts.signal.reason);
     if (opts?.default === true) return DEFAULTED;
     throw new TimeoutError(opts?.timeout ?? 0);

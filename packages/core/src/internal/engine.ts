@@ -516,6 +516,7 @@ function begin(rt: Runtime, cs: Case, out: Int32Array, limits: WaitLimits): Outc
  * when the deadline passed); `out` receives a received value. Never call on the main thread.
  */
 export function opSync(rt: Runtime, cs: Case, out: Int32Array, limits: WaitLimits): Outcome {
+  if (interrupt !== undefined) return selectSync(rt, [asSelectable(rt, cs)], ONE, out, { ...limits, poll: false });
   const op = begin(rt, cs, out, limits);
   if (typeof op !== 'number') return op;
   waitSync(rt, op, limits.deadline);
@@ -527,6 +528,7 @@ export function opSync(rt: Runtime, cs: Case, out: Int32Array, limits: WaitLimit
  * the event loop open meanwhile; `limits.signal` cancels. Give each call its own `out`.
  */
 export async function opAsync(rt: Runtime, cs: Case, out: Int32Array, limits: WaitLimits): Promise<Outcome> {
+  if (interrupt !== undefined) return selectAsync(rt, [asSelectable(rt, cs)], ONE, out, { ...limits, poll: false });
   const op = begin(rt, cs, out, limits);
   if (typeof op !== 'number') return op;
   const failed = await waitAsync(rt, op, limits);
@@ -593,6 +595,20 @@ export function selectSync(
   out: Int32Array,
   limits: SelectLimits,
 ): Outcome {
+  if (interrupt !== undefined) {
+    const n = cases.length;
+    return interrupted(n, selectSyncWith(rt, [...cases, interrupt], withInterrupt(order, n), out, limits));
+  }
+  return selectSyncWith(rt, cases, order, out, limits);
+}
+
+function selectSyncWith(
+  rt: Runtime,
+  cases: readonly Selectable[],
+  order: ArrayLike<number>,
+  out: Int32Array,
+  limits: SelectLimits,
+): Outcome {
   for (;;) {
     const op = beginSelect(rt, cases, order, out, limits);
     if (typeof op !== 'number') return op;
@@ -605,6 +621,20 @@ export function selectSync(
 
 /** The same without blocking the thread; `limits.signal` cancels. Give each call its own `out`. */
 export async function selectAsync(
+  rt: Runtime,
+  cases: readonly Selectable[],
+  order: ArrayLike<number>,
+  out: Int32Array,
+  limits: SelectLimits,
+): Promise<Outcome> {
+  if (interrupt !== undefined) {
+    const n = cases.length;
+    return interrupted(n, await selectAsyncWith(rt, [...cases, interrupt], withInterrupt(order, n), out, limits));
+  }
+  return selectAsyncWith(rt, cases, order, out, limits);
+}
+
+async function selectAsyncWith(
   rt: Runtime,
   cases: readonly Selectable[],
   order: ArrayLike<number>,
@@ -686,3 +716,45 @@ async function waitAsync(rt: Runtime, op: number, limits: WaitLimits): Promise<E
   return failedBy;
 }
 
+// ── interruption ─────────────────────────────────────────────────────────────
+
+/**
+ * A case that every blocking operation of this thread also waits on while it is set: a pool
+ * task's abort (see @occam/pool). When it fires, the operation ends with index INTERRUPTED and
+ * nothing sent or received.
+ */
+let interrupt: Selectable | undefined;
+
+/** The index of an operation that the thread's interrupt case ended. */
+export const INTERRUPTED = -2;
+
+/** @internal Sets (or clears, undefined) this thread's interrupt case. */
+export function setInterrupt(s: Selectable | undefined): void {
+  interrupt = s;
+}
+
+const ONE = Int32Array.of(0);
+
+/** Pass 1 looks at the interrupt first: an aborted task does no more work. */
+function withInterrupt(order: ArrayLike<number>, n: number): Int32Array {
+  const o = new Int32Array(n + 1);
+  o[0] = n;
+  for (let k = 0; k < n; k++) o[k + 1] = order[k]!;
+  return o;
+}
+
+function interrupted(n: number, o: Outcome): Outcome {
+  return o.index === n ? { index: INTERRUPTED, result: 0 } : o;
+}
+
+/** A plain operation's case as a Selectable (when it must wait beside the interrupt). */
+function asSelectable(rt: Runtime, cs: Case): Selectable {
+  const c: Case = { chan: cs.chan, kind: cs.kind, val: cs.val };
+  return {
+    try: (out) => tryCase(rt, c, out),
+    register: (op, i) => registerCase(rt, op, i, c),
+    unregister: (op, i) => unregisterCase(rt, op, i),
+    isReady: () => isCaseReady(rt, c),
+    deadline: Infinity,
+  };
+}
