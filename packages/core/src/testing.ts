@@ -19,6 +19,7 @@ import {
   FAULT_REORDER,
   H_FAULT,
   H_FAULT_COUNT,
+  H_MAX_THREADS,
   H_MAX_WAITERS,
   H_RUNNING,
   LOCK_BROKEN,
@@ -68,6 +69,14 @@ export function endUsers(ch: Channel<unknown>): { senders: number; receivers: nu
 export function lockState(ch: Channel<unknown>): 'free' | 'held' | 'broken' {
   const v = Atomics.load(runtime().heap.i32, (ch.handleWords()[0]! >> 2) + C_LOCK);
   return v === 0 ? 'free' : (v & LOCK_BROKEN) !== 0 ? 'broken' : 'held';
+}
+
+/**
+ * Lowers the most thread-table slots in use runtime-wide (MAX_THREADS), for tests; 0 restores
+ * it. A worker that cannot join then fails its process with ERR_TOO_MANY_THREADS.
+ */
+export function setMaxThreads(n: number): void {
+  Atomics.store(runtime().heap.i32, H_MAX_THREADS, n);
 }
 
 /** Lowers the most waiters per channel queue (MAX_WAITERS) runtime-wide, for tests; 0 restores it. */

@@ -12,8 +12,9 @@ import {
   processModule,
   RemoteError,
   spawn,
+  TooManyThreadsError,
 } from '@occam/core';
-import { heapUsage, threadStats } from '@occam/core/testing';
+import { heapUsage, setMaxThreads, threadStats } from '@occam/core/testing';
 import { until, watchdog } from './helpers.js';
 
 const fails = new URL('./fixtures/fail-procs.ts', import.meta.url);
@@ -82,6 +83,9 @@ describe('spawn and join', () => {
   });
 
   test('a terminated worker gives back its thread slot and its running count', async () => {
+    const idle = threadStats().running;
+    await spawn(fails, 'add', [1, 2]).join(); // the supervisor's slot is taken by now
+    await until(() => threadStats().running === idle, 'the host to finish its process');
     const before = threadStats();
     const ch = chan<number>();
     const p = spawn(fails, 'blockForever', [ch]);
@@ -110,6 +114,20 @@ describe('spawn and join', () => {
       }
     });
   }
+
+  test('a worker that finds every thread slot taken fails its process with ERR_TOO_MANY_THREADS', async () => {
+    // A host of its own kind (other resource limits): a new worker must join the runtime.
+    const own = { resourceLimits: { maxOldGenerationSizeMb: 96 } };
+    setMaxThreads(threadStats().slots); // the slots in use now are all there are
+    try {
+      const e = await watchdog(spawn(fails, 'add', [1, 2], own).join(), 'the process without a slot').catch((x: unknown) => x);
+      expect(e).toBeInstanceOf(TooManyThreadsError);
+      expect((e as TooManyThreadsError).code).toBe('ERR_TOO_MANY_THREADS');
+    } finally {
+      setMaxThreads(0);
+    }
+    expect(await watchdog(spawn(fails, 'add', [1, 2], own).join(), 'the same spawn with slots to spare')).toBe(3);
+  });
 
   test('processes spawn processes (joined synchronously inside a worker)', async () => {
     expect(await watchdog(spawn(fails, 'spawnsChild', [5]).join(), 'nested spawn')).toBe(106);

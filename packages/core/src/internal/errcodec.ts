@@ -212,6 +212,23 @@ function encodePart(v: unknown, depth: number, open: Set<object>): PartRep {
   return { error: encodeAny(v, depth + 1, open) };
 }
 
+/**
+ * An error that reached this thread outside occam's codec — a worker's crash, as Node passes it
+ * on: a plain Error that still has occam's code and class name — rebuilt as that occam class.
+ * Anything else is returned as it is.
+ */
+export function reviveOccamError(err: Error): Error {
+  const code = (err as { code?: unknown }).code;
+  if (err instanceof OccamError || typeof code !== 'string' || !Object.hasOwn(OCCAM_CLASSES, code)) return err;
+  const ctor = OCCAM_CLASSES[code as OccamErrorCode];
+  if (err.name !== ctor.name) return err;
+  const e = Reflect.construct(Error, [], ctor) as Error;
+  define(e, 'message', err.message, false);
+  define(e, 'stack', err.stack, false);
+  define(e, 'code', code, true);
+  return e;
+}
+
 /** Rebuilds the error `encodeError` described. Anything unreadable becomes a RemoteError. */
 export function decodeError(rep: unknown): Error {
   return decodeAny(rep, 0);

@@ -11,6 +11,7 @@ import { MessageChannel, Worker, type ResourceLimits } from 'node:worker_threads
 import { ProcessFailedError } from '../errors.js';
 import { loadableModuleUrl } from './compile.js';
 import { P_FAILED, P_ID, P_OK, P_PENDING, P_SETTLING, P_STATE } from './layout.js';
+import { reviveOccamError } from './errcodec.js';
 import { settle } from './record.js';
 import { runtime } from './runtime.js';
 import type { WatchRequest } from '../supervisor.js';
@@ -103,7 +104,7 @@ function wrapCrash(req: RunRequest, err: Error): Error {
   if (code === 'ERR_WORKER_OUT_OF_MEMORY') {
     return new ProcessFailedError(`process ${req.name} ran out of memory (resourceLimits)`, { cause: err });
   }
-  return err;
+  return reviveOccamError(err); // e.g. ERR_TOO_MANY_THREADS from a worker that could not join
 }
 
 /** Drops the record → host entry of `rec`, if it is still `host`'s (records are reused). */

@@ -33,6 +33,8 @@ export const H_THREADS = 6;
 export const H_FAULT = 7;
 /** Test-only override of MAX_WAITERS (0: the default). */
 export const H_MAX_WAITERS = 8;
+/** Test-only bound on thread-table slots in use (0: MAX_THREADS). */
+export const H_MAX_THREADS = 9;
 /** A word nothing reads: where a thread without a slot yet records the lock it takes. */
 export const H_SPARE = 15;
 /** Allocator lock word (owner thread slot + 1); guards H_BUMP, H_FREE and growth. */

@@ -9,6 +9,7 @@ import { isMainThread, threadId } from 'node:worker_threads';
 import { TooManyThreadsError } from '../errors.js';
 import { Heap, type HeapOptions } from './heap.js';
 import {
+  H_MAX_THREADS,
   H_RUNNING,
   MAX_THREADS,
   T_ALIVE,
@@ -85,6 +86,10 @@ export interface RuntimeInit {
 
 function claimSlot(heap: Heap): number {
   const m = heap.i32;
+  const max = Atomics.load(m, H_MAX_THREADS) || MAX_THREADS;
+  let inUse = 0;
+  for (let i = 0; i < MAX_THREADS; i++) if (Atomics.load(m, slotWord(i, T_STATE)) !== T_FREE) inUse++;
+  if (inUse >= max) throw new TooManyThreadsError(max);
   for (let i = 0; i < MAX_THREADS; i++) {
     const at = slotWord(i, 0);
     if (Atomics.compareExchange(m, at + T_STATE, T_FREE, T_ALIVE) === T_FREE) {
