@@ -503,7 +503,9 @@ export class Pool<M = Record<string, (...args: any[]) => any>> {
     if (this.#workers.size <= this.#minSize || this.#closing) return;
     clearTimeout(w.idleTimer);
     w.idleTimer = setTimeout(() => {
-      if (w.owned.size !== 0 || this.#workers.size <= this.#minSize) return;
+      let staying = 0;
+      for (const x of this.#workers.values()) if (!x.retiring) staying++;
+      if (w.owned.size !== 0 || w.retiring || staying <= this.#minSize) return;
       w.retiring = true;
       closeOnce(w.tasks);
     }, this.#idleTimeout);

@@ -6,13 +6,13 @@ import type * as Tasks from './fixtures/tasks.js';
 
 const module = new URL('./fixtures/tasks.ts', import.meta.url);
 
-/** Resolves once `cond()` holds (checked every turn of the event loop); fails after 10 s. */
-function until(cond: () => boolean, what: string): Promise<void> {
-  const end = Date.now() + 10_000;
+/** Resolves once `cond()` holds (checked every turn of the event loop); fails after `ms`. */
+function until(cond: () => boolean, what: string, ms = 10_000): Promise<void> {
+  const end = Date.now() + ms;
   return new Promise((resolve, reject) => {
     const check = (): void => {
       if (cond()) resolve();
-      else if (Date.now() > end) reject(new Error(`watchdog: waited 10 s for ${what}`));
+      else if (Date.now() > end) reject(new Error(`watchdog: waited ${ms} ms for ${what}`));
       else setImmediate(check);
     };
     check();
@@ -260,6 +260,18 @@ describe('Pool', () => {
     await watchdog(p.destroy(), 'destroy');
     expect(await spinning).toBeInstanceOf(PoolClosedError);
     expect(threadStats().running).toBeLessThanOrEqual(before.running);
+  });
+
+  test('minSize and idleTimeout: the pool grows to size under load and retires idle workers', async () => {
+    const p = pool({ size: 2, minSize: 1, idleTimeout: 100, depth: 1 });
+    await p.run('inc', 0);
+    expect(p.stats().workers.length).toBe(1);
+    const load = [1, 2, 3, 4, 5, 6].map((x) => p.run('later', x, 100)); // more than one worker holds
+    await until(() => p.stats().workers.length === 2, 'a second worker to start');
+    expect(await watchdog(Promise.all(load), 'the load')).toEqual([2, 4, 6, 8, 10, 12]);
+    await until(() => p.stats().workers.length === 1, 'the idle worker to retire', 5000);
+    expect(await p.run('inc', 1)).toBe(2); // the one left still serves
+    await p.close();
   });
 
   test('bad options are refused with ERR_INVALID_ARGUMENT', () => {
