@@ -271,6 +271,8 @@ describe('Pool', () => {
     expect(await watchdog(Promise.all(load), 'the load')).toEqual([2, 4, 6, 8, 10, 12]);
     await until(() => p.stats().workers.length === 1, 'the idle worker to retire', 5000);
     expect(await p.run('inc', 1)).toBe(2); // the one left still serves
+    // Never below minSize: the worker serving is one of the first two, not a replacement.
+    expect(p.stats().workers.map((w) => w.index).every((i) => i < 2)).toBe(true);
     await p.close();
   });
 
