@@ -343,7 +343,9 @@ function heldChannel(rt: Runtime, slot: number): number {
     Atomics.notify(m, at);
     return 0;
   }
-  return at - C_LOCK;
+  // T_HOLDS outlives the lock: a long-released lock's channel may be gone, its memory reused.
+  const c = at - C_LOCK;
+  return m[c + C_MAGIC] === CHAN_MAGIC ? c : 0;
 }
 
 /** Breaks channel `c` (word index), whose lock a dead thread held (see above). */
