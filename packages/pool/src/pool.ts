@@ -127,7 +127,7 @@ export class Pool<M = Record<string, (...args: any[]) => any>> {
   readonly #grace: number;
   readonly #opts: PoolOptions;
   readonly #module: Promise<string>;
-  readonly #results = chan<ResultMessage>(4096, { name: 'pool-results' });
+  #results = chan<ResultMessage>(4096, { name: 'pool-results' });
   readonly #queue: Task[] = [];
   readonly #workers = new Map<number, Worker>();
   #nextId = 1;
@@ -444,6 +444,10 @@ export class Pool<M = Record<string, (...args: any[]) => any>> {
             yielded = false;
             continue;
           }
+          if (this.#results.broken) {
+            this.#replaceResults();
+            continue;
+          }
           if (!yielded) {
             // Let the code waiting on the results just settled run first (it may send the next
             // task at once), rather than spinning and parking in front of it.
@@ -452,14 +456,32 @@ export class Pool<M = Record<string, (...args: any[]) => any>> {
             continue;
           }
           yielded = false;
-          const next = await this.#results.recvResultAsync({ signal: stop.signal, timeout: LINGER_MS });
+          let next;
+          try {
+            next = await this.#results.recvResultAsync({ signal: stop.signal, timeout: LINGER_MS });
+          } catch (e) {
+            if (this.#results.broken) continue; // replaced at the top of the loop
+            throw e;
+          }
           if (next.isOk()) this.#onResult(next.value);
+          else if (this.#results.broken) continue;
           else if (next.error.code !== 'ERR_TIMEOUT' || this.#idle()) break;
         }
       } finally {
         if (this.#driving === stop) this.#driving = undefined;
       }
     })();
+  }
+
+  /**
+   * A worker died in the middle of sending on the shared results channel, which is broken for
+   * good: a new one replaces it, and so is every worker (they all hold the old one). Their tasks
+   * not yet taken go back to the queue; those they held fail with ERR_WORKER_DIED.
+   */
+  #replaceResults(): void {
+    this.#results = chan<ResultMessage>(4096, { name: 'pool-results' });
+    this.#results.trySend([-1, NOOP, 1, null]);
+    for (const w of this.#workers.values()) void w.proc?.terminate();
   }
 
   /**

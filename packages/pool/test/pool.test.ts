@@ -1,6 +1,6 @@
 import { describe, expect, test } from 'vitest';
 import { AbortError, chan, TimeoutError } from '@occam/core';
-import { threadStats } from '@occam/core/testing';
+import { setFault, threadStats } from '@occam/core/testing';
 import { Pool, PoolBrokenError, PoolClosedError, QueueFullError, WorkerDiedError } from '@occam/pool';
 import type * as Tasks from './fixtures/tasks.js';
 
@@ -99,6 +99,22 @@ describe('Pool', () => {
     for (const e of dead) expect(e).toBeInstanceOf(WorkerDiedError);
     expect(dead.some((e) => /exit code 7/.test(e.message))).toBe(true);
     expect(await watchdog(p.run('inc', 41), 'a task after the death')).toBe(42);
+    await p.close();
+  });
+
+  test('a worker that dies inside the shared results channel: the pool replaces the channel and goes on', async () => {
+    const p = pool({ size: 1 });
+    await p.run('inc', 0);
+    // Test-only fault: a worker that hands a value to a parked party exits right there, holding
+    // the channel's lock — here its result to main, parked on the results channel.
+    setFault('die-claiming');
+    try {
+      const e = await watchdog(p.run('later', 1, 50), 'the task whose result was lost').catch((x: unknown) => x);
+      expect(e).toBeInstanceOf(WorkerDiedError);
+    } finally {
+      setFault(null);
+    }
+    expect(await watchdog(p.run('inc', 41), 'a task after the results channel broke')).toBe(42);
     await p.close();
   });
 
