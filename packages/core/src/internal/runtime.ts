@@ -250,8 +250,9 @@ export function listOp(rt: Runtime, op: number): void {
     if (list !== 0) h.i32.copyWithin(grown >> 2, list >> 2, (list >> 2) + 2 + count);
     h.i32[grown >> 2] = count;
     h.i32[(grown >> 2) + 1] = cap;
-    Atomics.store(h.i32, at, grown); // the reaper reads the list only after this thread is dead
-    if (list !== 0) h.free(list);
+    // The old list is not freed: the supervisor may be reading it (a broken channel's waiters
+    // are found through every live thread's list). It is at most as big as all the lists before.
+    Atomics.store(h.i32, at, grown);
     list = grown;
   }
   const m = h.i32;
