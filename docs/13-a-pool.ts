@@ -4,8 +4,8 @@
  * What it does: counts the primes below 3,000,000 by splitting the range into 60 slices and
  * mapping a task over them on a pool of workers, printing a progress bar as results come in
  * (in order), and checks the total against the same count done on one thread. Then it starts a
- * batch of slow tasks and cancels it with one AbortController: the tasks, busy in synchronous
- * loops, see the abort and stop, and the pool takes the next task at once.
+ * batch of slow tasks and cancels it with one AbortController: the tasks — busy in synchronous
+ * loops, or waiting on timers — see the abort and stop, and the pool takes the next task at once.
  *
  * What it introduces:
  *   - `new Pool({ module })`: this very file is the task module (its exports are the tasks;
@@ -13,7 +13,8 @@
  *   - `pool.map(name, inputs, { concurrency })`: an async iterable of results in input order,
  *     reading the input no further ahead than `concurrency`.
  *   - `pool.runWith({ signal }, name, ...args)` and `currentTask().signal` in the task: an abort
- *     that a task sees even in a loop that never yields (`aborted` reads shared memory).
+ *     that a task sees even in a loop that never yields (`aborted` reads shared memory), and
+ *     `signal.toAbortSignal()`, a DOM AbortSignal for an asynchronous task.
  *   - `pool.stats()` and `pool.close()` (the program exits once the pool is closed).
  *
  * Left for later: what a pool does when a worker dies (its tasks fail with ERR_WORKER_DIED, the
@@ -49,6 +50,19 @@ export function slowSum(steps: number): number {
     s = (s + i) % 1_000_003;
   }
   return s;
+}
+
+/** An asynchronous slow task: waits `ms` unless aborted, through a DOM AbortSignal. */
+export async function slowWait(ms: number): Promise<string> {
+  const signal = currentTask().signal.toAbortSignal(); // take it before the first await
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(resolve, ms);
+    signal.addEventListener('abort', () => {
+      clearTimeout(timer);
+      reject(signal.reason as Error);
+    });
+  });
+  return 'waited';
 }
 
 main(async () => {
@@ -90,7 +104,10 @@ main(async () => {
 
   // ── a slow batch, cancelled ────────────────────────────────────────────────
   const batch = new AbortController();
-  const slow = [0, 1, 2, 3].map((k) => pool.runWith({ signal: batch.signal }, 'slowSum', 4_000_000_000 + k));
+  const slow = [
+    ...[0, 1, 2, 3].map((k) => pool.runWith({ signal: batch.signal }, 'slowSum', 4_000_000_000 + k)),
+    ...[0, 1].map(() => pool.runWith({ signal: batch.signal }, 'slowWait', 60_000)),
+  ];
   const outcome = Promise.allSettled(slow);
   setTimeout(() => batch.abort(new Error('the user pressed cancel')), 100);
   const ended = await outcome;
