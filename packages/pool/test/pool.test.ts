@@ -107,13 +107,20 @@ describe('Pool', () => {
     await p.run('inc', 0);
     // Test-only fault: a worker that hands a value to a parked party exits right there, holding
     // the channel's lock — here its result to main, parked on the results channel.
+    // Main must be parked on the results channel when the result comes (it is, within
+    // microseconds of sending, for the task's 20 ms); should it not be, the result simply
+    // arrives, and the test tries again.
     setFault('die-claiming');
+    const outcomes: unknown[] = [];
     try {
-      const e = await watchdog(p.run('later', 1, 50), 'the task whose result was lost').catch((x: unknown) => x);
-      expect(e).toBeInstanceOf(WorkerDiedError);
+      for (let attempt = 0; attempt < 5 && !(outcomes.at(-1) instanceof WorkerDiedError); attempt++) {
+        outcomes.push(await watchdog(p.run('later', 1, 20), 'the task whose result was lost').catch((x: unknown) => x));
+      }
     } finally {
       setFault(null);
     }
+    expect(outcomes.at(-1)).toBeInstanceOf(WorkerDiedError);
+    for (const o of outcomes.slice(0, -1)) expect(o).toBe(2); // an attempt without the death: a plain result
     expect(await watchdog(p.run('inc', 41), 'a task after the results channel broke')).toBe(42);
     await p.close();
   });
