@@ -91,4 +91,11 @@ describe('a program whose main has finished', () => {
     expect(r.status).toBe(0);
     expect(performance.now() - t0).toBeLessThan(10_000);
   });
+
+  test("exits quietly when the process it left running was unref()'d", () => {
+    const r = runNode('unref-main.mjs');
+    expect(r.stdout.trim()).toBe('it runs; main is done');
+    expect(r.stderr).not.toContain('still blocked'); // not the detector's exit: Node's own
+    expect(r.status).toBe(0);
+  });
 });

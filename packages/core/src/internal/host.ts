@@ -162,7 +162,8 @@ export async function startProcess(req: RunRequest): Promise<void> {
   const host = idle.get(key)?.pop() ?? newHost(key, req.resourceLimits);
   host.current = req;
   running.set(req.rec, host);
-  if (!unrefd.has(req.id)) host.worker.ref();
+  if (unrefd.has(req.id)) host.worker.unref(); // (a new worker starts ref'd)
+  else host.worker.ref();
   host.worker.postMessage({ ...req, url });
 }
 
