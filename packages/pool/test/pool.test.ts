@@ -2,30 +2,14 @@ import { describe, expect, test } from 'vitest';
 import { AbortError, chan, TimeoutError } from '@occam/core';
 import { setFault, threadStats } from '@occam/core/testing';
 import { Pool, PoolBrokenError, PoolClosedError, QueueFullError, WorkerDiedError } from '@occam/pool';
+import { until, watchdog as coreWatchdog } from '../../core/test/helpers.js';
 import type * as Tasks from './fixtures/tasks.js';
 
 const module = new URL('./fixtures/tasks.ts', import.meta.url);
 
-/** Resolves once `cond()` holds (checked every turn of the event loop); fails after `ms`. */
-function until(cond: () => boolean, what: string, ms = 10_000): Promise<void> {
-  const end = Date.now() + ms;
-  return new Promise((resolve, reject) => {
-    const check = (): void => {
-      if (cond()) resolve();
-      else if (Date.now() > end) reject(new Error(`watchdog: waited ${ms} ms for ${what}`));
-      else setImmediate(check);
-    };
-    check();
-  });
-}
-
-/** Rejects with `what` if `p` has not settled within `ms`. */
+/** The core tests' watchdog, with the pool's longer default (workers start within it). */
 function watchdog<T>(p: Promise<T>, what: string, ms = 15_000): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const dog = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`watchdog: ${what} did not finish within ${ms} ms`)), ms);
-  });
-  return Promise.race([p, dog]).finally(() => clearTimeout(timer));
+  return coreWatchdog(p, what, ms);
 }
 
 function pool(opts: Partial<ConstructorParameters<typeof Pool>[0]> = {}): Pool<typeof Tasks> {
