@@ -19,3 +19,10 @@ export async function prepareModule(moduleUrl: string | URL): Promise<string> {
  * operation of this thread also waits on `s`, and fails with AbortError when it fires.
  */
 export { setInterrupt } from './internal/engine.js';
+
+/**
+ * Starts `n` process hosts now (main thread only), so that processes spawned soon find their
+ * worker up: a pool calls it before it compiles its module. Each host imports the URLs in
+ * `preload` as soon as it is up.
+ */
+export { warmHosts } from './internal/host.js';

@@ -17,8 +17,11 @@ import { setCurrentProcess } from './process.js';
 
 // Stacks from TypeScript process modules point at their .ts lines (the bundles carry source maps).
 process.setSourceMapsEnabled(true);
-const init = workerData as { sab: SharedArrayBuffer; watched: MessagePort };
+const init = workerData as { sab: SharedArrayBuffer; watched: MessagePort; preload: string[] };
 joinRuntime(init);
+// Modules main expects this host's first process to need (warmHosts): loading starts now, and the
+// process's own import() finds them loaded (or fails with the same error).
+for (const url of init.preload) import(url).catch(() => undefined);
 // Held for the life of this thread, and never used: when the thread dies, the supervisor's end
 // closes (supervisor.ts). It must not keep an idle host alive.
 init.watched.unref();

@@ -25,7 +25,7 @@ import {
   type Channel,
   type Process,
 } from '@occam/core';
-import { decodeError, prepareModule } from '@occam/core/pool-kit';
+import { decodeError, prepareModule, warmHosts } from '@occam/core/pool-kit';
 import { INIT_FAILED, READY, type ResultMessage, type TaskMessage } from './worker.js';
 
 /** Options of `new Pool`. */
@@ -157,6 +157,8 @@ export class Pool<M = Record<string, (...args: any[]) => any>> {
     // Main counts as a sender on the results channel, for good: the death of every worker at
     // once must not disconnect it (the pool learns of deaths from `join`, and replaces them).
     this.#results.trySend([-1, NOOP, 1, null]);
+    // The workers' threads start now, while the module compiles; each loads this package's worker.
+    warmHosts(this.#minSize, opts.resourceLimits, [WORKER_URL.href]);
     this.#module = prepareModule(opts.module instanceof URL ? opts.module.href : opts.module);
     this.#module.catch(() => undefined); // reported by the tasks that need it
     for (let i = 0; i < this.#minSize; i++) this.#startWorker();

@@ -9,7 +9,6 @@
  */
 import { MessageChannel, Worker, type ResourceLimits } from 'node:worker_threads';
 import { ProcessFailedError } from '../errors.js';
-import { loadableModuleUrl } from './compile.js';
 import { P_FAILED, P_ID, P_OK, P_PENDING, P_SETTLING, P_STATE } from './layout.js';
 import { reviveOccamError } from './errcodec.js';
 import { settle } from './record.js';
@@ -69,12 +68,12 @@ function watch(watcher: WatchRequest): void {
   supervisor.postMessage(watcher, [watcher.port]);
 }
 
-function newHost(key: string, limits: ResourceLimits | undefined): Host {
+function newHost(key: string, limits: ResourceLimits | undefined, preload: string[] = []): Host {
   const rt = runtime();
   // The host holds one end; when its thread dies the other end, at the supervisor, closes.
   const { port1, port2 } = new MessageChannel();
   const worker = new Worker(hostUrl(), {
-    workerData: { sab: rt.heap.sab, watched: port1 },
+    workerData: { sab: rt.heap.sab, watched: port1, preload },
     transferList: [port1],
     ...(limits !== undefined ? { resourceLimits: limits } : {}),
   });
@@ -145,11 +144,29 @@ function onMessage(host: Host, msg: HostMessage): void {
   }
 }
 
+/**
+ * Starts up to `n` hosts now, idle, for processes with `limits` that will be spawned soon (main
+ * thread only): a worker's start (tens of ms) then overlaps whatever the caller does before
+ * spawning. Each host imports the modules in `preload` as soon as it is up, so a process from
+ * one of them starts without loading it. Idle hosts never keep the program alive.
+ */
+export function warmHosts(n: number, limits: ResourceLimits | undefined, preload: string[] = []): void {
+  const key = JSON.stringify(limits ?? null);
+  const list = idle.get(key) ?? [];
+  idle.set(key, list);
+  for (let i = 0; i < n && list.length < MAX_IDLE; i++) {
+    const host = newHost(key, limits, preload);
+    host.worker.unref();
+    list.push(host);
+  }
+}
+
 /** Runs a process on a warm host (main thread only). */
 export async function startProcess(req: RunRequest): Promise<void> {
   let url: string;
   try {
-    url = await loadableModuleUrl(req.url);
+    // The compiler's module is loaded on first use: warming hosts must not wait for it.
+    url = await (await import('./compile.js')).loadableModuleUrl(req.url);
   } catch (e) {
     settleFailed(req, e instanceof Error ? e : new ProcessFailedError(String(e)));
     return;
