@@ -14,7 +14,7 @@ const root = new URL('..', import.meta.url).pathname;
 
 /** Entries beyond package.json's exports: worker entries, and files loaded by URL or by tests. */
 const extraEntries = {
-  core: ['worker-host.ts', 'supervisor.ts', 'cli.ts', 'internal/ts-hooks.ts', 'internal/compile.ts', 'internal/codec.ts'],
+  core: ['worker-host.ts', 'cli.ts', 'internal/ts-hooks.ts', 'internal/compile.ts', 'internal/codec.ts'],
   pool: ['worker.ts'],
   select: [],
 };
@@ -56,6 +56,20 @@ await Promise.all(
   }),
 );
 
+// The supervisor thread shares no module with any other thread (only the heap), and starts
+// beside the first process workers: it is one CommonJS file, so that it loads without the ESM
+// loader (half a worker's start) and competes with them as little as it can.
+await build({
+  entryPoints: [join(root, 'packages/core/src/supervisor.ts')],
+  outfile: join(root, 'packages/core/dist/supervisor.cjs'),
+  bundle: true,
+  format: 'cjs',
+  platform: 'node',
+  target: 'node20',
+  sourcemap: 'linked',
+  logLevel: 'warning',
+});
+
 // Code moves between entries and chunks as the bundling sees fit: every file a built module
 // names relative to itself (`new URL('./x.js', import.meta.url)`) must exist beside it.
 for (const name of Object.keys(extraEntries)) {
@@ -66,7 +80,7 @@ for (const name of Object.keys(extraEntries)) {
     );
   })(out);
   for (const file of files) {
-    for (const [, rel] of readFileSync(file, 'utf8').matchAll(/new URL\(\s*"(\.[^"]*\.js)",\s*import\.meta\.url\s*\)/g)) {
+    for (const [, rel] of readFileSync(file, 'utf8').matchAll(/new URL\(\s*"(\.[^"]*\.c?js)",\s*import\.meta\.url\s*\)/g)) {
       if (!existsSync(join(dirname(file), rel))) throw new Error(`build: ${file} names ${rel}, which is not in dist/`);
     }
   }

@@ -77,9 +77,20 @@ function startup(child) {
     let out = '';
     p.stdout.on('data', (d) => (out += d));
     p.on('error', reject);
-    p.on('exit', (code) => {
-      if (code !== 0) return reject(new Error(`startup child ${child.pathname} exited with ${code}`));
-      resolve(JSON.parse(out));
+    p.on('exit', (code, signal) => {
+      // The child prints its figure before it exits; an exit that kills it with a signal (seen
+      // now and then with piscina's workers still up) comes after the measurement, so the figure
+      // stands, if it was printed whole.
+      let printed;
+      try {
+        printed = JSON.parse(out);
+      } catch {
+        printed = undefined;
+      }
+      if (printed === undefined || (code !== 0 && signal === null)) {
+        return reject(new Error(`startup child ${child.pathname} exited with ${code ?? signal}${out ? `, printing ${out}` : ''}`));
+      }
+      resolve(printed);
     });
   });
 }

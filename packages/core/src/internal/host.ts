@@ -62,7 +62,7 @@ let supervisor: Worker | undefined;
 /** The supervisor worker (started with the first host); it never keeps the program alive. */
 function watch(watcher: WatchRequest): void {
   if (supervisor === undefined) {
-    supervisor = new Worker(new URL('../supervisor.js', import.meta.url), { workerData: { sab: runtime().heap.sab } });
+    supervisor = new Worker(new URL('../supervisor.cjs', import.meta.url), { workerData: { sab: runtime().heap.sab } });
     supervisor.unref();
   }
   supervisor.postMessage(watcher, [watcher.port]);
