@@ -24,6 +24,7 @@
 //
 // Output: a table per scenario on stdout, and bench/results/latest.json: an array of
 // { scenario, impl, ops_per_sec, ns_per_op, min_ns, max_ns } (numbers, successful impls only).
+// A partial run (--only, --impl) replaces only its own rows there.
 //
 // ─── Adding an impl: the contract ───────────────────────────────────────────────────────────
 // Every `bench/impl/<name>.mjs` (name: letters, digits, _ and -; files with another dot in the
@@ -251,8 +252,23 @@ for (const scenario of registry.values()) {
 
 const total = (Date.now() - started) / 1000;
 await mkdir(new URL('./results/', import.meta.url), { recursive: true });
-await writeFile(new URL('./results/latest.json', import.meta.url), JSON.stringify(rows, null, 2) + '\n');
-console.log(`\nwrote bench/results/latest.json (${rows.length} rows); total wall time ${total.toFixed(1)} s`);
+// A partial run (--only, --impl) replaces its own rows and keeps the rest of the last results.
+const latestUrl = new URL('./results/latest.json', import.meta.url);
+let kept = [];
+if (args.only || args.impl) {
+  try {
+    const fresh = new Set(rows.map((r) => `${r.scenario} ${r.impl}`));
+    kept = JSON.parse(readFileSync(latestUrl, 'utf8')).filter((r) => !fresh.has(`${r.scenario} ${r.impl}`));
+  } catch {
+    kept = []; // no earlier results
+  }
+}
+const order = [...registry.keys()];
+const written = [...kept, ...rows].sort((a, b) => order.indexOf(a.scenario) - order.indexOf(b.scenario));
+await writeFile(latestUrl, JSON.stringify(written, null, 2) + '\n');
+console.log(
+  `\nwrote bench/results/latest.json (${rows.length} rows${kept.length > 0 ? `, ${kept.length} kept from the last run` : ''}); total wall time ${total.toFixed(1)} s`,
+);
 for (const n of notes) console.log(`note: ${n}`);
 if (disturbedScenarios.length) {
   console.log(`warning: other load on the machine disturbed: ${disturbedScenarios.join(', ')} (run again).`);
