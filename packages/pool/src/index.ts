@@ -6,8 +6,9 @@
  *   const pool = new Pool<typeof import('./tasks.js')>({ module: new URL('./tasks.ts', import.meta.url) });
  *   const y = await pool.run('square', 7);
  *   for await (const r of pool.map('square', [1, 2, 3])) console.log(r);
+ *   const stage = pool.spawn('stage', input.receiver(), output.sender()); // a process, on a warm worker
  *   await pool.close();
  */
-export { Pool, type MapOptions, type PoolOptions, type PoolStats, type TaskOptions } from './pool.js';
+export { Pool, PoolProcess, type MapOptions, type PoolOptions, type PoolStats, type TaskOptions } from './pool.js';
 export { currentTask, type TaskContext, type TaskSignal } from './worker.js';
 export { PoolBrokenError, PoolClosedError, QueueFullError, WorkerDiedError } from '@occam/core';

@@ -18,6 +18,7 @@ import {
   InvalidArgumentError,
   PoolBrokenError,
   PoolClosedError,
+  ProcessFailedError,
   QueueFullError,
   spawn,
   TimeoutError,
@@ -74,7 +75,8 @@ export interface PoolStats {
   running: number;
   completed: number;
   failed: number;
-  workers: { index: number; tasks: number; inFlight: number; utilisation: number }[];
+  /** Per worker: tasks finished, tasks held now, the share of its life it held any, and whether it runs a process (`spawn`). */
+  workers: { index: number; tasks: number; inFlight: number; utilisation: number; hosting: boolean }[];
   /** Task run times (dispatch to result): counts per bucket, bucket k holding times below `2^k` µs. */
   runTimeHistogram: number[];
 }
@@ -94,6 +96,8 @@ interface Task {
   cleanup(): void;
   settled: boolean;
   sentAt: number;
+  /** A process (`spawn`): it has a worker to itself while it runs. */
+  hosted: boolean;
 }
 
 interface Worker {
@@ -108,6 +112,8 @@ interface Worker {
   startedAt: number;
   idleTimer: ReturnType<typeof setTimeout> | undefined;
   retiring: boolean;
+  /** Runs a process (`spawn`): no task is sent to it meanwhile. */
+  hosting: boolean;
 }
 
 const CORES = availableParallelism();
@@ -132,6 +138,8 @@ export class Pool<M = Record<string, (...args: any[]) => any>> {
   readonly #module: Promise<string>;
   #results = chan<ResultMessage>(4096, { name: 'pool-results' });
   readonly #queue: Task[] = [];
+  /** Processes (`spawn`) waiting for a worker of their own. */
+  readonly #spawnQueue: Task[] = [];
   readonly #workers = new Map<number, Worker>();
   #nextId = 1;
   #nextIndex = 0;
@@ -179,17 +187,7 @@ export class Pool<M = Record<string, (...args: any[]) => any>> {
       if (this.#closing) return reject(new PoolClosedError());
       if (typeof name !== 'string') return reject(new InvalidArgumentError('run() needs the name of an exported function'));
       if (opts.signal?.aborted) return reject(abortError(opts.signal.reason));
-      const task: Task = {
-        id: this.#nextId++,
-        name,
-        args,
-        resolve: resolve as (v: unknown) => void,
-        reject,
-        abort: null,
-        cleanup: () => undefined,
-        settled: false,
-        sentAt: 0,
-      };
+      const task = this.#task(name, args, resolve as (v: unknown) => void, reject, false);
       // (Its abort channel, if it has one, must exist before the task is sent.)
       if (opts.signal !== undefined || opts.timeout !== undefined) this.#watch(task, opts);
       this.#outstanding++;
@@ -205,6 +203,42 @@ export class Pool<M = Record<string, (...args: any[]) => any>> {
       }
       this.#drive();
     });
+  }
+
+  /**
+   * Starts export `name` of the module as a process on a worker of its own: one that is idle now
+   * (no worker start to wait for), or else a new one, beyond `size` if need be, so that processes
+   * that talk to each other over channels all run at once. No task goes to that worker until the
+   * process ends; then it serves tasks again. `maxQueue` does not apply. A process sees
+   * `currentTask()` as a task does; `terminate()` aborts it (its blocked channel operations fail
+   * with AbortError) and stops its worker if it has not ended within `abortGrace`.
+   */
+  spawn<K extends Exports<M>>(name: K, ...args: Args<M, K>): PoolProcess<Ret<M, K>> {
+    let resolve!: (v: unknown) => void;
+    let reject!: (e: Error) => void;
+    const done = new Promise<Ret<M, K>>((res, rej) => {
+      resolve = res as (v: unknown) => void;
+      reject = rej;
+    });
+    done.catch(() => undefined); // reported by join()
+    const task = this.#task(name, args, resolve, reject, true);
+    const stop = new AbortController();
+    const proc = new PoolProcess<Ret<M, K>>(`${name}#${task.id}`, done, async () => {
+      if (task.settled) return;
+      stop.abort();
+      await this.#released(task);
+    });
+    if (this.#broken !== undefined) reject(this.#broken);
+    else if (this.#closing) reject(new PoolClosedError());
+    else if (typeof name !== 'string') reject(new InvalidArgumentError('spawn() needs the name of an exported function'));
+    else {
+      this.#watch(task, { signal: stop.signal }, () => new ProcessFailedError(`process ${proc.name} was terminated`));
+      this.#outstanding++;
+      this.#spawnQueue.push(task);
+      this.#pump();
+      this.#drive();
+    }
+    return proc;
   }
 
   /**
@@ -266,11 +300,30 @@ export class Pool<M = Record<string, (...args: any[]) => any>> {
     this.#closing = true;
     if (opts.cancelPending === true) {
       for (const task of this.#queue.splice(0)) this.#settle(task, new PoolClosedError('the pool was closed before this task started'));
+      for (const task of this.#spawnQueue.splice(0)) this.#settle(task, new PoolClosedError('the pool was closed before this process started'));
       for (const w of this.#workers.values()) this.#takeBack(w, new PoolClosedError('the pool was closed before this task started'));
     }
     this.#closed ??= new Promise<void>((resolve) => (this.#allEnded = resolve));
     this.#maybeFinish();
     return this.#closed;
+  }
+
+  /** A new task (or process, `hosted`), not yet queued. */
+  #task(name: string, args: unknown[], resolve: (v: unknown) => void, reject: (e: Error) => void, hosted: boolean): Task {
+    return { id: this.#nextId++, name, args, resolve, reject, abort: null, cleanup: () => undefined, settled: false, sentAt: 0, hosted };
+  }
+
+  /** Resolves once no worker holds `task` (it ended, or its worker was stopped). */
+  async #released(task: Task): Promise<void> {
+    const w = [...this.#workers.values()].find((x) => x.owned.has(task.id));
+    if (w === undefined) return;
+    await new Promise<void>((resolve) => {
+      const check = (): void => {
+        if (!w.owned.has(task.id) || this.#workers.get(w.index) !== w) resolve();
+        else setTimeout(check, 1);
+      };
+      check();
+    });
   }
 
   /** Stops every worker now; tasks not finished are rejected with PoolClosedError. */
@@ -279,6 +332,7 @@ export class Pool<M = Record<string, (...args: any[]) => any>> {
     this.#destroyed = true;
     const why = (): PoolClosedError => new PoolClosedError('the pool was destroyed before this task finished');
     for (const task of this.#queue.splice(0)) this.#settle(task, why());
+    for (const task of this.#spawnQueue.splice(0)) this.#settle(task, why());
     const ending = [...this.#workers.values()].map(async (w) => {
       for (const task of w.owned.values()) this.#settle(task, why());
       w.owned.clear();
@@ -298,9 +352,9 @@ export class Pool<M = Record<string, (...args: any[]) => any>> {
     const workers = [...this.#workers.values()].map((w) => {
       running += w.owned.size;
       const busy = w.busyMs + (w.owned.size > 0 ? now - w.busySince : 0);
-      return { index: w.index, tasks: w.done, inFlight: w.owned.size, utilisation: busy / Math.max(1, now - w.startedAt) };
+      return { index: w.index, tasks: w.done, inFlight: w.owned.size, utilisation: busy / Math.max(1, now - w.startedAt), hosting: w.hosting };
     });
-    return { queued: this.#queue.length, running, completed: this.#completed, failed: this.#failed, workers, runTimeHistogram: [...this.#histogram] };
+    return { queued: this.#queue.length + this.#spawnQueue.length, running, completed: this.#completed, failed: this.#failed, workers, runTimeHistogram: [...this.#histogram] };
   }
 
   // ── workers ────────────────────────────────────────────────────────────────
@@ -323,6 +377,7 @@ export class Pool<M = Record<string, (...args: any[]) => any>> {
       startedAt: performance.now(),
       idleTimer: undefined,
       retiring: false,
+      hosting: false,
     };
     this.#workers.set(index, w);
     void this.#module.then(
@@ -377,7 +432,8 @@ export class Pool<M = Record<string, (...args: any[]) => any>> {
       if (fail !== undefined) this.#settle(task, fail);
       else back.push(task);
     }
-    this.#queue.unshift(...back);
+    this.#queue.unshift(...back.filter((t) => !t.hosted));
+    this.#spawnQueue.unshift(...back.filter((t) => t.hosted));
   }
 
   /** The initializer failed, or the module could not be prepared: the pool runs nothing. */
@@ -385,6 +441,7 @@ export class Pool<M = Record<string, (...args: any[]) => any>> {
     if (this.#broken !== undefined) return;
     this.#broken = new PoolBrokenError(`the pool cannot start its workers: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
     for (const task of this.#queue.splice(0)) this.#settle(task, this.#broken);
+    for (const task of this.#spawnQueue.splice(0)) this.#settle(task, this.#broken);
     for (const w of this.#workers.values()) {
       for (const task of w.owned.values()) this.#settle(task, this.#broken);
       w.owned.clear();
@@ -396,37 +453,63 @@ export class Pool<M = Record<string, (...args: any[]) => any>> {
 
   // ── tasks ──────────────────────────────────────────────────────────────────
 
-  /** Sends queued tasks to the least-loaded ready workers; starts workers up to `size` if all are full. */
+  /**
+   * Sends each waiting process to an idle worker of its own, then queued tasks to the
+   * least-loaded ready workers (not those running a process); starts workers up to `size` if all
+   * are full, and beyond it for processes that found no idle worker.
+   */
   #pump(): void {
+    while (this.#spawnQueue.length > 0) {
+      const idle = [...this.#workers.values()].find((w) => this.#takesWork(w) && w.owned.size === 0);
+      if (idle === undefined) break;
+      const sent = this.#dispatch(this.#spawnQueue, idle);
+      if (sent === 'full') break;
+      if (sent === 'sent') idle.hosting = true;
+    }
     while (this.#queue.length > 0) {
       let best: Worker | undefined;
       for (const w of this.#workers.values()) {
-        if (w.ready && !w.retiring && w.owned.size < this.#depth && (best === undefined || w.owned.size < best.owned.size)) best = w;
+        if (this.#takesWork(w) && w.owned.size < this.#depth && (best === undefined || w.owned.size < best.owned.size)) best = w;
       }
-      if (best === undefined) break;
-      const task = this.#queue.shift()!;
-      const r = best.tasks.trySend([task.id, task.name, task.args, task.abort]);
-      if (r.isErr()) {
-        if (r.error.code === 'ERR_CHANNEL_FULL' || r.error.code === 'ERR_PEER_DIED') {
-          this.#queue.unshift(task);
-          if (r.error.code === 'ERR_CHANNEL_FULL') break; // (not expected: it holds at most depth)
-          best.retiring = true; // its worker died and is about to be replaced: skip it
-          continue;
-        }
-        this.#settle(task, r.error); // not sendable: this task only
-        continue;
-      }
-      if (best.owned.size === 0) {
-        best.busySince = performance.now();
-        clearTimeout(best.idleTimer);
-      }
-      task.sentAt = performance.now();
-      best.owned.set(task.id, task);
+      if (best === undefined || this.#dispatch(this.#queue, best) === 'full') break;
     }
-    if (this.#queue.length > 0 && this.#workers.size < this.size && !this.#closing) {
-      const starting = [...this.#workers.values()].some((w) => !w.ready);
-      if (!starting) this.#startWorker();
+    let starting = 0;
+    for (const w of this.#workers.values()) if (!w.ready) starting++;
+    // A process waits for no other: each gets a worker, even past `size`.
+    for (; starting < this.#spawnQueue.length; starting++) this.#startWorker();
+    if (this.#queue.length > 0 && this.#workers.size < this.size && !this.#closing && starting === 0) this.#startWorker();
+  }
+
+  #takesWork(w: Worker): boolean {
+    return w.ready && !w.retiring && !w.hosting;
+  }
+
+  /**
+   * Sends the first task of `queue` to `w`, recording it as w's: 'sent'. Else the task stays
+   * first in the queue: 'full' if `w` cannot take it now (not expected: it holds at most depth),
+   * 'dead' if w's worker died (it is skipped until replaced); or, 'failed', the task could not be
+   * sent (a value that cannot travel) and fails alone.
+   */
+  #dispatch(queue: Task[], w: Worker): 'sent' | 'full' | 'dead' | 'failed' {
+    const task = queue.shift()!;
+    const r = w.tasks.trySend([task.id, task.name, task.args, task.abort]);
+    if (r.isErr()) {
+      if (r.error.code === 'ERR_CHANNEL_FULL' || r.error.code === 'ERR_PEER_DIED') {
+        queue.unshift(task);
+        if (r.error.code === 'ERR_CHANNEL_FULL') return 'full';
+        w.retiring = true;
+        return 'dead';
+      }
+      this.#settle(task, r.error);
+      return 'failed';
     }
+    if (w.owned.size === 0) {
+      w.busySince = performance.now();
+      clearTimeout(w.idleTimer);
+    }
+    task.sentAt = performance.now();
+    w.owned.set(task.id, task);
+    return 'sent';
   }
 
   /**
@@ -534,6 +617,7 @@ export class Pool<M = Record<string, (...args: any[]) => any>> {
     if (w === undefined || task === undefined) return; // settled already (aborted, timed out)
     w.owned.delete(id);
     w.done++;
+    if (task.hosted) w.hosting = false;
     if (w.owned.size === 0) {
       w.busyMs += performance.now() - w.busySince;
       this.#armIdle(w);
@@ -576,14 +660,15 @@ export class Pool<M = Record<string, (...args: any[]) => any>> {
   }
 
   /** A task's signal and timeout: settle it at once, abort it in its worker, stop the worker if it runs on. */
-  #watch(task: Task, opts: TaskOptions): void {
+  #watch(task: Task, opts: TaskOptions, aborted = (reason: unknown): Error => abortError(reason)): void {
     const abort = chan<never>(0, { name: `pool-abort-${task.id}` });
     task.abort = abort;
     const fire = (error: Error): void => {
       if (task.settled) return;
       abort.poison();
-      const i = this.#queue.indexOf(task);
-      if (i >= 0) this.#queue.splice(i, 1);
+      const queue = task.hosted ? this.#spawnQueue : this.#queue;
+      const i = queue.indexOf(task);
+      if (i >= 0) queue.splice(i, 1);
       this.#settle(task, error);
       // Still held by a worker: it has `abortGrace` to let go of it, then the worker is stopped.
       const w = [...this.#workers.values()].find((x) => x.owned.has(task.id));
@@ -593,7 +678,7 @@ export class Pool<M = Record<string, (...args: any[]) => any>> {
         }, this.#grace).unref();
       }
     };
-    const onAbort = (): void => fire(abortError(opts.signal?.reason));
+    const onAbort = (): void => fire(aborted(opts.signal?.reason));
     opts.signal?.addEventListener('abort', onAbort, { once: true });
     const timer = opts.timeout === undefined ? undefined : setTimeout(() => fire(new TimeoutError(opts.timeout!, `the task did not finish within its timeout of ${opts.timeout} ms`)), opts.timeout);
     task.cleanup = () => {
@@ -605,7 +690,7 @@ export class Pool<M = Record<string, (...args: any[]) => any>> {
   /** Once closing and nothing is left to run: close the workers' channels; once they have ended, resolve close(). */
   #maybeFinish(): void {
     if (!this.#closing) return;
-    if (this.#queue.length === 0) {
+    if (this.#queue.length === 0 && this.#spawnQueue.length === 0) {
       for (const w of this.#workers.values()) if (w.owned.size === 0) closeOnce(w.tasks);
     }
     if (this.#workers.size === 0 && this.#allEnded !== undefined) {
@@ -613,6 +698,32 @@ export class Pool<M = Record<string, (...args: any[]) => any>> {
       this.#allEnded();
       this.#allEnded = undefined;
     }
+  }
+}
+
+/** A process that runs on a pool's worker (`pool.spawn`). */
+export class PoolProcess<R> {
+  /** `<export name>#<task id>`, as errors name it. */
+  readonly name: string;
+  readonly #done: Promise<R>;
+  readonly #stop: () => Promise<void>;
+  /** @internal (made by `pool.spawn`) */
+  constructor(name: string, done: Promise<R>, stop: () => Promise<void>) {
+    this.name = name;
+    this.#done = done;
+    this.#stop = stop;
+  }
+  /** Resolves to what the process returned; rejects with what it threw (class, code, message, stack). */
+  join(): Promise<R> {
+    return this.#done;
+  }
+  /**
+   * Stops the process: `join` rejects with ProcessFailedError (ERR_PROCESS_FAILED) at once, its
+   * blocked channel operations fail with AbortError, and its worker is stopped (and replaced) if
+   * it has not returned within the pool's `abortGrace`. Resolves once it has let go of its worker.
+   */
+  terminate(): Promise<void> {
+    return this.#stop();
   }
 }
 

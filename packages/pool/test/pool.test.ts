@@ -2,6 +2,7 @@ import { describe, expect, test } from 'vitest';
 import { AbortError, chan, TimeoutError } from '@occam/core';
 import { setFault, threadStats } from '@occam/core/testing';
 import { Pool, PoolBrokenError, PoolClosedError, QueueFullError, WorkerDiedError } from '@occam/pool';
+import { ProcessFailedError } from '@occam/core';
 import { until, watchdog as coreWatchdog } from '../../core/test/helpers.js';
 import type * as Tasks from './fixtures/tasks.js';
 
@@ -48,6 +49,7 @@ describe('Pool', () => {
   });
 
   test('a failing initializer breaks the pool with a clear error instead of respawning for ever', async () => {
+    await pool().close(); // the runtime's threads up (the supervisor among them)
     const before = threadStats().slots;
     const p = pool({ initializer: 'failingInit' });
     const e = await watchdog(p.run('inc', 1), 'a task on a broken pool').catch((x: unknown) => x);
@@ -56,7 +58,7 @@ describe('Pool', () => {
     expect((e as Error & { cause: Error }).cause).toBeInstanceOf(RangeError);
     await expect(p.run('inc', 2)).rejects.toBeInstanceOf(PoolBrokenError);
     await watchdog(p.close(), 'close');
-    expect(threadStats().slots).toBeLessThanOrEqual(before + 2); // its workers' hosts, idle: not more
+    expect(threadStats().slots).toBeLessThanOrEqual(before + 2); // its two workers' hosts at most
   });
 
   test('a task that throws rejects with its class, code, message and stack; the worker is reused', async () => {
@@ -287,5 +289,105 @@ describe('Pool', () => {
     expect(() => new Pool({ module, size: 0 })).toThrow(/size must be a positive integer/);
     expect(() => new Pool({ module, depth: 1.5 })).toThrow(/depth/);
     expect(() => new Pool(undefined as never)).toThrow(/needs \{ module \}/);
+  });
+
+  describe('spawn: processes on the pool\'s workers', () => {
+    test('a process runs on an idle worker already up (no new thread), and tasks go elsewhere meanwhile', async () => {
+      const p = pool();
+      await watchdog(Promise.all([p.run('inc', 0), p.run('inc', 1)]), 'the workers up');
+      const before = p.stats().workers.map((w) => w.index);
+      const slotsBefore = threadStats().slots;
+      const input = chan<number>();
+      const output = chan<number>();
+      const proc = p.spawn('squarer', input.receiver(), output.sender());
+      input.close(); // nothing to square: the process ends once it has started
+      // It ran on one of the two workers that were up: no worker and no thread was started.
+      expect(await watchdog(proc.join(), 'the process')).toBe(0);
+      expect(p.stats().workers.map((w) => w.index)).toEqual(before);
+      expect(threadStats().slots).toBe(slotsBefore);
+
+      // While a process holds a worker, every task goes to the other one.
+      const in2 = chan<number>();
+      const out2 = chan<number>();
+      const stage = p.spawn('squarer', in2.receiver(), out2.sender());
+      await until(() => p.stats().workers.some((w) => w.hosting), 'a worker hosting the process');
+      const host = p.stats().workers.find((w) => w.hosting)!;
+      const ys = await watchdog(Promise.all(Array.from({ length: 50 }, (_, i) => p.run('inc', i))), 'tasks beside the process');
+      expect(ys).toEqual(Array.from({ length: 50 }, (_, i) => i + 1));
+      expect(p.stats().workers.find((w) => w.index === host.index)!.tasks).toBe(host.tasks);
+      await watchdog(in2.sendAsync(7), 'a value to the process');
+      expect((await watchdog(out2.recvAsync(), 'its square'))).toBe(49);
+      in2.close();
+      expect(await watchdog(stage.join(), 'the stage')).toBe(1);
+      await until(() => p.stats().workers.every((w) => !w.hosting), 'the worker released');
+      await watchdog(p.close(), 'close');
+    });
+
+    test('processes joined by channels all run at once, past the pool size if need be', async () => {
+      const p = pool({ size: 1 });
+      const a = chan<number>(4);
+      const b = chan<number>(4);
+      const c = chan<number>(4);
+      // Three processes that need each other on a pool of one: each gets a worker.
+      const sum = p.spawn('summer', c.receiver());
+      const sq2 = p.spawn('squarer', b.receiver(), c.sender());
+      const sq1 = p.spawn('squarer', a.receiver(), b.sender());
+      for (let i = 1; i <= 20; i++) await watchdog(a.sendAsync(i), 'the pipeline input');
+      a.close();
+      const [n1, n2, total] = await watchdog(Promise.all([sq1.join(), sq2.join(), sum.join()]), 'the pipeline');
+      expect([n1, n2]).toEqual([20, 20]);
+      let expected = 0;
+      for (let i = 1; i <= 20; i++) expected += i ** 4;
+      expect(total).toBe(expected);
+      expect(p.stats().workers.length).toBeGreaterThanOrEqual(3);
+      expect(await watchdog(p.run('inc', 1), 'a task after')).toBe(2);
+      await watchdog(p.close(), 'close');
+    });
+
+    test('a process that throws rejects join with its class and code; its worker serves on', async () => {
+      const p = pool({ size: 1 });
+      const first = await watchdog(p.run('count'), 'count');
+      const e = await watchdog(p.spawn('fails', 'start').join(), 'the failing process').catch((x: unknown) => x);
+      expect((e as Error).name).toBe('TaskError');
+      expect((e as { code: string }).code).toBe('E_TASK');
+      expect(await watchdog(p.run('count'), 'count after')).toBe(first + 1); // the same worker
+      await p.close();
+    });
+
+    test('terminate: a blocked process is woken and ends, its worker kept; one that ignores it loses its worker', async () => {
+      const p = pool({ size: 1, abortGrace: 100 });
+      const first = await watchdog(p.run('count'), 'count');
+      const never = chan<number>();
+      const seen = chan<string>(4);
+      const blocked = p.spawn('waitOn', never.receiver(), seen.sender());
+      expect(await watchdog(seen.recvAsync(), 'the process waiting')).toBe('waiting');
+      await watchdog(blocked.terminate(), 'terminate');
+      const e = await blocked.join().catch((x: unknown) => x);
+      expect(e).toBeInstanceOf(ProcessFailedError);
+      expect((e as Error).message).toContain('terminated');
+      expect(await watchdog(seen.recvAsync(), 'how the wait ended')).toContain('ERR_ABORTED');
+      expect(await watchdog(p.run('count'), 'count after')).toBe(first + 1); // its worker lives on
+
+      const [kept] = p.stats().workers.map((w) => w.index);
+      const spinning = p.spawn('spinForever', seen.sender());
+      expect(await watchdog(seen.recvAsync(), 'the spinner')).toBe('started');
+      await watchdog(spinning.terminate(), 'terminate the spinner');
+      await expect(spinning.join()).rejects.toBeInstanceOf(ProcessFailedError);
+      expect(await watchdog(p.run('inc', 1), 'a task on the new worker')).toBe(2);
+      expect(p.stats().workers.map((w) => w.index)).not.toContain(kept); // stopped, and replaced
+      await watchdog(p.close(), 'close');
+    });
+
+    test('close waits for processes; spawn after close fails with ERR_POOL_CLOSED', async () => {
+      const p = pool({ size: 1 });
+      const input = chan<number>(2);
+      const proc = p.spawn('summer', input.receiver());
+      const closing = p.close();
+      await watchdog(input.sendAsync(5), 'input');
+      input.close();
+      expect(await watchdog(proc.join(), 'the process')).toBe(5);
+      await watchdog(closing, 'close');
+      await expect(p.spawn('summer', chan<number>().receiver()).join()).rejects.toBeInstanceOf(PoolClosedError);
+    });
   });
 });

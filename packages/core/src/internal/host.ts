@@ -145,7 +145,7 @@ function onMessage(host: Host, msg: HostMessage): void {
 }
 
 /**
- * Starts up to `n` hosts now, idle, for processes with `limits` that will be spawned soon (main
+ * Makes `n` hosts idle (starting those missing) now, for processes with `limits` that will be spawned soon (main
  * thread only): a worker's start (tens of ms) then overlaps whatever the caller does before
  * spawning. Each host imports the modules in `preload` as soon as it is up, so a process from
  * one of them starts without loading it. Idle hosts never keep the program alive.
@@ -154,7 +154,7 @@ export function warmHosts(n: number, limits: ResourceLimits | undefined, preload
   const key = JSON.stringify(limits ?? null);
   const list = idle.get(key) ?? [];
   idle.set(key, list);
-  for (let i = 0; i < n && list.length < MAX_IDLE; i++) {
+  for (let i = list.length; i < n && list.length < MAX_IDLE; i++) {
     const host = newHost(key, limits, preload);
     host.worker.unref();
     list.push(host);
