@@ -15,14 +15,17 @@
  *   - `pool.runWith({ signal }, name, ...args)` and `currentTask().signal` in the task: an abort
  *     that a task sees even in a loop that never yields (`aborted` reads shared memory), and
  *     `signal.toAbortSignal()`, a DOM AbortSignal for an asynchronous task.
+ *   - `pool.spawn(name, ...args)`: a process (here one that streams primes to main over a
+ *     channel) on a worker of the pool that is already up, so it starts in well under a
+ *     millisecond; `join()` and `terminate()` on the PoolProcess it returns.
  *   - `pool.stats()` and `pool.close()` (the program exits once the pool is closed).
  *
  * Left for later: what a pool does when a worker dies (its tasks fail with ERR_WORKER_DIED, the
- * rest go on; see the pool's tests), and pipes of channels between tasks.
+ * rest go on; see the pool's tests).
  *
  * Run: occam run docs/13-a-pool.ts [limit]
  */
-import { main } from '@occam/core';
+import { chan, main, type Sender } from '@occam/core';
 import { currentTask, Pool } from '@occam/pool';
 
 /** How many primes lie in [from, to): one argument, as `map` passes one input to each task. */
@@ -63,6 +66,11 @@ export async function slowWait(ms: number): Promise<string> {
     });
   });
   return 'waited';
+}
+
+/** A process: sends the primes from `from` on, for ever (until stopped), over `out`. */
+export function primeStream(from: number, out: Sender<number>): never {
+  for (let k = Math.max(2, from); ; k++) if (primesIn([k, k + 1]) === 1) out.send(k);
 }
 
 main(async () => {
@@ -117,9 +125,24 @@ main(async () => {
   console.log(`slow batch: ${aborted} of ${slow.length} tasks aborted; the next task ran in ${(performance.now() - t2).toFixed(1)} ms (${after} primes below 1000)`);
   if (aborted !== slow.length || after !== 168) throw new Error('the slow batch was not cancelled cleanly');
 
+  // ── a process on the pool ──────────────────────────────────────────────────
+  // It takes an idle worker of the pool (no worker start: compare the ~100 ms of a new one), and
+  // no task is sent to that worker while the process runs.
+  const primes = chan<number>(16);
+  const t3 = performance.now();
+  const stream = pool.spawn('primeStream', 1_000_000, primes.sender());
+  const first = await primes.recvAsync();
+  const startedMs = performance.now() - t3;
+  const next = [first];
+  while (next.length < 5) next.push(await primes.recvAsync());
+  await stream.terminate(); // its blocked send fails with AbortError, and it ends; its worker stays
+  const joined = await stream.join().catch((e: Error) => e.constructor.name);
+  console.log(`a process on the pool: first value after ${startedMs.toFixed(1)} ms; primes from a million: ${next.join(', ')}; joined: ${joined}`);
+  if (next[0] !== 1_000_003 || joined !== 'ProcessFailedError') throw new Error('the prime stream went wrong');
+
   const s = pool.stats();
   console.log(`stats: ${s.completed} completed, ${s.failed} failed, ${s.queued} queued, ${s.running} running`);
-  if (s.completed !== slices + 2 || s.failed !== slow.length) throw new Error('the stats do not add up');
+  if (s.completed !== slices + 2 || s.failed !== slow.length + 1) throw new Error('the stats do not add up');
   await pool.close();
   console.log('pool closed; the program exits');
 });
