@@ -14,8 +14,9 @@
  *   discarded (must be 0), and threads leaked (from /proc/self/task, less the runtime's own live
  *   threads; must be 0)
  * Then (the last quarter of the time) a pool of 2 workers runs ~200 tasks at a time that
- * return, throw, exit their worker, are aborted or time out: every task must settle exactly
- * once, with an outcome its kind allows (any task may fail with its worker's death).
+ * return, throw, exit their worker, are aborted or time out, beside up to two processes on
+ * workers of their own (`pool.spawn`), some of them terminated: every task and process must
+ * settle exactly once, with an outcome its kind allows (any may fail with its worker's death).
  * It exits non-zero if a must-be-0 figure is not 0, or if anything hangs (a watchdog).
  *
  * Run: occam run bench/soak.ts [--seconds N]
@@ -296,12 +297,16 @@ async function channelSoak(seconds: number): Promise<boolean> {
 
 // ── the pool soak ────────────────────────────────────────────────────────────
 
-type Kind = 'ok' | 'fail' | 'exit' | 'abort' | 'timeout' | 'later';
-const KINDS: Kind[] = ['ok', 'ok', 'ok', 'ok', 'fail', 'exit', 'abort', 'timeout', 'later'];
+type Kind = 'ok' | 'fail' | 'exit' | 'abort' | 'timeout' | 'later' | 'process' | 'terminated';
+const KINDS: Kind[] = ['ok', 'ok', 'ok', 'ok', 'fail', 'exit', 'abort', 'timeout', 'later', 'process', 'terminated'];
+/** Processes (`pool.spawn`) at once: each takes a worker of its own. */
+const MAX_PROCESSES = 2;
 
 /**
  * A pool under tasks that return, throw, exit their worker, are aborted or time out, ~200 in
- * flight: every task must settle exactly once, with an outcome its kind allows. True if so.
+ * flight, and up to two processes at a time on workers of their own (`spawn`), some of them
+ * terminated: every task and process must settle exactly once, with an outcome its kind allows.
+ * True if so.
  */
 async function poolSoak(seconds: number): Promise<boolean> {
   const pool = new Pool<typeof import('./soak-tasks.js')>({ module: new URL('./soak-tasks.ts', import.meta.url), size: 2, depth: 8, abortGrace: 50 });
@@ -310,12 +315,24 @@ async function poolSoak(seconds: number): Promise<boolean> {
   const tally = new Map<string, number>();
   let started = 0;
   let inFlight = 0;
+  let processes = 0;
   const launch = (): void => {
     const id = started++;
-    const kind = KINDS[rand(KINDS.length)]!;
+    let kind = KINDS[rand(KINDS.length)]!;
+    if ((kind === 'process' || kind === 'terminated') && processes >= MAX_PROCESSES) kind = 'ok';
     const ac = new AbortController();
+    const spawned = kind === 'process' || kind === 'terminated' ? pool.spawn('slow', id, 2 + rand(20)) : undefined;
+    if (spawned !== undefined) {
+      processes++;
+      if (kind === 'terminated') setTimeout(() => void spawned.terminate(), rand(15));
+      void spawned.join().then(
+        () => processes--,
+        () => processes--,
+      );
+    }
     const p =
-      kind === 'ok' ? pool.run('ok', id)
+      spawned !== undefined ? spawned.join()
+      : kind === 'ok' ? pool.run('ok', id)
       : kind === 'fail' ? pool.run('fail', id)
       : kind === 'exit' ? pool.run('exit')
       : kind === 'later' ? pool.run('later', id, rand(5))
@@ -332,6 +349,7 @@ async function poolSoak(seconds: number): Promise<boolean> {
       const allowed: Record<Kind, string[]> = {
         ok: ['value'], fail: ['E_SOAK'], exit: ['ERR_WORKER_DIED'], later: ['value'],
         abort: ['value', 'ERR_ABORTED'], timeout: ['value', 'ERR_TIMEOUT'],
+        process: ['value'], terminated: ['value', 'ERR_PROCESS_FAILED'],
       };
       if (outcome !== 'ERR_WORKER_DIED' && !allowed[kind].includes(outcome)) wrong.push(`${kind} task ${id} ended ${outcome}`);
     };
