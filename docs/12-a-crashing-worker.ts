@@ -24,6 +24,7 @@
  *   - PeerDiedError and what "the last user of an end" means; a shared channel surviving a death.
  *   - giving a process typed ends, so that it is a user from the start.
  *   - re-issuing work lost with a dead worker (the job it held is gone: nothing is sent twice).
+ *   - `ch.broken`: whether a death broke the channel itself (then make a new one; see above).
  *
  * Left for later: a pool that restarts dead workers for you (@occam/pool).
  *
@@ -86,6 +87,10 @@ main(async () => {
   console.log(`  lost with the dead worker: job ${lost.join(', ')} — handed out again (with the bug worked around)`);
   if (lost.length !== 1 || lost[0] !== 13) throw new Error(`expected exactly job 13 to be lost, got ${lost.join(', ')}`);
   squares.set(13, 13 * 13); // computed here, where 13 is not unlucky
+  // The worker died between operations, not inside one holding the lock: the channels are whole
+  // (a channel a death broke would say so here, and would have to be replaced).
+  console.log(`  jobs channel broken by the death: ${jobs.broken}; results channel: ${results.broken}`);
+  if (jobs.broken || results.broken) throw new Error('a death between operations broke a channel');
   jobs.close();
   const done = (await Promise.all(workers.map((w) => w.join().catch(() => 0)))).reduce((a, b) => a + b, 0);
   results.close();
