@@ -21,8 +21,8 @@ export async function prepareModule(moduleUrl: string | URL): Promise<string> {
 export { setInterrupt } from './internal/engine.js';
 
 /**
- * Starts `n` process hosts now (main thread only), so that processes spawned soon find their
- * worker up: a pool calls it before it compiles its module. Each host imports the URLs in
- * `preload` as soon as it is up.
+ * Makes `n` process hosts idle now, starting those missing (main thread only), so that processes
+ * spawned soon find their worker up: a pool calls it before it compiles its module. Each host it
+ * starts imports the URLs in `preload` as soon as it is up.
  */
 export { warmHosts } from './internal/host.js';

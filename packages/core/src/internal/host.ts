@@ -145,9 +145,9 @@ function onMessage(host: Host, msg: HostMessage): void {
 }
 
 /**
- * Makes `n` hosts idle (starting those missing) now, for processes with `limits` that will be spawned soon (main
- * thread only): a worker's start (tens of ms) then overlaps whatever the caller does before
- * spawning. Each host imports the modules in `preload` as soon as it is up, so a process from
+ * Makes `n` hosts idle now (starting those missing), for processes with `limits` that will be
+ * spawned soon (main thread only): a worker's start (tens of ms) then overlaps whatever the
+ * caller does before spawning. Each host imports the modules in `preload` as soon as it is up, so a process from
  * one of them starts without loading it. Idle hosts never keep the program alive.
  */
 export function warmHosts(n: number, limits: ResourceLimits | undefined, preload: string[] = []): void {
