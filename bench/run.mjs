@@ -24,7 +24,7 @@
 //
 // Output: a table per scenario on stdout, and bench/results/latest.json: an array of
 // { scenario, impl, ops_per_sec, ns_per_op, min_ns, max_ns } (numbers, successful impls only).
-// A partial run (--only, --impl) replaces only its own rows there.
+// A partial run (--only, --impl) replaces only its own rows there; a --quick run writes nothing.
 //
 // ─── Adding an impl: the contract ───────────────────────────────────────────────────────────
 // Every `bench/impl/<name>.mjs` (name: letters, digits, _ and -; files with another dot in the
@@ -265,10 +265,15 @@ if (args.only || args.impl) {
 }
 const order = [...registry.keys()];
 const written = [...kept, ...rows].sort((a, b) => order.indexOf(a.scenario) - order.indexOf(b.scenario));
-await writeFile(latestUrl, JSON.stringify(written, null, 2) + '\n');
-console.log(
-  `\nwrote bench/results/latest.json (${rows.length} rows${kept.length > 0 ? `, ${kept.length} kept from the last run` : ''}); total wall time ${total.toFixed(1)} s`,
-);
+if (args.quick) {
+  // A smoke test's numbers are not results.
+  console.log(`\n--quick: bench/results/latest.json left as it was; total wall time ${total.toFixed(1)} s`);
+} else {
+  await writeFile(latestUrl, JSON.stringify(written, null, 2) + '\n');
+  console.log(
+    `\nwrote bench/results/latest.json (${rows.length} rows${kept.length > 0 ? `, ${kept.length} kept from the last run` : ''}); total wall time ${total.toFixed(1)} s`,
+  );
+}
 for (const n of notes) console.log(`note: ${n}`);
 if (disturbedScenarios.length) {
   console.log(`warning: other load on the machine disturbed: ${disturbedScenarios.join(', ')} (run again).`);
