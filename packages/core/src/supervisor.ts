@@ -18,16 +18,33 @@ export interface WatchRequest {
 }
 
 const rt = joinRuntime(workerData as { sab: SharedArrayBuffer });
-becomeSupervisor();
+becomeSupervisor(rt);
 
-/** Retries what a reaping left unfinished (a lock held by another thread that died too). */
+/** A fault in the cleaning up is a bug in occam: it is reported, and the supervisor goes on. */
+function report(e: unknown): void {
+  const errors = e instanceof AggregateError ? e.errors : [e];
+  console.error(`${(e as Error).message ?? e}\n${errors.map((x) => (x as Error)?.stack ?? String(x)).join('\n')}`);
+}
+
+let timer: ReturnType<typeof setTimeout> | undefined;
+
+/** Retries what a reaping left unfinished (a lock or claim of another thread that died too). */
 function retry(): void {
-  if (retryUnfinished() > 0) setTimeout(retry, 5);
+  if (retryUnfinished(report) > 0 && timer === undefined) {
+    timer = setTimeout(() => {
+      timer = undefined;
+      retry();
+    }, 5);
+  }
 }
 
 parentPort!.on('message', ({ port, threadId }: WatchRequest) => {
   port.on('close', () => {
-    reapThread(rt, threadId);
+    try {
+      reapThread(rt, threadId);
+    } catch (e) {
+      report(e);
+    }
     retry();
   });
   port.start();

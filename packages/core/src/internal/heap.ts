@@ -69,6 +69,14 @@ export class Heap {
   holdsAt = H_SPARE;
   /** Atomics.wait is refused on the main thread in browsers and freezes Node's main thread: spin there. */
   canPark = true;
+  /**
+   * How long (ms) this thread waits for the allocator lock before an allocation fails with
+   * ALLOC_BUSY. Infinite but on the supervisor, which must not wait for a lock held by a thread
+   * that died too and that only it can release (reap.ts).
+   */
+  allocPatience = Infinity;
+  /** Blocks (class, payload) whose free found the allocator lock busy: freed under the next one. */
+  private readonly deferred: number[] = [];
 
   private constructor(sab: SharedArrayBuffer) {
     this.sab = sab;
@@ -211,7 +219,7 @@ export class Heap {
       this.i32[(p - BLOCK_HEADER) >> 2] = cls | BLOCK_MAGIC;
       return p;
     }
-    this.lock(H_ALLOC_LOCK);
+    this.lockAlloc();
     try {
       this.sync();
       const p = this.takeLocked(cls);
@@ -236,9 +244,29 @@ export class Heap {
       if (c.length >= 2 * BATCH) this.flush(cls, c);
       return;
     }
-    this.lock(H_ALLOC_LOCK);
+    if (!this.lockAlloc(false)) {
+      this.deferred.push(cls, payload);
+      return;
+    }
     this.pushFreeLocked(cls, payload);
     this.unlock(H_ALLOC_LOCK);
+  }
+
+  /**
+   * Takes the allocator lock, within `allocPatience`; if it stays busy, throws ALLOC_BUSY, or with
+   * `must` false returns false. Frees deferred meanwhile are done first.
+   */
+  private lockAlloc(must = true): boolean {
+    if (this.allocPatience === Infinity) this.lock(H_ALLOC_LOCK);
+    else if (!this.tryLock(H_ALLOC_LOCK, this.allocPatience)) {
+      if (must) throw ALLOC_BUSY;
+      return false;
+    }
+    while (this.deferred.length > 0) {
+      const p = this.deferred.pop()!;
+      this.pushFreeLocked(this.deferred.pop()!, p);
+    }
+    return true;
   }
 
   /** Caller holds the allocator lock: puts block `p` on the free list of class `cls`. */
@@ -264,7 +292,7 @@ export class Heap {
   }
 
   private refill(cls: number, c: number[]): void {
-    this.lock(H_ALLOC_LOCK);
+    this.lockAlloc();
     try {
       this.sync();
       c.push(this.takeLocked(cls)); // throws HeapExhaustedError only if not even one block fits
@@ -289,7 +317,7 @@ export class Heap {
   }
 
   private flush(cls: number, c: number[]): void {
-    this.lock(H_ALLOC_LOCK);
+    if (!this.lockAlloc(false)) return; // the cache keeps them until the lock comes free
     for (let i = 0; i < BATCH; i++) this.pushFreeLocked(cls, c.pop()!);
     this.unlock(H_ALLOC_LOCK);
   }
@@ -312,6 +340,9 @@ export class Heap {
     return { bytes: Atomics.load(this.i32, H_BYTES), bump: Atomics.load(this.i32, H_BUMP) };
   }
 }
+
+/** What an allocation throws on a thread with finite `allocPatience` when the allocator lock stays busy. */
+export const ALLOC_BUSY = new Error('occam: the allocator lock stayed busy');
 
 /** The size class whose blocks hold `bytes` (block size MIN_BLOCK << class). */
 export function sizeClass(bytes: number): number {

@@ -62,8 +62,17 @@ let supervisor: Worker | undefined;
 /** The supervisor worker (started with the first host); it never keeps the program alive. */
 function watch(watcher: WatchRequest): void {
   if (supervisor === undefined) {
-    supervisor = new Worker(new URL('../supervisor.cjs', import.meta.url), { workerData: { sab: runtime().heap.sab } });
-    supervisor.unref();
+    const sup = new Worker(new URL('../supervisor.cjs', import.meta.url), { workerData: { sab: runtime().heap.sab } });
+    sup.unref();
+    // It catches its own faults; should it still die, the user's program must not: the hosts
+    // it watched are no longer watched, and the next host starts a new supervisor.
+    sup.on('error', (err) => {
+      process.emitWarning(`occam: the supervisor stopped (${err.message}); deaths of running processes may go unnoticed`);
+    });
+    sup.on('exit', () => {
+      if (supervisor === sup) supervisor = undefined;
+    });
+    supervisor = sup;
   }
   supervisor.postMessage(watcher, [watcher.port]);
 }

@@ -86,7 +86,7 @@ export const T_USES = 7;
  * by a dead thread is this one. Stale once released; the lock word itself tells.
  */
 export const T_HOLDS = 8;
-/** The op this thread is claiming and the CLAIMED state it sets (stored before the claim). */
+/** The op this thread is claiming and the WAITING state it claims it from (stored before the claim). */
 export const T_CLAIM_OP = 9;
 export const T_CLAIM_STATE = 10;
 /** Byte offset of the current process's name (UTF-16 in a heap block) and its length, or 0. */
@@ -166,7 +166,11 @@ export const TAG_F64 = 6;
 export const TAG_BLOCK = 7;
 
 // ── op record (one blocking operation, one waiter per case) ──────────────────
-/** (seq << 3) | status. Changed only by compareExchange, except DONE, stored by the claimer. */
+/**
+ * (seq << 3) | status; while CLAIMED, ((claimer's thread slot + 1) << 3) | ST_CLAIMED instead
+ * (the claimer keeps the sequence number, see T_CLAIM_STATE). Changed only by compareExchange,
+ * except DONE (or WAITING again), stored by the claimer.
+ */
 export const O_STATE = 0;
 /** 1 while the owner is (about to be) parked on O_STATE: a claimer notifies only then. */
 export const O_PARKED = 1;

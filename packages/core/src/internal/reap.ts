@@ -80,16 +80,21 @@ import { loadName, storeName } from './names.js';
 import { unlink } from './queue.js';
 import { ringClose } from './ring.js';
 import { slotWord, type Runtime } from './runtime.js';
-import { failQueue, ringAt } from './transfer.js';
+import { CLAIM_BUSY, claimedBy, failQueue, myClaimedState, ringAt, setClaimPatience } from './transfer.js';
 
 // ── locks ────────────────────────────────────────────────────────────────────
 
 /** Set on the supervisor's thread: it never waits long for a lock (see `lockFor`). */
 let supervising = false;
 
-/** @internal The supervisor thread says who it is. */
-export function becomeSupervisor(): void {
+/** How long (ms) the supervisor waits at a time for a lock, a claim or the allocator. */
+const PATIENCE_MS = 20;
+
+/** @internal The supervisor thread says who it is: it never waits long on another thread. */
+export function becomeSupervisor(rt: Runtime): void {
   supervising = true;
+  rt.heap.allocPatience = PATIENCE_MS;
+  setClaimPatience(PATIENCE_MS);
 }
 
 /**
@@ -98,10 +103,19 @@ export function becomeSupervisor(): void {
  */
 const unfinished: (() => boolean)[] = [];
 
-/** Retries unfinished work; returns how many items are left. */
-export function retryUnfinished(): number {
+/**
+ * Retries unfinished work; returns how many items are left. An item that throws (a bug) is
+ * dropped and given to `onError`; the others still run.
+ */
+export function retryUnfinished(onError: (e: unknown) => void): number {
   const items = unfinished.splice(0);
-  for (const item of items) if (!item()) unfinished.push(item);
+  for (const item of items) {
+    try {
+      if (!item()) unfinished.push(item);
+    } catch (e) {
+      onError(e);
+    }
+  }
   return unfinished.length;
 }
 
@@ -116,7 +130,7 @@ const BROKEN = 2;
 function lockFor(rt: Runtime, c: number): number {
   try {
     if (!supervising) rt.heap.lock(c + C_LOCK);
-    else if (!rt.heap.tryLock(c + C_LOCK, 20)) return BUSY;
+    else if (!rt.heap.tryLock(c + C_LOCK, PATIENCE_MS)) return BUSY;
     rt.heap.sync();
     return LOCKED;
   } catch {
@@ -140,14 +154,21 @@ function usersWord(c: number, end: number): number {
 /**
  * This thread's current process (or main) starts using `end` of the channel at byte `off`.
  * Called once per end and process (the handle remembers; see Channel).
+ *
+ * Counted first, listed second: a thread that dies between the two leaves one user counted for
+ * good (the end is then never disconnected), never a listed use that was not counted (whose
+ * taking back would disconnect an end that a live process still uses). `endUses` and the list's
+ * compaction keep the same rule: a use leaves the list before it is taken back, and the list
+ * never holds an entry twice.
  */
 export function noteUse(rt: Runtime, off: number, id: number, end: number): void {
-  const h = rt.heap;
   if (!rt.isMain) {
     const had = rt.uses.get(id) ?? 0;
     if ((had & end) !== 0) return; // another handle of ours on the same channel
     rt.uses.set(id, had | end);
+    countUser(rt, off, end, 1);
     appendUse(rt, off, id, end);
+    return;
   }
   // Main never ends before the program does: its use is for good (counted once per handle).
   countUser(rt, off, end, 1);
@@ -179,21 +200,7 @@ function appendUse(rt: Runtime, off: number, id: number, end: number): void {
   h.sync();
   const at = slotWord(rt.slot, T_USES);
   let list = h.i32[at]!;
-  if (list === 0 || h.i32[list >> 2] === h.i32[(list >> 2) + 1]) {
-    if (list !== 0) compact(rt, list);
-    if (list === 0 || h.i32[list >> 2] === h.i32[(list >> 2) + 1]) {
-      const cap = list === 0 ? 16 : h.i32[(list >> 2) + 1]! * 2;
-      const grown = h.alloc((2 + cap * U_WORDS) * 4);
-      h.sync();
-      const n = list === 0 ? 0 : h.i32[list >> 2]!;
-      if (list !== 0) h.i32.copyWithin((grown >> 2) + 2, (list >> 2) + 2, (list >> 2) + 2 + n * U_WORDS);
-      h.i32[grown >> 2] = n;
-      h.i32[(grown >> 2) + 1] = cap;
-      Atomics.store(h.i32, at, grown); // the supervisor reads the list only once we are dead
-      if (list !== 0) h.free(list);
-      list = grown;
-    }
-  }
+  if (list === 0 || h.i32[list >> 2] === h.i32[(list >> 2) + 1]) list = relist(rt, list);
   const m = h.i32;
   const e = (list >> 2) + 2 + m[list >> 2]! * U_WORDS;
   m[e] = off;
@@ -202,21 +209,32 @@ function appendUse(rt: Runtime, off: number, id: number, end: number): void {
   Atomics.store(m, list >> 2, m[list >> 2]! + 1);
 }
 
-/** Drops the entries of channels that no longer exist (a long-lived process uses many). */
-function compact(rt: Runtime, list: number): void {
-  const m = rt.heap.i32;
-  const base = (list >> 2) + 2;
-  let kept = 0;
-  for (let k = 0, n = m[list >> 2]!; k < n; k++) {
-    const e = base + k * U_WORDS;
-    if (!alive(m, m[e]!, m[e + 1]!)) {
-      rt.uses.delete(m[e + 1]!);
-      continue;
+/**
+ * A full (or missing) uses list is replaced by a new one holding the entries of channels that
+ * still exist (a long-lived process uses many), with room for as many again. The new list is
+ * written whole before it is published: a death at any point leaves one list, each entry once.
+ */
+function relist(rt: Runtime, list: number): number {
+  const h = rt.heap;
+  let m = h.i32;
+  const kept: number[] = [];
+  if (list !== 0) {
+    for (let k = 0, n = m[list >> 2]!; k < n; k++) {
+      const e = (list >> 2) + 2 + k * U_WORDS;
+      if (alive(m, m[e]!, m[e + 1]!)) kept.push(m[e]!, m[e + 1]!, m[e + 2]!);
+      else rt.uses.delete(m[e + 1]!);
     }
-    if (kept !== k) m.copyWithin(base + kept * U_WORDS, e, e + U_WORDS);
-    kept++;
   }
-  Atomics.store(m, list >> 2, kept);
+  const cap = Math.max(16, (kept.length / U_WORDS) * 2);
+  const fresh = h.alloc((2 + cap * U_WORDS) * 4);
+  h.sync();
+  m = h.i32;
+  m.set(kept, (fresh >> 2) + 2);
+  m[fresh >> 2] = kept.length / U_WORDS;
+  m[(fresh >> 2) + 1] = cap;
+  Atomics.store(m, slotWord(rt.slot, T_USES), fresh); // the supervisor reads the list only once we are dead
+  if (list !== 0) h.free(list);
+  return fresh;
 }
 
 function alive(m: Int32Array, off: number, id: number): boolean {
@@ -239,15 +257,15 @@ export function endUses(rt: Runtime, slot: number, died: boolean, who: string): 
     rt.useEpoch++;
   }
   if (list === 0) return;
-  const n = Atomics.load(h.i32, list >> 2);
   const orphaned: number[] = [];
-  for (let k = 0; k < n; k++) {
+  // Last entry first, each dropped from the list before it is taken back (see noteUse).
+  for (let k = Atomics.load(h.i32, list >> 2) - 1; k >= 0; k--) {
     const e = (list >> 2) + 2 + k * U_WORDS;
     const [off, id, end] = [h.i32[e]!, h.i32[e + 1]!, h.i32[e + 2]!];
+    Atomics.store(h.i32, list >> 2, k);
     if (!alive(h.i32, off, id)) continue;
     if (Atomics.sub(h.i32, usersWord(off >> 2, end), 1) === 1 && died) orphaned.push(off, id, end);
   }
-  Atomics.store(h.i32, list >> 2, 0);
   if (slot !== rt.slot) {
     Atomics.store(h.i32, at, 0);
     h.free(list);
@@ -264,27 +282,56 @@ export function endUses(rt: Runtime, slot: number, died: boolean, who: string): 
  */
 function disconnect(rt: Runtime, off: number, id: number, end: number, who: string): boolean {
   const h = rt.heap;
-  const name = storeName(h, who); // allocate before locking
+  const name = storeNameIfCan(rt, who); // allocate before locking
   let old = name;
   const c = off >> 2;
   const got = lockFor(rt, c);
   if (got !== LOCKED) {
-    h.free(name); // broken meanwhile (it fails everything already), or busy
+    freeIfCan(rt, name); // broken meanwhile (it fails everything already), or busy
     return got === BROKEN;
   }
   const m = h.i32;
+  let done = true;
   if (alive(m, off, id) && Atomics.load(m, usersWord(c, end)) === 0 && (m[c + C_FLAGS]! & F_SHUT) === 0) {
-    m[c + C_FLAGS] = m[c + C_FLAGS]! | goneFlag(end);
     old = m[c + C_DIED]!;
     m[c + C_DIED] = name;
     m[c + C_DIED_LEN] = who.length;
+    m[c + C_FLAGS] = m[c + C_FLAGS]! | goneFlag(end);
     // Receivers wait for senders and the other way round: the other end's parties fail.
-    failQueue(m, c, end === K_SEND ? C_RECVQ_HEAD : C_SENDQ_HEAD, R_PEER_DIED);
+    try {
+      failQueue(m, c, end === K_SEND ? C_RECVQ_HEAD : C_SENDQ_HEAD, R_PEER_DIED);
+    } catch (e) {
+      // On the supervisor: a party claimed by a thread that died too. Its reaping settles it;
+      // the rest of the queue is failed on a later try.
+      if (e !== CLAIM_BUSY) throw e;
+      done = false;
+    }
   }
   h.unlock(c + C_LOCK);
   flushWakes(rt);
-  if (old !== 0) h.free(old);
-  return true;
+  if (old !== 0) freeIfCan(rt, old);
+  return done;
+}
+
+/**
+ * `who` stored in the heap for a channel to name its dead (0 if it cannot be: the heap is full,
+ * or, on the supervisor, the allocator lock is held by a thread that died too). Never throws.
+ */
+function storeNameIfCan(rt: Runtime, who: string): number {
+  try {
+    return storeName(rt.heap, who);
+  } catch {
+    return 0;
+  }
+}
+
+function freeIfCan(rt: Runtime, at: number): void {
+  if (at === 0) return;
+  try {
+    rt.heap.free(at);
+  } catch {
+    // a block the reaper cannot give back now is left to leak, never to stop it
+  }
 }
 
 // ── dead threads ─────────────────────────────────────────────────────────────
@@ -298,8 +345,10 @@ function processOn(rt: Runtime, slot: number): string | undefined {
 
 /**
  * Cleans up after the worker thread `threadId`, which has died: its claim, its lock, its waiting
- * operations, its uses; then frees its slot. Whoever comes first (the supervisor, or main at the
- * worker's exit event) does it, once. Returns the name of the process it was running, if any.
+ * operations, its uses; then frees its slot. Whoever comes first does it, once. Returns the name
+ * of the process it was running, if any. Each step stands alone: one that throws (a bug) does
+ * not stop the others, and the slot is freed whatever happens; the errors are thrown together
+ * at the end, for the caller to report.
  */
 export function reapThread(rt: Runtime, threadId: number): string | undefined {
   const h = rt.heap;
@@ -309,22 +358,39 @@ export function reapThread(rt: Runtime, threadId: number): string | undefined {
     const at = slotWord(slot, 0);
     if (Atomics.load(m, at + T_STATE) !== T_ALIVE || Atomics.load(m, at + T_THREAD_ID) !== threadId) continue;
     if (Atomics.compareExchange(m, at + T_STATE, T_ALIVE, T_DEAD) !== T_ALIVE) return undefined;
-    const name = processOn(rt, slot);
+    const errors: unknown[] = [];
+    const step = (work: () => void): void => {
+      try {
+        h.sync();
+        work();
+      } catch (e) {
+        errors.push(e);
+      }
+    };
+    let name: string | undefined;
+    step(() => (name = processOn(rt, slot)));
     const who = name ?? `thread ${threadId}`;
-    // First what needs no lock: its claim settled, the channel whose lock it held broken.
+    // First what needs no lock: the channel whose lock it held broken, its claim settled.
     // (Marked broken before any op is failed: a failed party reads why from the channel.)
-    const held = heldChannel(rt, slot);
-    if (held !== 0) breakChannel(rt, held, who);
-    failClaim(rt, slot, held);
-    if (held !== 0) failWaitersOn(rt, held, slot);
-    withdrawOps(rt, slot);
-    endUses(rt, slot, true, who);
-    const nameAt = h.i32[at + T_NAME]!;
-    if (nameAt !== 0) h.free(nameAt);
-    Atomics.store(h.i32, at + T_NAME, 0);
+    let held = 0;
+    step(() => {
+      held = heldChannel(rt, slot);
+      if (held !== 0) breakChannel(rt, held, who);
+    });
+    step(() => failClaim(rt, slot, held));
+    if (held !== 0) step(() => failWaitersOn(rt, held, slot));
+    step(() => withdrawOps(rt, slot));
+    step(() => endUses(rt, slot, true, who));
+    step(() => {
+      const nameAt = h.i32[at + T_NAME]!;
+      Atomics.store(h.i32, at + T_NAME, 0);
+      freeIfCan(rt, nameAt);
+    });
+    h.sync();
     if (Atomics.exchange(h.i32, at + T_RUNNING, -1) === 1) Atomics.sub(h.i32, H_RUNNING, 1);
     Atomics.store(h.i32, at + T_THREAD_ID, 0);
     Atomics.store(h.i32, at + T_STATE, T_FREE);
+    if (errors.length > 0) throw new AggregateError(errors, `occam: cleaning up after ${who} failed`);
     return name;
   }
   return undefined;
@@ -352,7 +418,8 @@ function heldChannel(rt: Runtime, slot: number): number {
 function breakChannel(rt: Runtime, c: number, who: string): void {
   const h = rt.heap;
   const at = c + C_LOCK;
-  const name = storeName(h, who);
+  // The name first (those woken below read it), but nothing may stop the breaking: without it.
+  const name = storeNameIfCan(rt, who);
   h.sync();
   const mm = h.i32;
   // Nobody else can be in the critical section: its holder is dead. Those parked on the lock
@@ -365,15 +432,18 @@ function breakChannel(rt: Runtime, c: number, who: string): void {
   Atomics.notify(mm, at);
 }
 
-/** Fails `op` (word index) with ERR_PEER_DIED as case `i`, from claimed state `claimed`; wakes it. */
-function failOp(m: Int32Array, op: number, i: number, claimed: number): void {
+/**
+ * Fails `op` (word index, which we hold CLAIMED) with ERR_PEER_DIED as case `i`; `waiting` is
+ * the WAITING state it was claimed from (its sequence number). Wakes its owner.
+ */
+function failOp(m: Int32Array, op: number, i: number, waiting: number): void {
   m[op + O_CASE] = i;
   m[op + O_RESULT] = R_PEER_DIED;
-  Atomics.store(m, op + O_STATE, claimed + (ST_DONE - ST_CLAIMED));
+  Atomics.store(m, op + O_STATE, waiting + (ST_DONE - ST_WAITING));
   if (Atomics.load(m, op + O_PARKED) !== 0) Atomics.notify(m, op + O_STATE);
 }
 
-/** How long a claim through another channel is waited out (ms) before it is left to its own reaping. */
+/** How long a claim through another channel is waited out (ms) before it is tried again later. */
 const CLAIM_WAIT_MS = 10;
 
 /**
@@ -389,50 +459,66 @@ function failWaitersOn(rt: Runtime, c: number, dead: number): void {
     for (let k = 0, n = Atomics.load(m, list >> 2); k < n; k++) {
       const op = m[(list >> 2) + 2 + k]! >> 2;
       for (let i = 0; i < m[op + O_NCASES]!; i++) {
-        const w = op + O_WORDS + i * W_WORDS;
-        // Linked into c's queue: under c's lock, so the set of these is frozen now.
-        if (m[w + W_CHAN] !== c << 2 || Atomics.load(m, w + W_LINKED) === 0) continue;
-        for (const end = performance.now() + CLAIM_WAIT_MS; ; ) {
-          const s = Atomics.load(m, op + O_STATE);
-          const st = s & ST_MASK;
-          // Claimed through another channel: a live claimer is a few instructions from done; a
-          // claimer that died too is settled when its own death is handled (failClaim).
-          if (st === ST_CLAIMED) {
-            if (performance.now() < end) continue;
-            break;
-          }
-          if (st !== ST_WAITING) break; // settled otherwise: its owner unregisters (and skips c)
-          if (Atomics.compareExchange(m, op + O_STATE, s, s + (ST_CLAIMED - ST_WAITING)) !== s) continue;
-          m[w + W_LINKED] = 0; // its owner must not unlink it from a broken queue
-          failOp(m, op, i, s + (ST_CLAIMED - ST_WAITING));
-          break;
+        if (failWaiterOn(m, op, i, c) === WAIT_CLAIMED) {
+          unfinished.push(() => failWaiterOn(rt.heap.i32, op, i, c) !== WAIT_CLAIMED);
         }
-        break;
       }
     }
   }
 }
 
+const WAIT_CLAIMED = 2;
+
+/**
+ * Fails waiter `i` of `op` if it waits, linked, on broken channel `c`: 1 if it did, 0 if it
+ * does not wait there, WAIT_CLAIMED if another thread's claim on the op stayed under way. The
+ * state is read first and the fields after, and the claim is a CAS from that state: an op
+ * reused meanwhile (another sequence number) is never taken for the one we looked at.
+ */
+function failWaiterOn(m: Int32Array, op: number, i: number, c: number): number {
+  const w = op + O_WORDS + i * W_WORDS;
+  for (const end = performance.now() + CLAIM_WAIT_MS; ; ) {
+    const s = Atomics.load(m, op + O_STATE);
+    const st = s & ST_MASK;
+    if (st === ST_CLAIMED) {
+      // A live claimer is a few instructions from done (or from handing it back, WAITING); one
+      // that died too is settled when its own death is handled (failClaim).
+      if (performance.now() < end) continue;
+      return WAIT_CLAIMED;
+    }
+    if (st !== ST_WAITING) return 0; // settled otherwise: its owner unregisters (and skips c)
+    // Linked into c's queue: c is broken, so nothing links or unlinks there but its owner.
+    if (m[w + W_CHAN] !== c << 2 || Atomics.load(m, w + W_LINKED) === 0) return 0;
+    if (Atomics.compareExchange(m, op + O_STATE, s, myClaimedState()) !== s) continue;
+    m[w + W_LINKED] = 0; // its owner must not unlink it from a broken queue
+    failOp(m, op, i, s);
+    return 1;
+  }
+}
+
 /**
  * An op the dead thread had claimed and not finished fails with ERR_PEER_DIED: its value (if
- * any) went with the dead thread. Claims happen under the lock of the waiter's channel, which
- * is then `broken`.
+ * any) went with the dead thread. Only the dead thread wrote its CLAIMED state (`claimedBy`),
+ * so finding it there means the claim was its own and under way. Claims happen under the lock
+ * of the waiter's channel, which is then `broken`.
  */
 function failClaim(rt: Runtime, slot: number, broken: number): void {
   const m = rt.heap.i32;
   const op = m[slotWord(slot, T_CLAIM_OP)]! >> 2;
-  const claimed = m[slotWord(slot, T_CLAIM_STATE)]!;
-  if (op === 0 || Atomics.load(m, op + O_STATE) !== claimed || (claimed & ST_MASK) !== ST_CLAIMED) return;
+  const waiting = m[slotWord(slot, T_CLAIM_STATE)]!;
+  if (op === 0 || Atomics.load(m, op + O_STATE) !== claimedBy(slot)) return;
   let i = 0;
   while (i < m[op + O_NCASES]! && m[op + O_WORDS + i * W_WORDS + W_CHAN] !== broken << 2) i++;
-  if (i === m[op + O_NCASES]) i = 0;
-  m[op + O_WORDS + i * W_WORDS + W_LINKED] = 0;
-  failOp(m, op, i, claimed);
+  if (i < m[op + O_NCASES]!) m[op + O_WORDS + i * W_WORDS + W_LINKED] = 0; // a broken queue is not walked again
+  else i = 0;
+  failOp(m, op, i, waiting);
 }
 
 /**
- * A dead thread's blocked operations are withdrawn: each op still WAITING is cancelled and its
- * waiters unlinked, so no one later "delivers" a value to a thread that cannot take it.
+ * A dead thread's blocked operations are withdrawn: each op still WAITING is cancelled, and the
+ * waiters of every settled op that are still linked are unlinked (a select whose other case
+ * fired after its owner died has no owner left to unregister them), so no one later "delivers"
+ * a value to a thread that cannot take it and no queue keeps a dead party.
  */
 function withdrawOps(rt: Runtime, slot: number): void {
   const h = rt.heap;
@@ -441,20 +527,35 @@ function withdrawOps(rt: Runtime, slot: number): void {
   if (list === 0) return;
   for (let k = 0, n = m[list >> 2]!; k < n; k++) {
     const op = m[(list >> 2) + 2 + k]! >> 2;
-    const s = Atomics.load(m, op + O_STATE);
-    if ((s & ST_MASK) !== ST_WAITING) continue;
-    if (Atomics.compareExchange(m, op + O_STATE, s, s + (ST_CANCELLED - ST_WAITING)) !== s) continue;
-    for (let i = 0; i < m[op + O_NCASES]!; i++) {
-      const w = op + O_WORDS + i * W_WORDS;
-      if (Atomics.load(m, w + W_LINKED) === 0) continue;
-      if (!withdraw(rt, w)) unfinished.push(() => withdraw(rt, w));
-    }
+    if (!withdrawOp(rt, op)) unfinished.push(() => withdrawOp(rt, op));
   }
   Atomics.store(m, slotWord(slot, T_OPS), 0);
   // The list and the op records stay allocated: unfinished work may still read them.
 }
 
-/** Unlinks waiter `w` (word index) of a dead thread's cancelled op; false if the lock was busy. */
+/** Withdraws dead op `op` (word index); false if a claim on it or a lock stayed busy (try again later). */
+function withdrawOp(rt: Runtime, op: number): boolean {
+  const h = rt.heap;
+  h.sync();
+  const m = h.i32;
+  for (const end = performance.now() + CLAIM_WAIT_MS; ; ) {
+    const s = Atomics.load(m, op + O_STATE);
+    const st = s & ST_MASK;
+    if (st === ST_CLAIMED) {
+      if (performance.now() < end) continue; // a live claimer finishes it, or hands it back
+      return false;
+    }
+    if (st !== ST_WAITING || Atomics.compareExchange(m, op + O_STATE, s, s + (ST_CANCELLED - ST_WAITING)) === s) break;
+  }
+  let done = true;
+  for (let i = 0; i < m[op + O_NCASES]!; i++) {
+    const w = op + O_WORDS + i * W_WORDS;
+    if (Atomics.load(m, w + W_LINKED) !== 0 && !withdraw(rt, w)) done = false;
+  }
+  return done;
+}
+
+/** Unlinks waiter `w` (word index) of a dead thread's settled op; false if the lock was busy. */
 function withdraw(rt: Runtime, w: number): boolean {
   const h = rt.heap;
   const c = h.i32[w + W_CHAN]! >> 2;

@@ -107,7 +107,7 @@ function make(heap: Heap): Runtime {
   const slot = claimSlot(heap);
   heap.lockId = slot + 1;
   heap.holdsAt = slotWord(slot, T_HOLDS);
-  setClaimWord(slotWord(slot, T_CLAIM_OP));
+  setClaimWord(slotWord(slot, T_CLAIM_OP), slot);
   // The main thread never counts among running process threads (see markRunningSlot). A slot
   // reused after a dead thread may still be counted (a late waker marked it): undo that.
   const running = slotWord(slot, T_RUNNING);

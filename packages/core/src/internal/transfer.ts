@@ -71,6 +71,21 @@ function faultDue(m: Int32Array): boolean {
 }
 
 /**
+ * How long (ms) a claim under way through another channel is waited out before `settledState`
+ * gives up with CLAIM_BUSY. Infinite on every thread but the supervisor: there, the claimer may
+ * be a thread that died too, whose claim only the supervisor itself can settle (reap.ts).
+ */
+let claimPatience = Infinity;
+
+/** What `settledState` throws on the supervisor when a claim stays under way too long. */
+export const CLAIM_BUSY = new Error('occam: a claim stayed under way');
+
+/** @internal The supervisor waits for another thread's claim at most `ms` at a time. */
+export function setClaimPatience(ms: number): void {
+  claimPatience = ms;
+}
+
+/**
  * The state of the op whose state word is `at`, once no claim is in progress on it. A select's op
  * can be claimed through one channel while we look at it through another; that claimer holds
  * its own channel's lock and is a few instructions from DONE or from handing the claim back
@@ -79,24 +94,45 @@ function faultDue(m: Int32Array): boolean {
  * a party that is WAITING again (a value left in a buffer, a close that never reached it).
  */
 function settledState(m: Int32Array, at: number): number {
-  for (;;) {
+  let end = 0;
+  for (let i = 1; ; i++) {
     const s = Atomics.load(m, at);
     if ((s & ST_MASK) !== ST_CLAIMED) return s;
+    if (claimPatience !== Infinity && (i & 255) === 0) {
+      if (end === 0) end = performance.now() + claimPatience;
+      else if (performance.now() > end) throw CLAIM_BUSY;
+    }
   }
 }
 
 /** Word index of this thread's T_CLAIM_OP (T_CLAIM_STATE follows); set when it joins the runtime. */
 let claimAt = 0;
 
-/** @internal */
-export function setClaimWord(at: number): void {
+/** The CLAIMED state this thread writes: it names the claimer, so its death can be told apart. */
+let claimedWord = ST_CLAIMED;
+
+/** The CLAIMED state that thread-table slot `slot` writes into an op it claims. */
+export function claimedBy(slot: number): number {
+  return ((slot + 1) << 3) | ST_CLAIMED;
+}
+
+/** @internal This thread's claim record `at` (T_CLAIM_OP) and thread-table `slot`. */
+export function setClaimWord(at: number, slot: number): void {
   claimAt = at;
+  claimedWord = claimedBy(slot);
+}
+
+/** This thread's CLAIMED state (see `claimedBy`). */
+export function myClaimedState(): number {
+  return claimedWord;
 }
 
 /**
- * Tries to take waiter `w` (word index) for the caller; returns the claimed state, or -1. The
- * claim is recorded in the thread table first: if we die before DONE, the supervisor finds the
- * op we left CLAIMED and fails it (reap.ts).
+ * Tries to take waiter `w` (word index) for the caller; returns the WAITING state it took it
+ * from, or -1. The claim is recorded in the thread table first (the op, and the state to restore
+ * the sequence number from): if we die holding it, the supervisor finds the op in our CLAIMED
+ * state, which no other thread writes, and fails it (reap.ts). A record left by a claim that
+ * lost its CAS, or that has ended, never matches: the op's state is then someone else's.
  */
 function claim(m: Int32Array, w: number, selfOp: number): number {
   const op = m[w + W_OP]!;
@@ -106,15 +142,18 @@ function claim(m: Int32Array, w: number, selfOp: number): number {
     const s = settledState(m, at);
     if ((s & ST_MASK) !== ST_WAITING) return -1;
     m[claimAt] = op;
-    m[claimAt + 1] = s + (ST_CLAIMED - ST_WAITING);
-    if (Atomics.compareExchange(m, at, s, s + (ST_CLAIMED - ST_WAITING)) === s) {
+    m[claimAt + 1] = s;
+    if (Atomics.compareExchange(m, at, s, claimedWord) === s) {
       if (m[H_FAULT] === FAULT_DIE_CLAIMING && !isMainThread) process.exit(70); // test-only
       return s;
     }
   }
 }
 
-/** Finishes a claimed waiter: records which case fired and how, publishes DONE, queues the wake. */
+/**
+ * Finishes a claimed waiter: records which case fired and how, publishes DONE (with the sequence
+ * number of `claimed`, the WAITING state it was claimed from), queues the wake.
+ */
 export function finish(m: Int32Array, w: number, claimed: number, result: number): void {
   const op = m[w + W_OP]! >> 2;
   m[op + O_CASE] = m[w + W_CASE]!;
@@ -137,7 +176,7 @@ export function ringAt(m: Int32Array, c: number): Ring {
 
 const moved = new Int32Array(4);
 
-/** Gives back a claim that could not be completed; the owner is woken to look again. */
+/** Gives back a claim that could not be completed (WAITING `claimed` again); the owner is woken to look again. */
 function unclaim(m: Int32Array, w: number, claimed: number): void {
   const op = m[w + W_OP]! >> 2;
   Atomics.store(m, op + O_STATE, claimed);
