@@ -821,9 +821,11 @@ function peerDied(off: number, kind: number): PeerDiedError {
   rt.heap.sync();
   const c = off >> 2;
   const chan = channelNameAt(rt, off);
-  const who = diedOn(rt, c) ?? 'a process';
+  const name = diedOn(rt, c);
+  const who = name ?? 'a process';
   if ((Atomics.load(rt.heap.i32, c + C_FLAGS) & F_BROKEN) !== 0) {
-    return new PeerDiedError(`${chan} is broken: process ${who} died while operating on it; it cannot be used any more`);
+    const process = name === undefined ? 'a process' : `process ${name}`;
+    return new PeerDiedError(`${chan} is broken: ${process} died while operating on it; it cannot be used any more`);
   }
   const gone = kind === K_RECV ? 'send on it' : 'receive from it';
   return new PeerDiedError(`${chan}: no process is left to ${gone}; the last one, ${who}, died`);
