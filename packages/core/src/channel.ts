@@ -91,6 +91,12 @@ export interface OpOptions {
    * worker checks the signal before it parks (the thread cannot run abort listeners while parked).
    */
   signal?: AbortSignal;
+  /**
+   * Async operations (`sendAsync`, `recvAsync`, ...): `false` lets the program exit while this
+   * operation waits, as an unref'd timer does; deadlock detection then does not count it as main
+   * waiting either. Default `true`: a pending async operation keeps the program alive.
+   */
+  ref?: boolean;
 }
 
 /** Why a blocking receive produced no value. */
@@ -564,6 +570,7 @@ export class Channel<T> implements Sender<T>, Receiver<T> {
     return opAsync(rt, { chan: this.#off, kind, val }, out, {
       deadline: deadlineOf(rt, opts),
       signal: opts?.signal,
+      ref: opts?.ref,
     }).finally(() => this[LEAVE]());
   }
 

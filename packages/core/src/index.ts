@@ -19,7 +19,7 @@ export {
 export * from './errors.js';
 export { registerError } from './internal/errcodec.js';
 export { MAX_CAPACITY, MAX_MESSAGE_BYTES, MAX_WAITERS } from './internal/layout.js';
-export { main, par, Process, processModule, processName, spawn, type SpawnOptions } from './process.js';
+export { main, par, Process, processModule, processName, spawn, type JoinOptions, type SpawnOptions } from './process.js';
 export { formatWaitReport, waitReport, type BlockedProcess } from './report.js';
 import './internal/deadlock.js'; // deadlock detection on the main thread
 export { startRuntime, type RuntimeOptions } from './start.js';

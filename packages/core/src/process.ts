@@ -50,6 +50,12 @@ let hostModule: Promise<typeof import('./internal/host.js')> | undefined;
 
 type Settled<R> = { ok: true; value: R } | { ok: false; error: Error };
 
+/** Options of `Process.join`. */
+export interface JoinOptions {
+  /** `false`: the wait does not keep the program alive, nor count as main waiting (deadlock detection). Default `true`. */
+  ref?: boolean;
+}
+
 /** A started process. `join()` gives its return value, or re-throws its error. */
 export class Process<R = unknown> {
   /** The name used in errors and diagnostics. */
@@ -66,39 +72,53 @@ export class Process<R = unknown> {
     this.name = name;
   }
 
-  /** Waits for the process to end; resolves to its return value or rejects with its error (class, code, stack). */
-  join(): Promise<R> {
+  /**
+   * Waits for the process to end; resolves to its return value or rejects with its error (class,
+   * code, stack). Waiting keeps the program alive, and on the main thread counts as main waiting
+   * for deadlock detection; with `{ ref: false }` it does neither: for code that only watches a
+   * process (a pool watching its workers), as an unref'd timer would.
+   */
+  join(opts?: JoinOptions): Promise<R> {
     // One wait per process, however many joiners: the record is decoded and freed once.
     this.#joining ??= this.#join();
-    return this.#joining;
+    if (opts?.ref === false || this.#settled !== undefined) return this.#joining;
+    return this.#held(this.#joining);
   }
 
+  /** `p`, while it is pending holding the program alive and (on main) counted as main waiting. */
+  #held(p: Promise<R>): Promise<R> {
+    const rt = runtime();
+    return new Promise<R>((resolve, reject) => {
+      let over = false;
+      const end = (settle: () => void): void => {
+        if (over) return;
+        over = true;
+        if (rt.isMain) rt.waits.delete(onDeadlock);
+        releaseAlive(rt);
+        settle();
+      };
+      // Deadlock detection fails this join; the process's own wait goes on, for a later join.
+      const onDeadlock = (err: Error): void => end(() => reject(err));
+      holdAlive(rt);
+      if (rt.isMain) rt.waits.add(onDeadlock);
+      p.then(
+        (v) => end(() => resolve(v)),
+        (e: unknown) => end(() => reject(e)),
+      );
+    });
+  }
+
+  /** The wait itself: it neither holds the program alive nor counts as main waiting (see `join`). */
   async #join(): Promise<R> {
     if (this.#settled === undefined) {
       const rt = runtime();
       const m = rt.heap.i32;
       const at = (this.#rec >> 2) + P_STATE;
-      let failedBy: Error | undefined;
-      const onDeadlock = (err: Error): void => {
-        failedBy = err;
-        Atomics.notify(m, at);
-      };
-      holdAlive(rt);
-      if (rt.isMain) rt.waits.add(onDeadlock);
-      try {
-        for (;;) {
-          const s = Atomics.load(m, at);
-          if (s === P_OK || s === P_FAILED) break;
-          if (failedBy !== undefined) {
-            this.#joining = undefined; // a later join waits again
-            throw failedBy;
-          }
-          const r = rt.parker.waitAsync(m, at, s, Infinity);
-          if (typeof r !== 'string') await r;
-        }
-      } finally {
-        if (rt.isMain) rt.waits.delete(onDeadlock);
-        releaseAlive(rt);
+      for (;;) {
+        const s = Atomics.load(m, at);
+        if (s === P_OK || s === P_FAILED) break;
+        const r = rt.parker.waitAsync(m, at, s, Infinity);
+        if (typeof r !== 'string') await r;
       }
       this.#settle();
     }
@@ -239,7 +259,7 @@ export function spawn<R = unknown>(
 function poisonOnDeath(proc: Process<unknown>, args: readonly unknown[]): void {
   const held = channelsIn(args).map((ch) => ch.sender());
   const release = (): void => held.forEach((ch) => ch.release());
-  proc.join().then(release, (e: unknown) => {
+  proc.join({ ref: false }).then(release, (e: unknown) => {
     if (!(e instanceof ChannelPoisonedError)) poison(...held);
     release();
   });

@@ -11,9 +11,12 @@ import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
 import { becomeSupervisor, reapThread, retryUnfinished } from './internal/reap.js';
 import { joinRuntime } from './internal/runtime.js';
 
-/** What main sends for each new host: the watching end, and the host thread's id. */
+/**
+ * What main sends for each new host: the watching end, and the host thread's id; without the
+ * end, the host has died already (before this thread was up).
+ */
 export interface WatchRequest {
-  port: MessagePort;
+  port?: MessagePort;
   threadId: number;
 }
 
@@ -38,14 +41,17 @@ function retry(): void {
   }
 }
 
+function reap(threadId: number): void {
+  try {
+    reapThread(rt, threadId);
+  } catch (e) {
+    report(e);
+  }
+  retry();
+}
+
 parentPort!.on('message', ({ port, threadId }: WatchRequest) => {
-  port.on('close', () => {
-    try {
-      reapThread(rt, threadId);
-    } catch (e) {
-      report(e);
-    }
-    retry();
-  });
+  if (port === undefined) return reap(threadId);
+  port.on('close', () => reap(threadId));
   port.start();
 });

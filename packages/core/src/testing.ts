@@ -35,6 +35,7 @@ import {
 import { ringLength } from './internal/ring.js';
 import { runtime, slotWord } from './internal/runtime.js';
 import { ringAt } from './internal/transfer.js';
+import { holdSupervisor as setSupervisorHold } from './internal/host.js';
 
 const FAULTS = { drop: FAULT_DROP, reorder: FAULT_REORDER, 'die-claiming': FAULT_DIE_CLAIMING };
 
@@ -69,6 +70,16 @@ export function endUsers(ch: Channel<unknown>): { senders: number; receivers: nu
 export function lockState(ch: Channel<unknown>): 'free' | 'held' | 'broken' {
   const v = Atomics.load(runtime().heap.i32, (ch.handleWords()[0]! >> 2) + C_LOCK);
   return v === 0 ? 'free' : (v & LOCK_BROKEN) !== 0 ? 'broken' : 'held';
+}
+
+/**
+ * Keeps the supervisor from starting (it starts shortly after the first worker host, see
+ * internal/host.ts) until the returned function is called: for tests of a host that dies first.
+ * Call it before the first spawn of the program; it has no effect once the supervisor is up.
+ */
+export function holdSupervisor(): () => void {
+  setSupervisorHold(true);
+  return () => setSupervisorHold(false);
 }
 
 /**

@@ -3,7 +3,7 @@ import { chan, PeerDiedError, spawn, waitReport, type Process } from '@occam/cor
 import { endUsers, lockState, setFault, threadStats } from '@occam/core/testing';
 import { recv, selectAsync } from '@occam/select';
 import type { Death, Ending } from './fixtures/death-procs.js';
-import { until, watchdog } from './helpers.js';
+import { runFixture, until, watchdog } from './helpers.js';
 
 const procs = new URL('./fixtures/death-procs.ts', import.meta.url);
 const OOM = { maxOldGenerationSizeMb: 16, maxYoungGenerationSizeMb: 4 };
@@ -143,6 +143,16 @@ describe('a process that dies releases its peers with ERR_PEER_DIED', () => {
       await watchdog(survivor.join(), 'the survivor');
     });
   }
+});
+
+test('a process that dies before the supervisor is up still releases its peer', () => {
+  const r = runFixture('early-death-main.mjs');
+  expect(r.signal, `the program hung:\n${r.stderr}`).toBeNull();
+  expect(r.status, r.stderr).toBe(0);
+  const out = JSON.parse(r.stdout) as { died: string; receiver: Ending };
+  expect(out.died).toMatch(/exit code 3/);
+  expect(out.receiver.code).toBe('ERR_PEER_DIED');
+  expect(out.receiver.message).toContain('dies-early');
 });
 
 describe('users of channel ends', () => {

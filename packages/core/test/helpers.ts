@@ -40,8 +40,11 @@ export async function settled(p: Promise<unknown>): Promise<boolean> {
 }
 
 /** Runs `fixtures/<fixture>` as a program of its own; a program that hangs is killed after 20 s. */
-export function runFixture(fixture: string): { stdout: string; stderr: string; status: number | null; signal: string | null } {
+export function runFixture(
+  fixture: string,
+  ...args: string[]
+): { stdout: string; stderr: string; status: number | null; signal: string | null } {
   const file = fileURLToPath(new URL(`./fixtures/${fixture}`, import.meta.url));
-  const r = spawnSync(process.execPath, [file], { encoding: 'utf8', timeout: 20_000 });
+  const r = spawnSync(process.execPath, [file, ...args], { encoding: 'utf8', timeout: 20_000 });
   return { stdout: r.stdout, stderr: r.stderr, status: r.status, signal: r.signal };
 }

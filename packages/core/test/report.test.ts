@@ -98,4 +98,11 @@ describe('a program whose main has finished', () => {
     expect(r.stderr).not.toContain('still blocked'); // not the detector's exit: Node's own
     expect(r.status).toBe(0);
   });
+
+  test("an unref'd join (join({ ref: false })) neither keeps it alive nor counts as main waiting", () => {
+    const r = runNode('unref-main.mjs', 'watched');
+    expect(r.stdout.trim()).toBe('it runs; main is done'); // no "join failed: ERR_DEADLOCK"
+    expect(r.stderr).not.toContain('still blocked');
+    expect(r.status).toBe(0);
+  });
 });

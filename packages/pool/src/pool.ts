@@ -98,6 +98,8 @@ interface Task {
   sentAt: number;
   /** A process (`spawn`): it has a worker to itself while it runs. */
   hosted: boolean;
+  /** A process that does not keep the program alive (`PoolProcess.unref`, and no `join` waiting). */
+  background: boolean;
 }
 
 interface Worker {
@@ -147,6 +149,10 @@ export class Pool<M = Record<string, (...args: any[]) => any>> {
   #destroyed = false;
   #broken: PoolBrokenError | undefined;
   #outstanding = 0;
+  /** Outstanding tasks that are background processes: when they are all that is left, the pool lets the program exit. */
+  #background = 0;
+  /** While the pool takes results for background processes only: aborting it makes it look again. */
+  #backgroundWait: AbortController | undefined;
   #driving: AbortController | undefined;
   #completed = 0;
   #failed = 0;
@@ -223,11 +229,24 @@ export class Pool<M = Record<string, (...args: any[]) => any>> {
     done.catch(() => undefined); // reported by join()
     const task = this.#task(name, args, resolve, reject, true);
     const stop = new AbortController();
-    const proc = new PoolProcess<Ret<M, K>>(`${name}#${task.id}`, done, async () => {
-      if (task.settled) return;
-      stop.abort();
-      await this.#released(task);
-    });
+    let unrefd = false;
+    let joined = false;
+    const control: ProcessControl = {
+      stop: async () => {
+        if (task.settled) return;
+        stop.abort();
+        await this.#released(task);
+      },
+      ref: (ref) => {
+        unrefd = !ref;
+        this.#setBackground(task, unrefd && !joined);
+      },
+      joined: () => {
+        joined = true;
+        this.#setBackground(task, false);
+      },
+    };
+    const proc = new PoolProcess<Ret<M, K>>(`${name}#${task.id}`, done, control);
     if (this.#broken !== undefined) reject(this.#broken);
     else if (this.#closing) reject(new PoolClosedError());
     else if (typeof name !== 'string') reject(new InvalidArgumentError('spawn() needs the name of an exported function'));
@@ -310,7 +329,7 @@ export class Pool<M = Record<string, (...args: any[]) => any>> {
 
   /** A new task (or process, `hosted`), not yet queued. */
   #task(name: string, args: unknown[], resolve: (v: unknown) => void, reject: (e: Error) => void, hosted: boolean): Task {
-    return { id: this.#nextId++, name, args, resolve, reject, abort: null, cleanup: () => undefined, settled: false, sentAt: 0, hosted };
+    return { id: this.#nextId++, name, args, resolve, reject, abort: null, cleanup: () => undefined, settled: false, sentAt: 0, hosted, background: false };
   }
 
   /** Resolves once no worker holds `task` (it ended, or its worker was stopped). */
@@ -387,8 +406,9 @@ export class Pool<M = Record<string, (...args: any[]) => any>> {
           name: `pool-worker-${index}`,
           ...(this.#opts.resourceLimits !== undefined ? { resourceLimits: this.#opts.resourceLimits } : {}),
         });
-        if (this.#outstanding === 0) w.proc.unref();
-        w.proc.join().then(
+        if (this.#outstanding === this.#background) w.proc.unref();
+        // Watching only: an idle pool neither holds the program nor looks like main waiting on it.
+        w.proc.join({ ref: false }).then(
           () => this.#workerEnded(w, undefined),
           (e: unknown) => this.#workerEnded(w, e instanceof Error ? e : new Error(String(e))),
         );
@@ -518,7 +538,15 @@ export class Pool<M = Record<string, (...args: any[]) => any>> {
    * and its workers ref'd. Its waits are timed, so an idle pool is never taken for a deadlock.
    */
   #drive(): void {
-    if (this.#driving !== undefined || this.#workers.size === 0) return;
+    if (this.#driving !== undefined) {
+      // Taking results for background processes only, without holding the program: no longer.
+      if (this.#backgroundWait !== undefined && this.#outstanding > this.#background) {
+        for (const w of this.#workers.values()) w.proc?.ref();
+        this.#backgroundWait.abort();
+      }
+      return;
+    }
+    if (this.#workers.size === 0) return;
     const stop = new AbortController();
     this.#driving = stop;
     for (const w of this.#workers.values()) w.proc?.ref();
@@ -555,14 +583,29 @@ export class Pool<M = Record<string, (...args: any[]) => any>> {
           }
           yielded = false;
           let next;
+          const background = this.#outstanding > 0 && this.#outstanding === this.#background;
+          let wait: AbortController | undefined;
+          if (background) {
+            // Only processes that must not keep the program alive: wait for their results, but
+            // unref'd (as their workers are); new work, or a `ref()` or `join()`, ends this wait.
+            for (const w of this.#workers.values()) w.proc?.unref();
+            wait = this.#backgroundWait = new AbortController();
+          }
           try {
-            next = await this.#results.recvResultAsync({ signal: stop.signal, timeout: LINGER_MS });
+            next = await this.#results.recvResultAsync(
+              wait === undefined
+                ? { signal: stop.signal, timeout: LINGER_MS }
+                : { signal: AbortSignal.any([stop.signal, wait.signal]), ref: false },
+            );
           } catch (e) {
             if (this.#results.broken) continue; // replaced at the top of the loop
             throw e;
+          } finally {
+            if (this.#backgroundWait === wait) this.#backgroundWait = undefined;
           }
           if (next.isOk()) this.#onResult(next.value);
           else if (this.#results.broken) continue;
+          else if (wait?.signal.aborted === true && !stop.signal.aborted) continue;
           else if (next.error.code !== 'ERR_TIMEOUT' || this.#idle()) break;
         }
       } finally {
@@ -643,12 +686,21 @@ export class Pool<M = Record<string, (...args: any[]) => any>> {
     w.idleTimer.unref();
   }
 
+  /** Makes `task` (a process) a background one, or not; a task that is no longer is driven as any other. */
+  #setBackground(task: Task, background: boolean): void {
+    if (task.settled || task.background === background) return;
+    task.background = background;
+    this.#background += background ? 1 : -1;
+    if (!background) this.#drive();
+  }
+
   /** Settles `task` once: with `error`, or with `value`. */
   #settle(task: Task, error: Error | undefined, value?: unknown): void {
     if (task.settled) return;
     task.settled = true;
     task.cleanup();
     this.#outstanding--;
+    if (task.background) this.#background--;
     if (error === undefined) {
       this.#completed++;
       task.resolve(value);
@@ -706,16 +758,32 @@ export class PoolProcess<R> {
   /** `<export name>#<task id>`, as errors name it. */
   readonly name: string;
   readonly #done: Promise<R>;
-  readonly #stop: () => Promise<void>;
+  readonly #control: ProcessControl;
   /** @internal (made by `pool.spawn`) */
-  constructor(name: string, done: Promise<R>, stop: () => Promise<void>) {
+  constructor(name: string, done: Promise<R>, control: ProcessControl) {
     this.name = name;
     this.#done = done;
-    this.#stop = stop;
+    this.#control = control;
   }
-  /** Resolves to what the process returned; rejects with what it threw (class, code, message, stack). */
+  /**
+   * Resolves to what the process returned; rejects with what it threw (class, code, message,
+   * stack). Waiting for it keeps the program alive, even for a process that was `unref()`'d.
+   */
   join(): Promise<R> {
+    this.#control.joined();
     return this.#done;
+  }
+  /**
+   * Whether the running process keeps the program alive (it does, by default, until it ends, as
+   * a task does). `unref()` lets the program exit while it still runs, as an unref'd timer would:
+   * for a process that only serves others. `ref()` undoes it.
+   */
+  ref(): void {
+    this.#control.ref(true);
+  }
+  /** See `ref()`. */
+  unref(): void {
+    this.#control.ref(false);
   }
   /**
    * Stops the process: `join` rejects with ProcessFailedError (ERR_PROCESS_FAILED) at once, its
@@ -723,8 +791,15 @@ export class PoolProcess<R> {
    * it has not returned within the pool's `abortGrace`. Resolves once it has let go of its worker.
    */
   terminate(): Promise<void> {
-    return this.#stop();
+    return this.#control.stop();
   }
+}
+
+/** @internal What a PoolProcess asks of its pool. */
+interface ProcessControl {
+  stop(): Promise<void>;
+  ref(ref: boolean): void;
+  joined(): void;
 }
 
 function abortError(reason: unknown): AbortError {

@@ -3,6 +3,8 @@ import { AbortError, chan, TimeoutError } from '@occam/core';
 import { setFault, threadStats } from '@occam/core/testing';
 import { Pool, PoolBrokenError, PoolClosedError, QueueFullError, WorkerDiedError } from '@occam/pool';
 import { ProcessFailedError } from '@occam/core';
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { until, watchdog as coreWatchdog } from '../../core/test/helpers.js';
 import type * as Tasks from './fixtures/tasks.js';
 
@@ -389,5 +391,40 @@ describe('Pool', () => {
       await watchdog(closing, 'close');
       await expect(p.spawn('summer', chan<number>().receiver()).join()).rejects.toBeInstanceOf(PoolClosedError);
     });
+  });
+});
+
+describe('how long a pool keeps the program alive', () => {
+  /** Runs fixtures/lifetime-main.mjs in `mode` as a program of its own; killed if it hangs. */
+  function program(mode: string): { out: string[]; status: number | null; stderr: string } {
+    const file = fileURLToPath(new URL('./fixtures/lifetime-main.mjs', import.meta.url));
+    const r = spawnSync(process.execPath, [file, mode], { encoding: 'utf8', timeout: 20_000 });
+    if (r.signal !== null) throw new Error(`watchdog: the ${mode} program did not exit within 20 s\n${r.stderr}`);
+    return { out: r.stdout.trim().split('\n'), status: r.status, stderr: r.stderr };
+  }
+
+  test('an idle pool that was never closed lets the program exit (its workers are not a deadlock)', () => {
+    const r = program('idle');
+    expect(r.out).toEqual(['task 42', 'main done']);
+    expect(r.stderr).not.toMatch(/deadlock|blocked/i);
+    expect(r.status).toBe(0);
+  });
+
+  test("an unref()'d process does not keep the program alive", () => {
+    const r = program('unref');
+    expect(r.out).toEqual(['task 42', 'main done']); // it never got to say it ended
+    expect(r.status).toBe(0);
+  });
+
+  test("ref() undoes unref(): the program waits for the process", () => {
+    const r = program('ref-again');
+    expect(r.out).toEqual(['task 42', 'main done', 'process ended, sum 6']);
+    expect(r.status).toBe(0);
+  });
+
+  test("join() waits for an unref()'d process, and keeps the program alive meanwhile", () => {
+    const r = program('join');
+    expect(r.out).toEqual(['process ended, sum 6', 'joined 6', 'task 42', 'main done']);
+    expect(r.status).toBe(0);
   });
 });

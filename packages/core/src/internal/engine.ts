@@ -457,6 +457,11 @@ export interface WaitLimits {
   deadline: number;
   /** Sync ops can only poll a signal between parks. */
   signal?: AbortSignal | undefined;
+  /**
+   * Async waits: false lets the program exit while this one waits, and leaves it out of what
+   * deadlock detection counts as main waiting (see OpOptions.ref).
+   */
+  ref?: boolean | undefined;
 }
 
 function expired(rt: Runtime, limits: WaitLimits): boolean {
@@ -671,9 +676,10 @@ async function waitAsync(rt: Runtime, op: number, limits: WaitLimits): Promise<E
     }
   };
   const timed = limits.deadline !== Infinity;
+  const ref = limits.ref !== false;
   signal?.addEventListener('abort', onAbort, { once: true });
-  holdAlive(rt);
-  if (rt.isMain) {
+  if (ref) holdAlive(rt);
+  if (rt.isMain && ref) {
     rt.waits.add(onDeadlock);
     if (timed) rt.timedWaits++;
   }
@@ -706,11 +712,11 @@ async function waitAsync(rt: Runtime, op: number, limits: WaitLimits): Promise<E
     }
   } finally {
     Atomics.store(m, (op >> 2) + O_PARKED, 0);
-    if (rt.isMain) {
+    if (rt.isMain && ref) {
       rt.waits.delete(onDeadlock);
       if (timed) rt.timedWaits--;
     }
-    releaseAlive(rt);
+    if (ref) releaseAlive(rt);
     signal?.removeEventListener('abort', onAbort);
   }
   return failedBy;

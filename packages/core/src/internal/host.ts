@@ -59,22 +59,56 @@ function settleFailed(req: RunRequest, err: Error): void {
 
 let supervisor: Worker | undefined;
 
-/** The supervisor worker (started with the first host); it never keeps the program alive. */
+/**
+ * How long (ms) after the first host the supervisor starts. A worker's start costs tens of ms of
+ * CPU: on 2 cores, starting it beside the first hosts made them (and a pool's first result) ~30
+ * ms later. Until it is up, the hosts' watching ends wait here; one whose host died meanwhile is
+ * handed over as dead, and reaped at once.
+ */
+const SUPERVISOR_DELAY_MS = 100;
+const unwatched: WatchRequest[] = [];
+/** Test-only: while true, the supervisor is not started (see `holdSupervisor` in testing.ts). */
+let held = false;
+
+/** @internal Holds the supervisor's start back (true), or lets it start now if it is due (false). */
+export function holdSupervisor(hold: boolean): void {
+  held = hold;
+  if (!hold && supervisor === undefined && unwatched.length > 0) startSupervisor();
+}
+
+/** Has the supervisor watch a host's thread (main thread only); it never keeps the program alive. */
 function watch(watcher: WatchRequest): void {
-  if (supervisor === undefined) {
-    const sup = new Worker(new URL('../supervisor.cjs', import.meta.url), { workerData: { sab: runtime().heap.sab } });
-    sup.unref();
-    // It catches its own faults; should it still die, the user's program must not: the hosts
-    // it watched are no longer watched, and the next host starts a new supervisor.
-    sup.on('error', (err) => {
-      process.emitWarning(`occam: the supervisor stopped (${err.message}); deaths of running processes may go unnoticed`);
-    });
-    sup.on('exit', () => {
-      if (supervisor === sup) supervisor = undefined;
-    });
-    supervisor = sup;
+  if (supervisor !== undefined) {
+    handOver(supervisor, watcher);
+    return;
   }
-  supervisor.postMessage(watcher, [watcher.port]);
+  unwatched.push(watcher);
+  if (unwatched.length === 1) setTimeout(startSupervisor, SUPERVISOR_DELAY_MS).unref();
+}
+
+function startSupervisor(): void {
+  if (held || supervisor !== undefined) return;
+  const sup = new Worker(new URL('../supervisor.cjs', import.meta.url), { workerData: { sab: runtime().heap.sab } });
+  sup.unref();
+  // It catches its own faults; should it still die, the user's program must not: the hosts
+  // it watched are no longer watched, and the next host starts a new supervisor.
+  sup.on('error', (err) => {
+    process.emitWarning(`occam: the supervisor stopped (${err.message}); deaths of running processes may go unnoticed`);
+  });
+  sup.on('exit', () => {
+    if (supervisor === sup) supervisor = undefined;
+  });
+  supervisor = sup;
+  for (const w of unwatched.splice(0)) handOver(sup, w);
+}
+
+function handOver(sup: Worker, watcher: WatchRequest): void {
+  try {
+    sup.postMessage(watcher, [watcher.port!]);
+  } catch {
+    // The host died before the supervisor was up: its end closed here, and cannot move.
+    sup.postMessage({ threadId: watcher.threadId });
+  }
 }
 
 function newHost(key: string, limits: ResourceLimits | undefined, preload: string[] = []): Host {
