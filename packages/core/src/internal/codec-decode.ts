@@ -23,6 +23,8 @@ const native = Buffer.prototype as unknown as NativeStrings;
 // Decoder state, saved and restored around each call so that a hook may decode too.
 let src: Uint8Array = new Uint8Array(0);
 let at = 0;
+/** Where the bytes being decoded end in `src` (its length, or the end of a range in the heap). */
+let end = 0;
 let hooksIn: HandleHooks | undefined;
 const f64 = new Float64Array(1);
 const KEY_CACHE_SIZE = 512;
@@ -31,20 +33,33 @@ const f64Bytes = new Uint8Array(f64.buffer);
 
 /** Decodes bytes made by `encode` (on any thread); handles are rebuilt by `hooks.decodeHandle`. */
 export function decode(bytes: Uint8Array, hooks: HandleHooks): unknown {
+  const u8 = bytes.constructor === Uint8Array ? bytes : new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  return decodeRange(u8, 0, u8.length, hooks);
+}
+
+/**
+ * Decodes the `length` bytes at `start` in `u8`, made by `encode` (a block in the shared heap:
+ * no view of its own to make). Reading past the range is not guarded as it is past the end of
+ * an array: the range must hold what `encode` wrote.
+ */
+export function decodeRange(u8: Uint8Array, start: number, length: number, hooks: HandleHooks): unknown {
   const saved = src;
   const savedAt = at;
+  const savedEnd = end;
   const savedHooks = hooksIn;
-  src = bytes.constructor === Uint8Array ? bytes : new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  at = 0;
+  src = u8;
+  at = start;
+  end = start + length;
   hooksIn = hooks;
   try {
-    if (src.length === 0) throw corrupt('it is empty');
-    const v = src[0] === T_V8 ? readSlow() : readValue();
-    if (at !== src.length) throw corrupt(`${src.length - at} bytes are left over`);
+    if (length === 0) throw corrupt('it is empty');
+    const v = src[at] === T_V8 ? readSlow() : readValue();
+    if (at !== end) throw corrupt(`${end - at} bytes are left over`);
     return v;
   } finally {
     src = saved;
     at = savedAt;
+    end = savedEnd;
     hooksIn = savedHooks;
   }
 }
@@ -69,7 +84,7 @@ function readVarint(): number {
 
 /** Checks that `n` more bytes are there. */
 function need(n: number): void {
-  if (n > src.length - at) throw corrupt('it ends too early');
+  if (n > end - at) throw corrupt('it ends too early');
 }
 
 /** Returned by readScalar when the next value is a container (left unread). */
@@ -287,7 +302,7 @@ function readSlow(): unknown {
     }
     routes.push(route);
   }
-  const v = deserializeSlow(src.subarray(at), handles, routes);
-  at = src.length;
+  const v = deserializeSlow(src.subarray(at, end), handles, routes);
+  at = end;
   return v;
 }

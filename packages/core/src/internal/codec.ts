@@ -28,7 +28,7 @@ import {
 } from './codec-v8.js';
 
 export { CODEC_MAX_BYTES, HANDLE_BRAND, HANDLE_WORDS, type HandleHooks } from './codec-format.js';
-export { decode } from './codec-decode.js';
+export { decode, decodeRange } from './codec-decode.js';
 export { findUnsendable } from './codec-v8.js';
 
 /** Strings at least this long are checked and copied by native code when encoding. */

@@ -8,7 +8,7 @@
  * the block; decoding adopts it into the new handle; discarding an undelivered block drops it.
  */
 import { MessageTooLargeError } from '../errors.js';
-import { decode, encode, type HandleHooks } from './codec.js';
+import { decode, decodeRange, encode, type HandleHooks } from './codec.js';
 import {
   MAX_MESSAGE_BYTES,
   S_LEN,
@@ -41,7 +41,9 @@ export interface HandleSupport {
 }
 
 let support: HandleSupport | undefined;
+/** Channel ids of the handles met by the encode under way (`nPending` of them). */
 const pending: number[] = [];
+let nPending = 0;
 
 /** Installed once by channel.ts (breaks the import cycle between values and channels). */
 export function installHandleSupport(s: HandleSupport): void {
@@ -51,7 +53,7 @@ export function installHandleSupport(s: HandleSupport): void {
 const encodeHooks: HandleHooks = {
   encodeHandle(handle) {
     const w = support!.words(handle);
-    pending.push(w[0]!);
+    pending[nPending++] = w[0]!;
     return w;
   },
   decodeHandle(words) {
@@ -98,19 +100,19 @@ export function encodeSlot(rt: Runtime, v: unknown, slot: Int32Array): void {
         return;
       }
   }
-  pending.length = 0;
+  nPending = 0;
   const bytes = encode(v, encodeHooks);
   if (bytes.length > MAX_MESSAGE_BYTES) throw new MessageTooLargeError(bytes.length, MAX_MESSAGE_BYTES);
   const h = rt.heap;
   const off = h.alloc(bytes.length);
   h.u8.set(bytes, off);
   // Only now, with nothing left to fail, do the block's handles take their references.
-  for (let i = 0; i < pending.length; i++) support!.retain(pending[i]!);
+  for (let i = 0; i < nPending; i++) support!.retain(pending[i]!);
   slot[S_TAG] = TAG_BLOCK;
   slot[S_LEN] = bytes.length;
   slot[S_W2] = off;
-  slot[S_W3] = pending.length > 0 ? 1 : 0;
-  pending.length = 0;
+  slot[S_W3] = nPending > 0 ? 1 : 0;
+  nPending = 0;
 }
 
 /** Decodes the value in `slot`, freeing its block. */
@@ -135,7 +137,7 @@ export function decodeSlot(rt: Runtime, slot: Int32Array): unknown {
       h.sync();
       const off = slot[S_W2]!;
       try {
-        return decode(h.u8.subarray(off, off + slot[S_LEN]!), encodeHooks);
+        return decodeRange(h.u8, off, slot[S_LEN]!, encodeHooks);
       } finally {
         h.free(off);
       }
