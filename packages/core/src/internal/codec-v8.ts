@@ -131,7 +131,7 @@ export function isIndexKey(k: string): boolean {
  * accessors are rare enough to accept that.
  */
 export function ownCount(a: unknown[]): number {
-  return Object.values(a).length;
+  return Object.keys(a).length;
 }
 
 /** Calls `f` for each own enumerable string-keyed property of an array, in V8's order. */
