@@ -535,7 +535,10 @@ export class Pool<M = Record<string, (...args: any[]) => any>> {
   /**
    * Takes results in while tasks are outstanding, holding the program alive meanwhile, and for
    * a moment (LINGER_MS) after the last: a pool that is used again soon finds its loop running
-   * and its workers ref'd. Its waits are timed, so an idle pool is never taken for a deadlock.
+   * and its workers ref'd. While tasks are outstanding its wait has no deadline, so deadlock
+   * detection sees main waiting on them (tasks blocked for good fail with ERR_DEADLOCK); a task
+   * settled otherwise than by its result wakes it (`#wake`). The lingering wait is timed, so an
+   * idle pool is never taken for a deadlock.
    */
   #drive(): void {
     if (this.#driving !== undefined) {
@@ -583,7 +586,8 @@ export class Pool<M = Record<string, (...args: any[]) => any>> {
           }
           yielded = false;
           let next;
-          const background = this.#outstanding > 0 && this.#outstanding === this.#background;
+          const foreground = this.#outstanding > this.#background;
+          const background = this.#outstanding > 0 && !foreground;
           let wait: AbortController | undefined;
           if (background) {
             // Only processes that must not keep the program alive: wait for their results, but
@@ -593,13 +597,17 @@ export class Pool<M = Record<string, (...args: any[]) => any>> {
           }
           try {
             next = await this.#results.recvResultAsync(
-              wait === undefined
-                ? { signal: stop.signal, timeout: LINGER_MS }
-                : { signal: AbortSignal.any([stop.signal, wait.signal]), ref: false },
+              wait !== undefined
+                ? { signal: AbortSignal.any([stop.signal, wait.signal]), ref: false }
+                : foreground
+                  ? { signal: stop.signal }
+                  : { signal: stop.signal, timeout: LINGER_MS },
             );
           } catch (e) {
             if (this.#results.broken) continue; // replaced at the top of the loop
-            throw e;
+            if ((e as { code?: unknown }).code !== 'ERR_DEADLOCK') throw e;
+            this.#deadlocked(e as Error);
+            continue;
           } finally {
             if (this.#backgroundWait === wait) this.#backgroundWait = undefined;
           }
@@ -647,7 +655,44 @@ export class Pool<M = Record<string, (...args: any[]) => any>> {
     return true;
   }
 
-  #onResult([index, id, ok, value]: ResultMessage): void {
+  /** Set while a result is taken in: its task's settling needs no wake of the loop, which runs. */
+  #takingResult = false;
+
+  /**
+   * Wakes the loop from a wait with no deadline (a task was settled by an abort, a timeout, a
+   * death...): it looks again at what is outstanding. A message to itself, as results are.
+   */
+  #wake(): void {
+    if (this.#driving !== undefined) this.#results.trySend([-1, NOOP, 1, null]);
+  }
+
+  /**
+   * Deadlock detection found every process blocked for good and main waiting on tasks: the tasks
+   * that workers hold fail with its error (and its wait-for report), and those workers, stuck in
+   * them, are replaced. Processes (`spawn`) fail the same way; queued tasks wait for new workers.
+   */
+  #deadlocked(err: Error): void {
+    for (const w of this.#workers.values()) {
+      let stuck = false;
+      for (const task of w.owned.values()) {
+        if (task.background) continue;
+        stuck = true;
+        this.#settle(task, err);
+      }
+      if (stuck) void w.proc?.terminate();
+    }
+  }
+
+  #onResult(message: ResultMessage): void {
+    this.#takingResult = true;
+    try {
+      this.#takeResult(message);
+    } finally {
+      this.#takingResult = false;
+    }
+  }
+
+  #takeResult([index, id, ok, value]: ResultMessage): void {
     if (id === NOOP) return;
     const w = this.#workers.get(index);
     if (id === READY) {
@@ -701,6 +746,7 @@ export class Pool<M = Record<string, (...args: any[]) => any>> {
     task.cleanup();
     this.#outstanding--;
     if (task.background) this.#background--;
+    if (!this.#takingResult) this.#wake();
     if (error === undefined) {
       this.#completed++;
       task.resolve(value);

@@ -395,13 +395,23 @@ describe('Pool', () => {
 });
 
 describe('how long a pool keeps the program alive', () => {
-  /** Runs fixtures/lifetime-main.mjs in `mode` as a program of its own; killed if it hangs. */
-  function program(mode: string): { out: string[]; status: number | null; stderr: string } {
-    const file = fileURLToPath(new URL('./fixtures/lifetime-main.mjs', import.meta.url));
+  /** Runs fixtures/`fixture` with `mode` as a program of its own; killed if it hangs. */
+  function program(mode: string, fixture = 'lifetime-main.mjs'): { out: string[]; status: number | null; stderr: string } {
+    const file = fileURLToPath(new URL(`./fixtures/${fixture}`, import.meta.url));
     const r = spawnSync(process.execPath, [file, mode], { encoding: 'utf8', timeout: 20_000 });
     if (r.signal !== null) throw new Error(`watchdog: the ${mode} program did not exit within 20 s\n${r.stderr}`);
     return { out: r.stdout.trim().split('\n'), status: r.status, stderr: r.stderr };
   }
+
+  test('a task blocked for good, with main waiting on it, fails with ERR_DEADLOCK; the pool goes on', () => {
+    const r = program('', 'deadlock-main.mjs');
+    expect(r.status, r.stderr).toBe(0);
+    const seen = JSON.parse(r.out.at(-1)!) as { code: string; ms: number; message: string; after: number };
+    expect(seen.code).toBe('ERR_DEADLOCK');
+    expect(seen.message).toContain('recv on never-fed');
+    expect(seen.ms).toBeLessThan(5000);
+    expect(seen.after).toBe(2); // served by the worker that replaced the stuck one
+  });
 
   test('an idle pool that was never closed lets the program exit (its workers are not a deadlock)', () => {
     const r = program('idle');
