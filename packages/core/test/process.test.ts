@@ -13,9 +13,19 @@ import {
   RemoteError,
   spawn,
   TooManyThreadsError,
+  waitReport,
+  type Process,
 } from '@occam/core';
 import { heapUsage, setMaxThreads, threadStats } from '@occam/core/testing';
 import { until, watchdog } from './helpers.js';
+
+/**
+ * Resolves once `p` is parked (in the wait-for report), not merely queued: a process seen in a
+ * channel's queue may still hold the channel's lock, and terminated there it would break it.
+ */
+function parked(p: Process<unknown>, what: string): Promise<void> {
+  return until(() => waitReport().some((b) => b.process === p.name), what);
+}
 
 const fails = new URL('./fixtures/fail-procs.ts', import.meta.url);
 
@@ -83,13 +93,15 @@ describe('spawn and join', () => {
   });
 
   test('a terminated worker gives back its thread slot and its running count', async () => {
-    const idle = threadStats().running;
+    // Nothing runs between tests, but a thread the last test terminated counts (it may have died
+    // spinning) until the supervisor has reaped it: wait for that first.
+    await until(() => threadStats().running === 0, 'the last test’s threads to be reaped');
     await spawn(fails, 'add', [1, 2]).join(); // the supervisor's slot is taken by now
-    await until(() => threadStats().running === idle, 'the host to finish its process');
+    await until(() => threadStats().running === 0, 'the host to finish its process');
     const before = threadStats();
     const ch = chan<number>();
     const p = spawn(fails, 'blockForever', [ch]);
-    await until(() => ch.waitingReceivers === 1, 'the process to block');
+    await parked(p, 'the process to block');
     await watchdog(p.terminate(), 'terminate');
     await until(() => threadStats().slots <= before.slots, 'the dead worker slot to be freed');
     expect(threadStats().running).toBe(before.running);
@@ -99,7 +111,7 @@ describe('spawn and join', () => {
     test(`a terminated process's parked receive is withdrawn: no later send is lost to it (capacity ${cap})`, async () => {
       const ch = chan<number>(cap);
       const p = spawn(fails, 'blockForever', [ch]);
-      await until(() => ch.waitingReceivers === 1, 'the process to park in recv');
+      await parked(p, 'the process to park in recv');
       await watchdog(p.terminate(), 'terminate');
       await until(() => ch.waitingReceivers === 0, 'the dead receiver to be withdrawn');
       if (cap === 0) {

@@ -663,7 +663,12 @@ export class Pool<M = Record<string, (...args: any[]) => any>> {
    * death...): it looks again at what is outstanding. A message to itself, as results are.
    */
   #wake(): void {
-    if (this.#driving !== undefined) this.#results.trySend([-1, NOOP, 1, null]);
+    if (this.#driving === undefined || this.#results.broken) return; // (a broken one wakes it by itself)
+    try {
+      this.#results.trySend([-1, NOOP, 1, null]);
+    } catch {
+      // broken meanwhile: its waiters fail, and the loop replaces it
+    }
   }
 
   /**

@@ -434,7 +434,7 @@ describe('how long a pool keeps the program alive', () => {
 
   test("join() waits for an unref()'d process, and keeps the program alive meanwhile", () => {
     const r = program('join');
-    expect(r.out).toEqual(['process ended, sum 6', 'joined 6', 'task 42', 'main done']);
+    expect(r.out).toEqual(['task 42', 'process ended, sum 6', 'joined 6', 'main done']);
     expect(r.status).toBe(0);
   });
 });
