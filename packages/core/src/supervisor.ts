@@ -20,7 +20,7 @@ export interface WatchRequest {
   threadId: number;
 }
 
-const rt = joinRuntime(workerData as { sab: SharedArrayBuffer });
+const rt = joinRuntime(workerData as { sab: SharedArrayBuffer }, true);
 becomeSupervisor(rt);
 
 /** A fault in the cleaning up is a bug in occam: it is reported, and the supervisor goes on. */

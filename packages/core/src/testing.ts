@@ -25,6 +25,8 @@ import {
   LOCK_BROKEN,
   MAX_THREADS,
   T_ALIVE,
+  T_ROLE,
+  T_ROLE_SUPERVISOR,
   T_STATE,
   O_STATE,
   ST_MASK,
@@ -105,7 +107,8 @@ export function threadStats(): { slots: number; running: number } {
   const m = runtime().heap.i32;
   let slots = 0;
   for (let i = 0; i < MAX_THREADS; i++) {
-    if (Atomics.load(m, slotWord(i, T_STATE)) === T_ALIVE) slots++;
+    // Not the supervisor's: it joins on a schedule of its own (internal/host.ts).
+    if (Atomics.load(m, slotWord(i, T_STATE)) === T_ALIVE && Atomics.load(m, slotWord(i, T_ROLE)) !== T_ROLE_SUPERVISOR) slots++;
   }
   return { slots, running: Atomics.load(m, H_RUNNING) };
 }

@@ -92,6 +92,9 @@ export const T_CLAIM_STATE = 10;
 /** Byte offset of the current process's name (UTF-16 in a heap block) and its length, or 0. */
 export const T_NAME = 11;
 export const T_NAME_LEN = 12;
+/** What the thread is: T_ROLE_SUPERVISOR for the supervisor, else 0. */
+export const T_ROLE = 13;
+export const T_ROLE_SUPERVISOR = 1;
 export const T_WORDS = 16; // one cache line per thread: no false sharing of T_PROGRESS
 export const T_FREE = 0;
 export const T_ALIVE = 1;

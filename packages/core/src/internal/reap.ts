@@ -66,6 +66,8 @@ import {
   T_NAME,
   T_NAME_LEN,
   T_OPS,
+  T_ROLE,
+  T_ROLE_SUPERVISOR,
   T_RUNNING,
   T_STATE,
   T_THREAD_ID,
@@ -93,6 +95,7 @@ const PATIENCE_MS = 20;
 /** @internal The supervisor thread says who it is: it never waits long on another thread. */
 export function becomeSupervisor(rt: Runtime): void {
   supervising = true;
+  Atomics.store(rt.heap.i32, slotWord(rt.slot, T_ROLE), T_ROLE_SUPERVISOR);
   rt.heap.allocPatience = PATIENCE_MS;
   setClaimPatience(PATIENCE_MS);
 }
@@ -451,16 +454,20 @@ const CLAIM_WAIT_MS = 10;
  * table, not the channel's queues (which the dead thread may have left half changed).
  */
 function failWaitersOn(rt: Runtime, c: number, dead: number): void {
-  const m = rt.heap.i32;
+  // Live threads allocate as we go (ops, lists): each read starts with views that cover them.
+  const mem = (): Int32Array => {
+    rt.heap.sync();
+    return rt.heap.i32;
+  };
   for (let slot = 0; slot < MAX_THREADS; slot++) {
-    if (slot === dead || Atomics.load(m, slotWord(slot, T_STATE)) !== T_ALIVE) continue;
-    const list = Atomics.load(m, slotWord(slot, T_OPS));
+    if (slot === dead || Atomics.load(mem(), slotWord(slot, T_STATE)) !== T_ALIVE) continue;
+    const list = Atomics.load(mem(), slotWord(slot, T_OPS));
     if (list === 0) continue;
-    for (let k = 0, n = Atomics.load(m, list >> 2); k < n; k++) {
-      const op = m[(list >> 2) + 2 + k]! >> 2;
-      for (let i = 0; i < m[op + O_NCASES]!; i++) {
-        if (failWaiterOn(m, op, i, c) === WAIT_CLAIMED) {
-          unfinished.push(() => failWaiterOn(rt.heap.i32, op, i, c) !== WAIT_CLAIMED);
+    for (let k = 0, n = Atomics.load(mem(), list >> 2); k < n; k++) {
+      const op = mem()[(list >> 2) + 2 + k]! >> 2;
+      for (let i = 0; i < mem()[op + O_NCASES]!; i++) {
+        if (failWaiterOn(mem(), op, i, c) === WAIT_CLAIMED) {
+          unfinished.push(() => failWaiterOn(mem(), op, i, c) !== WAIT_CLAIMED);
         }
       }
     }

@@ -14,6 +14,7 @@ import {
   MAX_THREADS,
   T_ALIVE,
   T_CLAIM_OP,
+  T_ROLE,
   T_FREE,
   T_GEN,
   T_HOLDS,
@@ -84,27 +85,31 @@ export interface RuntimeInit {
   sab: SharedArrayBuffer;
 }
 
-function claimSlot(heap: Heap): number {
+/**
+ * Takes a free thread-table slot. The supervisor is never refused one: the last slot is kept
+ * for it (it joins after the first hosts), and the test-only bound does not apply to it.
+ */
+function claimSlot(heap: Heap, supervisor: boolean): number {
   const m = heap.i32;
-  const max = Atomics.load(m, H_MAX_THREADS) || MAX_THREADS;
+  const max = Math.min(Atomics.load(m, H_MAX_THREADS) || MAX_THREADS, MAX_THREADS - 1);
   let inUse = 0;
   for (let i = 0; i < MAX_THREADS; i++) if (Atomics.load(m, slotWord(i, T_STATE)) !== T_FREE) inUse++;
-  if (inUse >= max) throw new TooManyThreadsError(max);
+  if (!supervisor && inUse >= max) throw new TooManyThreadsError(max);
   for (let i = 0; i < MAX_THREADS; i++) {
     const at = slotWord(i, 0);
     if (Atomics.compareExchange(m, at + T_STATE, T_FREE, T_ALIVE) === T_FREE) {
       Atomics.add(m, at + T_GEN, 1);
       Atomics.store(m, at + T_THREAD_ID, threadId);
       // A dead thread's last park, lock, claim, uses and name are not ours.
-      for (const f of [T_PARKED_ON, T_HOLDS, T_CLAIM_OP, T_USES, T_NAME]) Atomics.store(m, at + f, 0);
+      for (const f of [T_PARKED_ON, T_HOLDS, T_CLAIM_OP, T_USES, T_NAME, T_ROLE]) Atomics.store(m, at + f, 0);
       return i;
     }
   }
   throw new TooManyThreadsError(MAX_THREADS);
 }
 
-function make(heap: Heap): Runtime {
-  const slot = claimSlot(heap);
+function make(heap: Heap, supervisor = false): Runtime {
+  const slot = claimSlot(heap, supervisor);
   heap.lockId = slot + 1;
   heap.holdsAt = slotWord(slot, T_HOLDS);
   setClaimWord(slotWord(slot, T_CLAIM_OP), slot);
@@ -169,11 +174,11 @@ export function startRuntime(opts: HeapOptions): Runtime {
 }
 
 /** Joins a worker thread to the runtime whose heap is `init.sab`. */
-export function joinRuntime(init: RuntimeInit): Runtime {
+export function joinRuntime(init: RuntimeInit, supervisor = false): Runtime {
   const g = globalThis as Global;
   const existing = g[KEY];
   if (existing !== undefined) return (cached = existing);
-  const rt = make(Heap.attach(init.sab));
+  const rt = make(Heap.attach(init.sab), supervisor);
   g[KEY] = rt;
   cached = rt;
   return rt;
