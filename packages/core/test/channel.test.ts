@@ -84,6 +84,14 @@ describe('rendezvous and buffering', () => {
     expect(got).toStrictEqual(values.slice(0, -1));
     expect(Object.is(got[1], -0)).toBe(true);
   });
+
+  test('values that take V8\'s path (Map, Set, Date, BigInt) arrive intact behind other messages', () => {
+    const ch = chan<unknown>(8);
+    const values = [{ pad: 'x'.repeat(100) }, new Map([[1, { a: [2n] }]]), 7, new Set(['s']), new Date(5), [1n, 'b']];
+    for (const v of values) ch.trySend(v).unwrap();
+    const got = values.map(() => ch.tryRecv().unwrap());
+    expect(got).toStrictEqual(values.map((v) => structuredClone(v)));
+  });
 });
 
 describe('close', () => {

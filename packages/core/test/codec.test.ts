@@ -6,7 +6,7 @@ import { fc, test } from '@fast-check/vitest';
 import { Buffer } from 'node:buffer';
 import { describe, expect, it } from 'vitest';
 import { InvalidArgumentError, InvalidHandleError, NotSendableError } from '../src/errors.js';
-import { decode, encode, findUnsendable, HANDLE_BRAND, HANDLE_WORDS, type HandleHooks } from '../src/internal/codec.js';
+import { decode, decodeRange, encode, findUnsendable, HANDLE_BRAND, HANDLE_WORDS, type HandleHooks } from '../src/internal/codec.js';
 
 /** A stand-in for a channel handle: branded on its prototype, as the real one is. */
 class FakeHandle {
@@ -64,6 +64,16 @@ describe('matches structuredClone', () => {
     expect(roundTrip(x)).toStrictEqual(structuredClone(x));
     expect(structuredClone(x)).toStrictEqual(before); // the caller's value is untouched
   });
+
+  test.prop([fc.anything(rich), fc.nat(300)], { numRuns: 500 })(
+    'decoded in place from a larger buffer (a block in the shared heap), at any offset',
+    (x, offset) => {
+      const bytes = encode(x, hooks).slice();
+      const heap = new Uint8Array(offset + bytes.length + 64).fill(0xab); // garbage around it
+      heap.set(bytes, offset);
+      expect(decodeRange(heap, offset, bytes.length, hooks)).toStrictEqual(structuredClone(x));
+    },
+  );
 
   test.prop([fc.anything(rich)], { numRuns: 500 })('with handles around and inside the value', (x) => {
     const value = { x, h: new FakeHandle(1), list: [x, new FakeHandle(2)], m: new Map([[new FakeHandle(3), x]]) };

@@ -288,7 +288,7 @@ function readWords(): Int32Array {
 }
 
 function readSlow(): unknown {
-  at = 1;
+  at++; // the T_V8 tag
   const n = readVarint();
   const handles: unknown[] = [];
   const routes: (number | string)[][] = [];
