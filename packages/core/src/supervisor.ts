@@ -26,7 +26,7 @@ becomeSupervisor(rt);
 /** A fault in the cleaning up is a bug in occam: it is reported, and the supervisor goes on. */
 function report(e: unknown): void {
   const errors = e instanceof AggregateError ? e.errors : [e];
-  console.error(`${(e as Error).message ?? e}\n${errors.map((x) => (x as Error)?.stack ?? String(x)).join('\n')}`);
+  console.error(`${(e as Error | undefined)?.message ?? String(e)}\n${errors.map((x) => (x as Error | undefined)?.stack ?? String(x)).join('\n')}`);
 }
 
 let timer: ReturnType<typeof setTimeout> | undefined;

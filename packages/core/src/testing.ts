@@ -75,9 +75,10 @@ export function lockState(ch: Channel<unknown>): 'free' | 'held' | 'broken' {
 }
 
 /**
- * Keeps the supervisor from starting (it starts shortly after the first worker host, see
- * internal/host.ts) until the returned function is called: for tests of a host that dies first.
- * Call it before the first spawn of the program; it has no effect once the supervisor is up.
+ * Keeps the supervisor from starting on its timer (it starts shortly after the first worker
+ * host, see internal/host.ts) until the returned function is called: for tests of a host that
+ * dies first. Main getting stuck on a worker (a lock, a claim) still starts it. Call it before
+ * the first spawn of the program; it has no effect once the supervisor is up.
  */
 export function holdSupervisor(): () => void {
   setSupervisorHold(true);
@@ -102,15 +103,21 @@ export function heapUsage(): { bump: number; bytes: number } {
   return runtime().heap.usage();
 }
 
-/** Thread-table slots in use now, and the count of process threads running (not parked). */
-export function threadStats(): { slots: number; running: number } {
+/**
+ * Thread-table slots in use now by main and the worker hosts (not the supervisor's: it joins on
+ * a schedule of its own, see internal/host.ts; `supervisor` is 1 once it has), and the count of
+ * process threads running (not parked).
+ */
+export function threadStats(): { slots: number; running: number; supervisor: number } {
   const m = runtime().heap.i32;
   let slots = 0;
+  let supervisor = 0;
   for (let i = 0; i < MAX_THREADS; i++) {
-    // Not the supervisor's: it joins on a schedule of its own (internal/host.ts).
-    if (Atomics.load(m, slotWord(i, T_STATE)) === T_ALIVE && Atomics.load(m, slotWord(i, T_ROLE)) !== T_ROLE_SUPERVISOR) slots++;
+    if (Atomics.load(m, slotWord(i, T_STATE)) !== T_ALIVE) continue;
+    if (Atomics.load(m, slotWord(i, T_ROLE)) === T_ROLE_SUPERVISOR) supervisor++;
+    else slots++;
   }
-  return { slots, running: Atomics.load(m, H_RUNNING) };
+  return { slots, running: Atomics.load(m, H_RUNNING), supervisor };
 }
 
 /** Checks the invariants stated in transfer.ts under the channel lock; returns the violations found. */

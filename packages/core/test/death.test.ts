@@ -156,6 +156,16 @@ test('a process that dies before the supervisor is up still releases its peer', 
   expect(out.receiver.message).toContain('dies-early');
 });
 
+test('main blocked on a lock that a worker died holding, before the supervisor is up, is released', () => {
+  const r = runFixture('stuck-main.mjs');
+  expect(r.signal, `the program hung:\n${r.stderr}`).toBeNull();
+  expect(r.status, r.stderr).toBe(0);
+  const out = JSON.parse(r.stdout) as { outcome: string; lock: string; ms: number };
+  expect(out.outcome).toBe('ERR_PEER_DIED');
+  expect(out.lock).toBe('broken');
+  expect(out.ms).toBeLessThan(5000);
+});
+
 describe('users of channel ends', () => {
   test('a typed end counts as used by its process from the spawn, until the process ends', async () => {
     const ch = chan<number>(1);

@@ -449,6 +449,7 @@ export class Pool<M = Record<string, (...args: any[]) => any>> {
       const task = w.owned.get(r.value[0]);
       if (task === undefined) continue;
       w.owned.delete(task.id);
+      if (task.settled) continue; // settled already (aborted, timed out): not to run again
       if (fail !== undefined) this.#settle(task, fail);
       else back.push(task);
     }
@@ -678,6 +679,8 @@ export class Pool<M = Record<string, (...args: any[]) => any>> {
    */
   #deadlocked(err: Error): void {
     for (const w of this.#workers.values()) {
+      // Tasks still in its channel never started: they go back to the queue, for other workers.
+      if (w.owned.size > 0) this.#takeBack(w, undefined);
       let stuck = false;
       for (const task of w.owned.values()) {
         if (task.background) continue;
@@ -741,7 +744,8 @@ export class Pool<M = Record<string, (...args: any[]) => any>> {
     if (task.settled || task.background === background) return;
     task.background = background;
     this.#background += background ? 1 : -1;
-    if (!background) this.#drive();
+    if (background) this.#wake(); // a loop waiting for it in the foreground looks again
+    else this.#drive();
   }
 
   /** Settles `task` once: with `error`, or with `value`. */

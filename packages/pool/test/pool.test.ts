@@ -426,6 +426,12 @@ describe('how long a pool keeps the program alive', () => {
     expect(r.status).toBe(0);
   });
 
+  test("unref() called while the pool is busy takes effect when it is idle again", () => {
+    const r = program('unref-later');
+    expect(r.out).toEqual(['task 42', 'main done']);
+    expect(r.status).toBe(0);
+  });
+
   test("ref() undoes unref(): the program waits for the process", () => {
     const r = program('ref-again');
     expect(r.out).toEqual(['task 42', 'main done', 'process ended, sum 6']);

@@ -57,6 +57,7 @@ import {
 } from './layout.js';
 import { TooManyWaitersError } from '../errors.js';
 import { link, queueHead, unlink } from './queue.js';
+import { STUCK_MS, waitedLong } from './heap.js';
 import { holdAlive, listOp, markRunningSlot, releaseAlive, setRunning, type Runtime } from './runtime.js';
 import { copy4, RING_OK, ringDequeue, ringEnqueue } from './ring.js';
 import {
@@ -281,12 +282,14 @@ function registerAll(rt: Runtime, op: number, cases: readonly Selectable[]): num
  */
 function abort(m: Int32Array, op: number): boolean {
   const at = (op >> 2) + O_STATE;
-  for (;;) {
+  const stuck = performance.now() + STUCK_MS;
+  for (let i = 1; ; i++) {
     const s = Atomics.load(m, at);
     const st = s & ST_MASK;
     if (st === ST_WAITING) {
       if (Atomics.compareExchange(m, at, s, s + (ST_CANCELLED - ST_WAITING)) === s) return true;
     } else if (st !== ST_CLAIMED) return st === ST_CANCELLED;
+    else if ((i & 1023) === 0 && performance.now() > stuck) waitedLong(); // a claimer that died
   }
 }
 
@@ -649,7 +652,7 @@ async function selectAsyncWith(
   for (;;) {
     const op = beginSelect(rt, cases, order, out, limits);
     if (typeof op !== 'number') return op;
-    const failed = await waitAsync(rt, op, { deadline: nearest(cases, limits.deadline), signal: limits.signal });
+    const failed = await waitAsync(rt, op, { deadline: nearest(cases, limits.deadline), signal: limits.signal, ref: limits.ref });
     const o = conclude(rt, op, cases.length, out, cases);
     if (failed !== undefined) throw failed;
     if (o.index >= 0 || expired(rt, limits)) return o;

@@ -48,6 +48,29 @@ const SMALL_CLASSES = 6;
 const LOCK_SPIN_MS = 0.02;
 const BATCH = 32;
 
+/**
+ * Called (once) when this thread has waited long for another thread — a lock, a claim — that
+ * may have died, while the supervisor that would settle it has not started yet (it starts a
+ * little after the first worker, from main's event loop, which such a wait blocks). Set by the
+ * host module on the main thread; see internal/host.ts.
+ */
+let stuckHook: (() => void) | undefined;
+
+/** @internal */
+export function setStuckHook(hook: (() => void) | undefined): void {
+  stuckHook = hook;
+}
+
+/** How long (ms) a wait on another thread goes on before `waitedLong` calls the hook. */
+export const STUCK_MS = 10;
+
+/** A wait on another thread has gone on for STUCK_MS: let the supervisor start, if it has not. */
+export function waitedLong(): void {
+  const hook = stuckHook;
+  stuckHook = undefined;
+  hook?.();
+}
+
 /** What taking a broken lock throws (set by the channel module: it names the channel). */
 let brokenLock: (at: number) => Error = () => new Error('occam: this lock was held by a thread that died');
 
@@ -156,6 +179,7 @@ export class Heap {
       if ((i & 63) === 0 && performance.now() > end) break;
     }
     const mine = this.lockId | LOCK_CONTENDED;
+    const stuckAt = performance.now() + STUCK_MS;
     for (;;) {
       const v = Atomics.load(m, at);
       if (v === 0) {
@@ -163,6 +187,7 @@ export class Heap {
         if (Atomics.compareExchange(m, at, 0, mine) === 0) return;
         continue;
       }
+      if (stuckHook !== undefined && performance.now() > stuckAt) waitedLong(); // its holder may have died
       // A holder that died is never waited for: the supervisor broke its lock (reap.ts).
       if ((v & LOCK_BROKEN) !== 0) throw brokenLock(at);
       if ((v & LOCK_CONTENDED) === 0 && Atomics.compareExchange(m, at, v, v | LOCK_CONTENDED) !== v) continue;

@@ -12,6 +12,7 @@ import { ProcessFailedError } from '../errors.js';
 import { P_FAILED, P_ID, P_OK, P_PENDING, P_SETTLING, P_STATE } from './layout.js';
 import { reviveOccamError } from './errcodec.js';
 import { settle } from './record.js';
+import { setStuckHook } from './heap.js';
 import { runtime } from './runtime.js';
 import type { WatchRequest } from '../supervisor.js';
 import { setHostInfo } from '../report.js';
@@ -67,7 +68,10 @@ let supervisor: Worker | undefined;
  */
 const SUPERVISOR_DELAY_MS = 100;
 const unwatched: WatchRequest[] = [];
-/** Test-only: while true, the supervisor is not started (see `holdSupervisor` in testing.ts). */
+/**
+ * Test-only: while true, the supervisor is not started by its timer (see `holdSupervisor` in
+ * testing.ts); main getting stuck on a worker still starts it.
+ */
 let held = false;
 
 /** @internal Holds the supervisor's start back (true), or lets it start now if it is due (false). */
@@ -83,11 +87,18 @@ function watch(watcher: WatchRequest): void {
     return;
   }
   unwatched.push(watcher);
-  if (unwatched.length === 1) setTimeout(startSupervisor, SUPERVISOR_DELAY_MS).unref();
+  if (unwatched.length === 1) {
+    setTimeout(startSupervisor, SUPERVISOR_DELAY_MS).unref();
+    // Main blocked waiting on a worker (a lock, a claim) before the timer fires: that worker may
+    // have died holding it, and only the supervisor can settle that. It starts at once then.
+    setStuckHook(() => startSupervisor(true));
+  }
 }
 
-function startSupervisor(): void {
-  if (held || supervisor !== undefined) return;
+/** Starts the supervisor (main thread); `urgent`: main is stuck, and the test-only hold gives way. */
+function startSupervisor(urgent = false): void {
+  if ((held && !urgent) || supervisor !== undefined) return;
+  setStuckHook(undefined);
   const sup = new Worker(new URL('../supervisor.cjs', import.meta.url), { workerData: { sab: runtime().heap.sab } });
   sup.unref();
   // It catches its own faults; should it still die, the user's program must not: the hosts

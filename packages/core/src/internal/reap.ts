@@ -170,7 +170,14 @@ export function noteUse(rt: Runtime, off: number, id: number, end: number): void
     if ((had & end) !== 0) return; // another handle of ours on the same channel
     rt.uses.set(id, had | end);
     countUser(rt, off, end, 1);
-    appendUse(rt, off, id, end);
+    try {
+      appendUse(rt, off, id, end);
+    } catch (e) {
+      // No room to list it (heap exhausted): not a user after all, and the next op tries again.
+      countUser(rt, off, end, -1);
+      rt.uses.set(id, had);
+      throw e;
+    }
     return;
   }
   // Main never ends before the program does: its use is for good (counted once per handle).
@@ -459,6 +466,9 @@ function failWaitersOn(rt: Runtime, c: number, dead: number): void {
     rt.heap.sync();
     return rt.heap.i32;
   };
+  const id = mem()[c + C_ID]!;
+  // A retry acts only on the same channel, still broken (not freed and made anew meanwhile).
+  const same = (): boolean => mem()[c + C_ID] === id && (Atomics.load(mem(), c + C_FLAGS) & F_BROKEN) !== 0;
   for (let slot = 0; slot < MAX_THREADS; slot++) {
     if (slot === dead || Atomics.load(mem(), slotWord(slot, T_STATE)) !== T_ALIVE) continue;
     const list = Atomics.load(mem(), slotWord(slot, T_OPS));
@@ -467,7 +477,7 @@ function failWaitersOn(rt: Runtime, c: number, dead: number): void {
       const op = mem()[(list >> 2) + 2 + k]! >> 2;
       for (let i = 0; i < mem()[op + O_NCASES]!; i++) {
         if (failWaiterOn(mem(), op, i, c) === WAIT_CLAIMED) {
-          unfinished.push(() => failWaiterOn(mem(), op, i, c) !== WAIT_CLAIMED);
+          unfinished.push(() => !same() || failWaiterOn(mem(), op, i, c) !== WAIT_CLAIMED);
         }
       }
     }
@@ -494,9 +504,17 @@ function failWaiterOn(m: Int32Array, op: number, i: number, c: number): number {
       return WAIT_CLAIMED;
     }
     if (st !== ST_WAITING) return 0; // settled otherwise: its owner unregisters (and skips c)
-    // Linked into c's queue: c is broken, so nothing links or unlinks there but its owner.
-    if (m[w + W_CHAN] !== c << 2 || Atomics.load(m, w + W_LINKED) === 0) return 0;
+    // Linked into c's queue: c is broken, so nothing links or unlinks there but its owner. The
+    // owner of an op armed anew publishes WAITING before it fills and links its waiters: linked
+    // first, then the channel, so that a linked waiter's channel is its new one...
+    const linkedOn = (): boolean => Atomics.load(m, w + W_LINKED) !== 0 && m[w + W_CHAN] === c << 2;
+    if (!linkedOn()) return 0;
     if (Atomics.compareExchange(m, op + O_STATE, s, myClaimedState()) !== s) continue;
+    if (!linkedOn()) {
+      Atomics.store(m, op + O_STATE, s); // ...and, the claim taken, once more: else it goes back
+      Atomics.notify(m, op + O_STATE); // (its owner may have parked on our claim)
+      return 0;
+    }
     m[w + W_LINKED] = 0; // its owner must not unlink it from a broken queue
     failOp(m, op, i, s);
     return 1;

@@ -57,6 +57,7 @@ import {
   W_SLOT,
 } from './layout.js';
 import { isMainThread } from 'node:worker_threads';
+import { STUCK_MS, waitedLong } from './heap.js';
 import { unlink } from './queue.js';
 import { copy4, RING_CLOSED, RING_OK, ringClose, ringDequeue, ringEnqueue, ringLength, type Ring } from './ring.js';
 
@@ -95,12 +96,19 @@ export function setClaimPatience(ms: number): void {
  */
 function settledState(m: Int32Array, at: number): number {
   let end = 0;
+  let stuck = 0;
   for (let i = 1; ; i++) {
     const s = Atomics.load(m, at);
     if ((s & ST_MASK) !== ST_CLAIMED) return s;
-    if (claimPatience !== Infinity && (i & 255) === 0) {
-      if (end === 0) end = performance.now() + claimPatience;
-      else if (performance.now() > end) throw CLAIM_BUSY;
+    if ((i & 1023) === 0) {
+      const now = performance.now();
+      if (claimPatience !== Infinity) {
+        if (end === 0) end = now + claimPatience;
+        else if (now > end) throw CLAIM_BUSY;
+      }
+      // A claimer this slow may have died: the supervisor must be up to settle its claim.
+      if (stuck === 0) stuck = now + STUCK_MS;
+      else if (now > stuck) waitedLong();
     }
   }
 }
