@@ -175,12 +175,15 @@ export async function poolWorker(
   };
 
   for (;;) {
-    const r = tasks.tryRecv();
-    if (r.isOk()) {
-      start(r.value);
-      continue;
+    // (`len` first: a failed tryRecv costs an error object, and the channel is often empty.)
+    if (tasks.len > 0) {
+      const r = tasks.tryRecv();
+      if (r.isOk()) {
+        start(r.value);
+        continue;
+      }
+      if (r.error.code !== 'ERR_CHANNEL_EMPTY') break; // closed: the pool is done with this worker
     }
-    if (r.error.code !== 'ERR_CHANNEL_EMPTY') break; // closed: the pool is done with this worker
     if (pending.size === 0) {
       // Nothing else to do: block this thread until a task comes.
       const next = tasks.recvResult();
