@@ -69,6 +69,28 @@ describe('rendezvous and buffering', () => {
     }
   });
 
+  test('the Err of an empty or full try behaves as any Err (it is made without a stack)', () => {
+    const ch = chan<number>(1);
+    const empty = ch.tryRecv();
+    expect(empty.isErr()).toBe(true);
+    expect(empty.isOk()).toBe(false);
+    expect(empty.unwrapOr(5)).toBe(5);
+    expect(() => empty.unwrap()).toThrow(/ERR_CHANNEL_EMPTY|channel is empty/);
+    expect(empty.isErr() && empty.error.code).toBe('ERR_CHANNEL_EMPTY');
+    expect(String(empty)).toContain('Err(');
+    ch.trySend(1).unwrap();
+    const full = ch.trySend(2);
+    expect(full.isErr() && full.error).toBeInstanceOf(ChannelFullError);
+    expect(full.isErr() && (full.error as ChannelFullError<number>).value).toBe(2);
+    const code = full.mapErr((e) => e.code);
+    expect(code.isErr() && code.error).toBe('ERR_CHANNEL_FULL');
+    // Lock-free "empty" and "full" agree with the channel's state: closed is not empty.
+    ch.close();
+    expect(ch.tryRecv().unwrap()).toBe(1);
+    const closed = ch.tryRecv();
+    expect(closed.isErr() && closed.error.code).toBe('ERR_CHANNEL_CLOSED');
+  });
+
   test('values of every kind, and one larger than any slot, arrive intact', async () => {
     const big = new Uint8Array(3_000_000).map((_, i) => (i * 7) & 0xff);
     const values = [0, -0, 1.5, NaN, 2 ** 40, 'text', '', true, false, null, undefined, { a: [1, { b: 'c' }] }, big];
