@@ -7,7 +7,8 @@
 // each module (one runtime, one Channel class); and a worker loads a handful of files instead of
 // the whole module graph one file at a time (this halves a worker's start).
 import { build } from 'esbuild';
-import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 
 const root = new URL('..', import.meta.url).pathname;
@@ -84,4 +85,31 @@ for (const name of Object.keys(extraEntries)) {
       if (!existsSync(join(dirname(file), rel))) throw new Error(`build: ${file} names ${rel}, which is not in dist/`);
     }
   }
+}
+
+// Declarations for consumers of the installed packages (types/, what their exports' "types"
+// name); in this repo TypeScript reads src/ instead (the "occam-source" condition). Made by tsc
+// (esbuild writes none), core first: the others read it through its declarations. Skipped while
+// they are newer than every source they come from (a few seconds each).
+const tsc = join(root, 'node_modules/typescript/bin/tsc');
+function newest(dir) {
+  return readdirSync(dir, { withFileTypes: true }).reduce((t, e) => {
+    const p = join(dir, e.name);
+    return Math.max(t, e.isDirectory() ? newest(p) : statSync(p).mtimeMs);
+  }, 0);
+}
+for (const name of ['core', 'select', 'pool']) {
+  const dir = join(root, 'packages', name);
+  const stamp = join(dir, 'types', '.built');
+  const sources = Math.max(
+    newest(join(dir, 'src')),
+    newest(join(root, 'packages/core/src')),
+    statSync(join(dir, 'tsconfig.types.json')).mtimeMs,
+    statSync(join(root, 'tsconfig.base.json')).mtimeMs,
+  );
+  if (existsSync(stamp) && statSync(stamp).mtimeMs > sources) continue;
+  rmSync(join(dir, 'types'), { recursive: true, force: true });
+  const r = spawnSync(process.execPath, [tsc, '-p', join(dir, 'tsconfig.types.json')], { stdio: 'inherit' });
+  if (r.status !== 0) throw new Error(`build: the declarations of @occam/${name} did not compile`);
+  writeFileSync(stamp, '');
 }

@@ -1,0 +1,102 @@
+// The declarations a consumer of the installed packages reads (packages/*/types/, made by
+// scripts/build.mjs): a project of its own, with TypeScript's common strict settings (not this
+// repo's), type-checks code that uses the public API against them — and against nothing else.
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+const repoRoot = fileURLToPath(new URL('../../..', import.meta.url));
+const WATCHDOG_MS = 60_000;
+let project = '';
+
+/** The consumer's code: every package's main API, with the types it should infer checked. */
+const consumer = `
+import { chan, spawn, par, processModule, ChannelClosedError, type Sender, type Receiver } from '@occam/core';
+import { selectAsync, recv, send, after } from '@occam/select';
+import { Pool } from '@occam/pool';
+
+export function producer(out: Sender<number>, n: number): number {
+  for (let i = 0; i < n; i++) out.send(i);
+  out.close();
+  return n;
+}
+
+export async function run(): Promise<number> {
+  const ch = chan<number>(4, { name: 'numbers' });
+  const typed = processModule<typeof import('./consumer.js')>(new URL('./consumer.js', import.meta.url));
+  const p = typed.spawn('producer', [ch.sender(), 3]);
+  const q = spawn(new URL('./consumer.js', import.meta.url), 'producer', [chan<number>(1).sender(), 0]);
+  let sum = 0;
+  for await (const v of ch) sum += v;
+  const r = await ch.recvResultAsync();
+  if (r.isErr() && r.error instanceof ChannelClosedError) sum += 0;
+  const joined: number = await p.join({ ref: false });
+  await par(q);
+  const rx: Receiver<number> = ch.receiver();
+  const picked = await selectAsync([recv(rx), send(chan<string>(1).sender(), 'x'), after(10)]);
+  if (picked.index === 0 && picked.ok) sum += picked.value;
+  void picked;
+  const pool = new Pool<{ inc: (x: number) => number }>({ module: new URL('./tasks.js', import.meta.url), size: 1 });
+  const y: number = await pool.run('inc', 1);
+  const proc = pool.spawn('inc', 2);
+  proc.unref();
+  await pool.close();
+  return sum + joined + y;
+}
+`;
+
+beforeAll(() => {
+  if (!existsSync(join(repoRoot, 'packages/pool/types/index.d.ts'))) {
+    const built = spawnSync(process.execPath, ['scripts/build.mjs'], { cwd: repoRoot, timeout: WATCHDOG_MS });
+    if (built.status !== 0) throw new Error(`build failed: ${String(built.stderr)}`);
+  }
+  project = mkdtempSync(join(tmpdir(), 'occam-consumer-'));
+  const modules = join(project, 'node_modules');
+  mkdirSync(join(modules, '@occam'), { recursive: true });
+  mkdirSync(join(modules, '@types'), { recursive: true });
+  // As an install lays them out: the packages (with their own dependencies beside them).
+  for (const name of ['core', 'select', 'pool']) symlinkSync(join(repoRoot, 'packages', name), join(modules, '@occam', name), 'dir');
+  symlinkSync(join(repoRoot, 'node_modules/@types/node'), join(modules, '@types/node'), 'dir');
+  writeFileSync(join(project, 'package.json'), JSON.stringify({ type: 'module' }));
+  writeFileSync(
+    join(project, 'tsconfig.json'),
+    JSON.stringify({
+      compilerOptions: { target: 'ES2022', module: 'NodeNext', moduleResolution: 'NodeNext', strict: true, noEmit: true, types: ['node'] },
+      files: ['consumer.ts'],
+    }),
+  );
+  writeFileSync(join(project, 'consumer.ts'), consumer);
+});
+
+afterAll(() => {
+  if (project !== '') rmSync(project, { recursive: true, force: true });
+});
+
+describe('declarations for installed consumers', () => {
+  it('a strict project type-checks against types/, reading none of the TypeScript sources', () => {
+    const tsc = join(repoRoot, 'node_modules/typescript/bin/tsc');
+    const r = spawnSync(process.execPath, [tsc, '-p', project, '--listFiles'], { encoding: 'utf8', timeout: WATCHDOG_MS });
+    expect(r.error, 'tsc did not finish').toBeUndefined();
+    const files = r.stdout.split('\n').filter((l) => l.includes('/packages/'));
+    expect(r.status, r.stdout).toBe(0);
+    expect(files.filter((f) => f.includes('/src/'))).toEqual([]);
+    for (const name of ['core', 'select', 'pool']) {
+      expect(files.some((f) => f.endsWith(`/packages/${name}/types/index.d.ts`)), name).toBe(true);
+    }
+  });
+
+  it('a type error in the consumer is reported (the check is real)', () => {
+    writeFileSync(join(project, 'consumer.ts'), `${consumer}\nexport const wrong: string = chan<number>().len;\n`);
+    try {
+      const tsc = join(repoRoot, 'node_modules/typescript/bin/tsc');
+      const r = spawnSync(process.execPath, [tsc, '-p', project], { encoding: 'utf8', timeout: WATCHDOG_MS });
+      expect(r.status).not.toBe(0);
+      expect(r.stdout).toContain("Type 'number' is not assignable to type 'string'");
+    } finally {
+      writeFileSync(join(project, 'consumer.ts'), consumer);
+    }
+  });
+});
