@@ -92,11 +92,12 @@ for (const name of Object.keys(extraEntries)) {
 // (esbuild writes none), core first: the others read it through its declarations. Skipped while
 // they are newer than every source they come from (a few seconds each).
 const tsc = join(root, 'node_modules/typescript/bin/tsc');
+/** The latest change under `dir`: a file written, or one added, removed or renamed (its directory). */
 function newest(dir) {
   return readdirSync(dir, { withFileTypes: true }).reduce((t, e) => {
     const p = join(dir, e.name);
     return Math.max(t, e.isDirectory() ? newest(p) : statSync(p).mtimeMs);
-  }, 0);
+  }, statSync(dir).mtimeMs);
 }
 for (const name of ['core', 'select', 'pool']) {
   const dir = join(root, 'packages', name);

@@ -43,7 +43,18 @@ import {
   type Outcome,
   type Selectable,
 } from './internal/engine.js';
-import { RING_OK, ringBytes, ringDequeue, ringEnqueue, ringFillHint, ringInit, ringLength, ringOf, type Ring } from './internal/ring.js';
+import {
+  RING_OK,
+  ringBytes,
+  ringDequeue,
+  ringEnqueue,
+  ringFillHint,
+  ringInit,
+  ringLength,
+  ringOf,
+  ringSurelyEmpty,
+  type Ring,
+} from './internal/ring.js';
 import {
   C_BUF,
   C_CAP,
@@ -239,8 +250,8 @@ export class Channel<T> implements Sender<T>, Receiver<T> {
     const g = this.#ring;
     if (g === undefined) return false;
     const c = this.#off >> 2;
-    const n = ringLength(m, g);
-    if (waiting === C_NRECV ? n !== g.cap : n !== 0) return false;
+    // Full: the enqueue position read first (ringLength); empty: the dequeue position first.
+    if (waiting === C_NRECV ? ringLength(m, g) !== g.cap : !ringSurelyEmpty(m, g)) return false;
     return Atomics.load(m, c + waiting) === 0 && (Atomics.load(m, c + C_FLAGS) & (F_SHUT | gone)) === 0;
   }
 
@@ -398,7 +409,11 @@ export class Channel<T> implements Sender<T>, Receiver<T> {
     return Err(r === R_POISONED ? new ChannelPoisonedError() : closedSend(value));
   }
 
-  /** Receives only if a value is buffered or a sender is waiting; never blocks. */
+  /**
+   * Receives only if a value is buffered or a sender is waiting; never blocks. Nothing there is
+   * `Err(ChannelEmptyError)`: one shared, frozen error with no stack (polling makes many), so
+   * do not add properties to it or tell one empty result from another by its identity.
+   */
   tryRecv(): Result<T, TryRecvError> {
     const rt = this.#check('tryRecv', RECV_ONLY, false);
     const out = new Int32Array(4);

@@ -689,6 +689,7 @@ export class Pool<M = Record<string, (...args: any[]) => any>> {
       }
       if (stuck) void w.proc?.terminate();
     }
+    this.#pump(); // the tasks taken back go out again
   }
 
   #onResult(message: ResultMessage): void {

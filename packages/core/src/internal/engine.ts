@@ -282,14 +282,18 @@ function registerAll(rt: Runtime, op: number, cases: readonly Selectable[]): num
  */
 function abort(m: Int32Array, op: number): boolean {
   const at = (op >> 2) + O_STATE;
-  const stuck = performance.now() + STUCK_MS;
+  let stuck = 0;
   for (let i = 1; ; i++) {
     const s = Atomics.load(m, at);
     const st = s & ST_MASK;
     if (st === ST_WAITING) {
       if (Atomics.compareExchange(m, at, s, s + (ST_CANCELLED - ST_WAITING)) === s) return true;
     } else if (st !== ST_CLAIMED) return st === ST_CANCELLED;
-    else if ((i & 1023) === 0 && performance.now() > stuck) waitedLong(); // a claimer that died
+    else if ((i & 1023) === 0) {
+      // A claimer this slow may have died: the supervisor must be up to settle its claim.
+      if (stuck === 0) stuck = performance.now() + STUCK_MS;
+      else if (performance.now() > stuck) waitedLong();
+    }
   }
 }
 

@@ -68,7 +68,11 @@ export const STUCK_MS = 10;
 export function waitedLong(): void {
   const hook = stuckHook;
   stuckHook = undefined;
-  hook?.();
+  try {
+    hook?.(); // (it may run under a channel lock: it must not throw through it)
+  } catch (e) {
+    process.emitWarning(`occam: could not start the supervisor: ${(e as Error | undefined)?.message ?? String(e)}`);
+  }
 }
 
 /** What taking a broken lock throws (set by the channel module: it names the channel). */

@@ -168,6 +168,17 @@ export function ringFillHint(m: Int32Array, g: Ring): number {
   return dist(m[g.r + R_ENQ]! & POS_MASK, m[g.r + R_DEQ]!, g.wrap);
 }
 
+/**
+ * Whether the ring was empty at one instant during the call: no value in it, none on its way.
+ * The dequeue position is read first: positions only grow, so an enqueue position equal to it,
+ * read after, was equal then too. (`ringLength` reads them the other way round, which is the
+ * order that proves "full".)
+ */
+export function ringSurelyEmpty(m: Int32Array, g: Ring): boolean {
+  const deq = Atomics.load(m, g.r + R_DEQ);
+  return (Atomics.load(m, g.r + R_ENQ) & POS_MASK) === deq;
+}
+
 /** Values in the ring now (an instant's view; exact when no one else is operating). */
 export function ringLength(m: Int32Array, g: Ring): number {
   const n = dist(Atomics.load(m, g.r + R_ENQ) & POS_MASK, Atomics.load(m, g.r + R_DEQ), g.wrap);
