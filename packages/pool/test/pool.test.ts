@@ -293,6 +293,12 @@ describe('Pool', () => {
     expect(() => new Pool(undefined as never)).toThrow(/needs \{ module \}/);
   });
 
+  test('a process can make a pool of its own (its workers are main\'s hosts, as every process\'s)', async () => {
+    const { spawn } = await import('@occam/core');
+    const p = spawn<number>(module, 'poolInside', []);
+    expect(await watchdog(p.join(), 'the process with a pool of its own')).toBe(42);
+  });
+
   describe('spawn: processes on the pool\'s workers', () => {
     test('a process runs on an idle worker already up (no new thread), and tasks go elsewhere meanwhile', async () => {
       const p = pool();

@@ -7,7 +7,7 @@
  *  - A process record is settled exactly once: by its host (return or throw), or here when the
  *    host's worker dies first (exit, crash, out of memory, terminate).
  */
-import { MessageChannel, Worker, type ResourceLimits } from 'node:worker_threads';
+import { isMainThread, MessageChannel, Worker, type ResourceLimits } from 'node:worker_threads';
 import { ProcessFailedError } from '../errors.js';
 import { P_FAILED, P_ID, P_OK, P_PENDING, P_SETTLING, P_STATE } from './layout.js';
 import { reviveOccamError } from './errcodec.js';
@@ -205,6 +205,8 @@ function onMessage(host: Host, msg: HostMessage): void {
  * one of them starts without loading it. Idle hosts never keep the program alive.
  */
 export function warmHosts(n: number, limits: ResourceLimits | undefined, preload: string[] = []): void {
+  // Hosts are main's (a process's spawns go through main): elsewhere, warming is main's to do.
+  if (!isMainThread) return;
   const key = JSON.stringify(limits ?? null);
   const list = idle.get(key) ?? [];
   idle.set(key, list);
