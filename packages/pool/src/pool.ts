@@ -641,6 +641,7 @@ export class Pool<M = Record<string, (...args: any[]) => any>> {
   #replaceResults(): void {
     this.#results = chan<ResultMessage>(4096, { name: 'pool-results' });
     this.#results.trySend([-1, NOOP, 1, null]);
+    this.#waking = false; // a wake sent on the old channel is lost with it
     for (const w of this.#workers.values()) void w.proc?.terminate();
   }
 
@@ -664,13 +665,17 @@ export class Pool<M = Record<string, (...args: any[]) => any>> {
    * death...): it looks again at what is outstanding. A message to itself, as results are.
    */
   #wake(): void {
-    if (this.#driving === undefined || this.#results.broken) return; // (a broken one wakes it by itself)
+    // (A broken channel wakes it by itself; one wake on its way is enough for any number of settles.)
+    if (this.#driving === undefined || this.#results.broken || this.#waking) return;
     try {
-      this.#results.trySend([-1, NOOP, 1, null]);
+      this.#waking = this.#results.trySend([-1, NOOP, 1, null]).isOk();
     } catch {
       // broken meanwhile: its waiters fail, and the loop replaces it
     }
   }
+
+  /** A wake (`#wake`) is on its way to the loop. */
+  #waking = false;
 
   /**
    * Deadlock detection found every process blocked for good and main waiting on tasks: the tasks
@@ -702,7 +707,10 @@ export class Pool<M = Record<string, (...args: any[]) => any>> {
   }
 
   #takeResult([index, id, ok, value]: ResultMessage): void {
-    if (id === NOOP) return;
+    if (id === NOOP) {
+      this.#waking = false;
+      return;
+    }
     const w = this.#workers.get(index);
     if (id === READY) {
       if (w !== undefined) w.ready = true;
