@@ -101,8 +101,9 @@ export function becomeSupervisor(rt: Runtime): void {
 }
 
 /**
- * Work the supervisor could not do yet: a lock it needs is held by another dead thread whose
- * death it has not handled yet (two deaths at once). Each item returns true once done.
+ * Work the supervisor could not do yet: a lock it needs, or a claim on an op it must settle, is
+ * held by another thread that died too and whose death it has not handled yet (two deaths at
+ * once), or by a live one that stayed slow. Each item returns true once done.
  */
 const unfinished: (() => boolean)[] = [];
 
