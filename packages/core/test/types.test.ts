@@ -1,6 +1,7 @@
-// The declarations a consumer of the installed packages reads (packages/*/types/, made by
-// scripts/build.mjs): a project of its own, with TypeScript's common strict settings (not this
-// repo's), type-checks code that uses the public API against them — and against nothing else.
+// The packages as a project that installs them sees them (node_modules/@occam/* as an install
+// lays them out): the declarations it type-checks against (packages/*/types/, made by
+// scripts/build.mjs), with TypeScript's common strict settings rather than this repo's, and
+// against nothing else; and a TypeScript process module of its own that runs with no build.
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -69,13 +70,31 @@ beforeAll(() => {
     }),
   );
   writeFileSync(join(project, 'consumer.ts'), consumer);
+  // A program of the project's own, in JavaScript, spawning a TypeScript process of its own
+  // that uses a channel it is given.
+  writeFileSync(
+    join(project, 'proc.ts'),
+    `import type { Sender } from '@occam/core';\nexport function double(x: number, out: Sender<number>): number {\n  out.send(x * 2);\n  return x;\n}\n`,
+  );
+  writeFileSync(
+    join(project, 'main.mjs'),
+    `import { chan, spawn } from '@occam/core';\nconst ch = chan(1);\nconst p = spawn(new URL('./proc.ts', import.meta.url), 'double', [21, ch.sender()]);\nconsole.log(JSON.stringify({ sent: await ch.recvAsync(), returned: await p.join() }));\n`,
+  );
 });
 
 afterAll(() => {
   if (project !== '') rmSync(project, { recursive: true, force: true });
 });
 
-describe('declarations for installed consumers', () => {
+describe('the installed packages', () => {
+  it('run a TypeScript process module of the project with no build, caching it in its node_modules', () => {
+    const r = spawnSync(process.execPath, ['main.mjs'], { cwd: project, encoding: 'utf8', timeout: WATCHDOG_MS });
+    expect(r.signal, `the program hung:\n${r.stderr}`).toBeNull();
+    expect(r.status, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout)).toEqual({ sent: 42, returned: 21 });
+    expect(existsSync(join(project, 'node_modules/.cache/occam'))).toBe(true);
+  });
+
   it('a strict project type-checks against types/, reading none of the TypeScript sources', () => {
     const tsc = join(repoRoot, 'node_modules/typescript/bin/tsc');
     const r = spawnSync(process.execPath, [tsc, '-p', project, '--listFiles'], { encoding: 'utf8', timeout: WATCHDOG_MS });
