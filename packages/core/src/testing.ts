@@ -37,7 +37,7 @@ import {
 import { ringLength } from './internal/ring.js';
 import { runtime, slotWord } from './internal/runtime.js';
 import { ringAt } from './internal/transfer.js';
-import { holdSupervisor as setSupervisorHold } from './internal/host.js';
+import { holdSupervisor as setSupervisorHold, startedHosts } from './internal/host.js';
 
 const FAULTS = { drop: FAULT_DROP, reorder: FAULT_REORDER, 'die-claiming': FAULT_DIE_CLAIMING };
 
@@ -83,6 +83,14 @@ export function lockState(ch: Channel<unknown>): 'free' | 'held' | 'broken' {
 export function holdSupervisor(): () => void {
   setSupervisorHold(true);
   return () => setSupervisorHold(false);
+}
+
+/**
+ * How many worker threads (hosts) main has started so far: a test that must start none compares
+ * it before and after (a thread count would also see hosts warmed earlier still joining).
+ */
+export function hostsStarted(): number {
+  return startedHosts();
 }
 
 /**

@@ -1,6 +1,6 @@
 import { describe, expect, test } from 'vitest';
 import { AbortError, chan, TimeoutError } from '@occam/core';
-import { setFault, threadStats } from '@occam/core/testing';
+import { hostsStarted, setFault, threadStats } from '@occam/core/testing';
 import { Pool, PoolBrokenError, PoolClosedError, QueueFullError, WorkerDiedError } from '@occam/pool';
 import { ProcessFailedError } from '@occam/core';
 import { spawnSync } from 'node:child_process';
@@ -51,16 +51,17 @@ describe('Pool', () => {
   });
 
   test('a failing initializer breaks the pool with a clear error instead of respawning for ever', async () => {
-    await pool().close(); // the runtime's threads up (the supervisor among them)
-    const before = threadStats().slots;
+    const before = hostsStarted();
     const p = pool({ initializer: 'failingInit' });
     const e = await watchdog(p.run('inc', 1), 'a task on a broken pool').catch((x: unknown) => x);
     expect(e).toBeInstanceOf(PoolBrokenError);
     expect((e as Error).message).toContain('the initializer cannot find its data');
     expect((e as Error & { cause: Error }).cause).toBeInstanceOf(RangeError);
     await expect(p.run('inc', 2)).rejects.toBeInstanceOf(PoolBrokenError);
+    // No respawning: no worker past its first two (indices 0 and 1), no thread past theirs.
+    expect(p.stats().workers.every((w) => w.index < 2)).toBe(true);
     await watchdog(p.close(), 'close');
-    expect(threadStats().slots).toBeLessThanOrEqual(before + 2); // its two workers' hosts at most
+    expect(hostsStarted()).toBeLessThanOrEqual(before + 2);
   });
 
   test('a task that throws rejects with its class, code, message and stack; the worker is reused', async () => {
@@ -304,7 +305,7 @@ describe('Pool', () => {
       const p = pool();
       await watchdog(Promise.all([p.run('inc', 0), p.run('inc', 1)]), 'the workers up');
       const before = p.stats().workers.map((w) => w.index);
-      const slotsBefore = threadStats().slots;
+      const hostsBefore = hostsStarted();
       const input = chan<number>();
       const output = chan<number>();
       const proc = p.spawn('squarer', input.receiver(), output.sender());
@@ -312,7 +313,7 @@ describe('Pool', () => {
       // It ran on one of the two workers that were up: no worker and no thread was started.
       expect(await watchdog(proc.join(), 'the process')).toBe(0);
       expect(p.stats().workers.map((w) => w.index)).toEqual(before);
-      expect(threadStats().slots).toBe(slotsBefore);
+      expect(hostsStarted()).toBe(hostsBefore);
 
       // While a process holds a worker, every task goes to the other one.
       const in2 = chan<number>();

@@ -122,8 +122,17 @@ function handOver(sup: Worker, watcher: WatchRequest): void {
   }
 }
 
+/** Worker hosts started so far (main thread): for tests. */
+let hostsStarted = 0;
+
+/** @internal How many worker hosts main has started. */
+export function startedHosts(): number {
+  return hostsStarted;
+}
+
 function newHost(key: string, limits: ResourceLimits | undefined, preload: string[] = []): Host {
   const rt = runtime();
+  hostsStarted++;
   // The host holds one end; when its thread dies the other end, at the supervisor, closes.
   const { port1, port2 } = new MessageChannel();
   const worker = new Worker(hostUrl(), {
