@@ -76,6 +76,7 @@ main(async () => {
   const input = chan<string>(4, { name: 'urgent' });
   const worker = spawn<number>(import.meta.url, 'urgent', [input.sender(), 6]);
 
+  const t0 = now(); // (before the bucket starts its clock: chores are timed from no later than that)
   const bucket = new Bucket(3, 20);
   const fromInput = recvCase(input);
   const cases: Selectable[] = [fromInput, bucket];
@@ -83,7 +84,6 @@ main(async () => {
   const slot = new Int32Array(4);
   const served: string[] = [];
   const chores: number[] = [];
-  const t0 = now();
   while (cases[0] !== neverReady || chores.length < 8) {
     // The list stays; a closed input is switched off by putting `never` in its place.
     const r = await engineSelect(cases, order, slot, { poll: false, deadline: Infinity });
