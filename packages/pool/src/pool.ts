@@ -423,6 +423,19 @@ export class Pool<M = Record<string, (...args: any[]) => any>> {
 
   /** A worker ended: by closing (`error` undefined), or by dying. */
   #workerEnded(w: Worker, error: Error | undefined): void {
+    // What it sent before it ended comes first: results of tasks it finished (not failed as
+    // lost with it), or the report that its initializer failed (not a reason to replace it).
+    // (A results channel it broke by dying in it is the drive loop's to replace: left alone here.)
+    while (!this.#results.broken && this.#results.len > 0) {
+      let r;
+      try {
+        r = this.#results.tryRecv();
+      } catch {
+        break; // broken meanwhile
+      }
+      if (!r.isOk()) break;
+      this.#onResult(r.value);
+    }
     this.#workers.delete(w.index);
     clearTimeout(w.idleTimer);
     if (error !== undefined && !this.#destroyed && this.#broken === undefined) {

@@ -92,6 +92,18 @@ describe('Pool', () => {
     await p.close();
   });
 
+  test('a result a worker sent before it died is delivered, not failed with the worker', async () => {
+    const p = pool({ size: 1, depth: 4 });
+    await p.run('inc', 0);
+    for (let round = 0; round < 5; round++) {
+      // Both go to the one worker: it finishes the first, sends its result, then exits.
+      const [done, died] = await watchdog(Promise.allSettled([p.run('inc', round), p.run('exits', 3)]), 'the two tasks');
+      expect(done).toEqual({ status: 'fulfilled', value: round + 1 });
+      expect(died.status === 'rejected' && died.reason).toBeInstanceOf(WorkerDiedError);
+    }
+    await p.close();
+  });
+
   test('a worker that dies inside the shared results channel: the pool replaces the channel and goes on', async () => {
     const p = pool({ size: 1 });
     await p.run('inc', 0);
