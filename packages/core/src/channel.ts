@@ -865,8 +865,8 @@ function peerDied(off: number, kind: number): PeerDiedError {
   const name = diedOn(rt, c);
   const who = name ?? 'a process';
   if ((Atomics.load(rt.heap.i32, c + C_FLAGS) & F_BROKEN) !== 0) {
-    const process = name === undefined ? 'a process' : `process ${name}`;
-    return new PeerDiedError(`${chan} is broken: ${process} died while operating on it; it cannot be used any more`);
+    const dead = name === undefined ? 'a process' : `process ${name}`;
+    return new PeerDiedError(`${chan} is broken: ${dead} died while operating on it; it cannot be used any more`);
   }
   const gone = kind === K_RECV ? 'send on it' : 'receive from it';
   return new PeerDiedError(`${chan}: no process is left to ${gone}; the last one, ${who}, died`);

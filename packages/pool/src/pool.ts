@@ -425,17 +425,7 @@ export class Pool<M = Record<string, (...args: any[]) => any>> {
   #workerEnded(w: Worker, error: Error | undefined): void {
     // What it sent before it ended comes first: results of tasks it finished (not failed as
     // lost with it), or the report that its initializer failed (not a reason to replace it).
-    // (A results channel it broke by dying in it is the drive loop's to replace: left alone here.)
-    while (!this.#results.broken && this.#results.len > 0) {
-      let r;
-      try {
-        r = this.#results.tryRecv();
-      } catch {
-        break; // broken meanwhile
-      }
-      if (!r.isOk()) break;
-      this.#onResult(r.value);
-    }
+    while (this.#takeNow());
     this.#workers.delete(w.index);
     clearTimeout(w.idleTimer);
     if (error !== undefined && !this.#destroyed && this.#broken === undefined) {
@@ -572,10 +562,7 @@ export class Pool<M = Record<string, (...args: any[]) => any>> {
         let yielded = false;
         let pollUntil = 0;
         while (!stop.signal.aborted) {
-          // (`len` first: a failed tryRecv costs an error object, and polling fails often.)
-          const r = this.#results.len > 0 ? this.#results.tryRecv() : undefined;
-          if (r?.isOk() === true) {
-            this.#onResult(r.value);
+          if (this.#takeNow()) {
             yielded = false;
             continue;
           }
@@ -667,6 +654,17 @@ export class Pool<M = Record<string, (...args: any[]) => any>> {
     // (A task settled early — aborted, timed out — is still held by its worker until it ends.)
     for (const w of this.#workers.values()) if (!w.ready || w.owned.size > 0) return false;
     for (const w of this.#workers.values()) w.proc?.unref();
+    return true;
+  }
+
+  /**
+   * Takes in a result that is there now, if there is one (never waits; a results channel broken
+   * by a death gives none: the drive loop replaces it). `len` first: it costs less than a try.
+   */
+  #takeNow(): boolean {
+    const r = this.#results.len > 0 ? this.#results.tryRecv() : undefined;
+    if (r?.isOk() !== true) return false;
+    this.#onResult(r.value);
     return true;
   }
 

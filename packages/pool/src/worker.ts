@@ -175,7 +175,7 @@ export async function poolWorker(
   };
 
   for (;;) {
-    // (`len` first: a failed tryRecv costs an error object, and the channel is often empty.)
+    // (`len` first: it costs less than a try, and the channel is often empty.)
     if (tasks.len > 0) {
       const r = tasks.tryRecv();
       if (r.isOk()) {

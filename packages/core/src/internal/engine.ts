@@ -57,7 +57,7 @@ import {
 } from './layout.js';
 import { TooManyWaitersError } from '../errors.js';
 import { link, queueHead, unlink } from './queue.js';
-import { STUCK_MS, waitedLong } from './heap.js';
+import { waitingSince } from './heap.js';
 import { holdAlive, listOp, markRunningSlot, releaseAlive, setRunning, type Runtime } from './runtime.js';
 import { copy4, RING_OK, ringDequeue, ringEnqueue } from './ring.js';
 import {
@@ -289,11 +289,7 @@ function abort(m: Int32Array, op: number): boolean {
     if (st === ST_WAITING) {
       if (Atomics.compareExchange(m, at, s, s + (ST_CANCELLED - ST_WAITING)) === s) return true;
     } else if (st !== ST_CLAIMED) return st === ST_CANCELLED;
-    else if ((i & 1023) === 0) {
-      // A claimer this slow may have died: the supervisor must be up to settle its claim.
-      if (stuck === 0) stuck = performance.now() + STUCK_MS;
-      else if (performance.now() > stuck) waitedLong();
-    }
+    else if ((i & 1023) === 0) stuck = waitingSince(stuck, performance.now()); // a claimer that died?
   }
 }
 

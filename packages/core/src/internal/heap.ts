@@ -75,6 +75,17 @@ export function waitedLong(): void {
   }
 }
 
+/**
+ * For a loop spinning on another thread, every so often: `since` is 0 the first time (it returns
+ * `now`, when the wait began), then it is what it returned; once the wait has gone on for
+ * STUCK_MS, `waitedLong`.
+ */
+export function waitingSince(since: number, now: number): number {
+  if (since === 0) return now;
+  if (now - since > STUCK_MS) waitedLong();
+  return since;
+}
+
 /** What taking a broken lock throws (set by the channel module: it names the channel). */
 let brokenLock: (at: number) => Error = () => new Error('occam: this lock was held by a thread that died');
 

@@ -53,7 +53,6 @@ import {
   O_WORDS,
   R_PEER_DIED,
   ST_CANCELLED,
-  ST_CLAIMED,
   ST_DONE,
   ST_MASK,
   ST_WAITING,
@@ -82,7 +81,7 @@ import { loadName, storeName } from './names.js';
 import { unlink } from './queue.js';
 import { ringClose } from './ring.js';
 import { slotWord, type Runtime } from './runtime.js';
-import { CLAIM_BUSY, claimedBy, failQueue, myClaimedState, ringAt, setClaimPatience } from './transfer.js';
+import { CLAIM_BUSY, claimedBy, failQueue, myClaimedState, ringAt, setClaimPatience, settledState } from './transfer.js';
 
 // ── locks ────────────────────────────────────────────────────────────────────
 
@@ -454,8 +453,19 @@ function failOp(m: Int32Array, op: number, i: number, waiting: number): void {
   if (Atomics.load(m, op + O_PARKED) !== 0) Atomics.notify(m, op + O_STATE);
 }
 
-/** How long a claim through another channel is waited out (ms) before it is tried again later. */
-const CLAIM_WAIT_MS = 10;
+/**
+ * The state of `op` (word index) once no claim is under way on it, or -1 if one stays under way
+ * past the supervisor's patience (its claimer died too, or is slow): then it is tried again later.
+ * A live claimer is a few instructions from done, or from handing the op back (WAITING again).
+ */
+function unclaimedState(m: Int32Array, op: number): number {
+  try {
+    return settledState(m, op + O_STATE);
+  } catch (e) {
+    if (e !== CLAIM_BUSY) throw e;
+    return -1;
+  }
+}
 
 /**
  * Every op still waiting on broken channel `c` (word index) fails: found through the thread
@@ -495,16 +505,11 @@ const WAIT_CLAIMED = 2;
  */
 function failWaiterOn(m: Int32Array, op: number, i: number, c: number): number {
   const w = op + O_WORDS + i * W_WORDS;
-  for (const end = performance.now() + CLAIM_WAIT_MS; ; ) {
-    const s = Atomics.load(m, op + O_STATE);
-    const st = s & ST_MASK;
-    if (st === ST_CLAIMED) {
-      // A live claimer is a few instructions from done (or from handing it back, WAITING); one
-      // that died too is settled when its own death is handled (failClaim).
-      if (performance.now() < end) continue;
-      return WAIT_CLAIMED;
-    }
-    if (st !== ST_WAITING) return 0; // settled otherwise: its owner unregisters (and skips c)
+  for (;;) {
+    // A claimer that died too is settled when its own death is handled (failClaim).
+    const s = unclaimedState(m, op);
+    if (s < 0) return WAIT_CLAIMED;
+    if ((s & ST_MASK) !== ST_WAITING) return 0; // settled otherwise: its owner unregisters (and skips c)
     // Linked into c's queue: c is broken, so nothing links or unlinks there but its owner. The
     // owner of an op armed anew publishes WAITING before it fills and links its waiters: linked
     // first, then the channel, so that a linked waiter's channel is its new one...
@@ -564,14 +569,10 @@ function withdrawOp(rt: Runtime, op: number): boolean {
   const h = rt.heap;
   h.sync();
   const m = h.i32;
-  for (const end = performance.now() + CLAIM_WAIT_MS; ; ) {
-    const s = Atomics.load(m, op + O_STATE);
-    const st = s & ST_MASK;
-    if (st === ST_CLAIMED) {
-      if (performance.now() < end) continue; // a live claimer finishes it, or hands it back
-      return false;
-    }
-    if (st !== ST_WAITING || Atomics.compareExchange(m, op + O_STATE, s, s + (ST_CANCELLED - ST_WAITING)) === s) break;
+  for (;;) {
+    const s = unclaimedState(m, op);
+    if (s < 0) return false;
+    if ((s & ST_MASK) !== ST_WAITING || Atomics.compareExchange(m, op + O_STATE, s, s + (ST_CANCELLED - ST_WAITING)) === s) break;
   }
   let done = true;
   for (let i = 0; i < m[op + O_NCASES]!; i++) {

@@ -57,7 +57,7 @@ import {
   W_SLOT,
 } from './layout.js';
 import { isMainThread } from 'node:worker_threads';
-import { STUCK_MS, waitedLong } from './heap.js';
+import { waitingSince } from './heap.js';
 import { unlink } from './queue.js';
 import { copy4, RING_CLOSED, RING_OK, ringClose, ringDequeue, ringEnqueue, ringLength, type Ring } from './ring.js';
 
@@ -94,7 +94,7 @@ export function setClaimPatience(ms: number): void {
  * Skipping a CLAIMED op instead would be wrong when it is handed back: we would have passed over
  * a party that is WAITING again (a value left in a buffer, a close that never reached it).
  */
-function settledState(m: Int32Array, at: number): number {
+export function settledState(m: Int32Array, at: number): number {
   let end = 0;
   let stuck = 0;
   for (let i = 1; ; i++) {
@@ -106,9 +106,7 @@ function settledState(m: Int32Array, at: number): number {
         if (end === 0) end = now + claimPatience;
         else if (now > end) throw CLAIM_BUSY;
       }
-      // A claimer this slow may have died: the supervisor must be up to settle its claim.
-      if (stuck === 0) stuck = now + STUCK_MS;
-      else if (now > stuck) waitedLong();
+      stuck = waitingSince(stuck, now); // a claimer this slow may have died: the supervisor settles it
     }
   }
 }
