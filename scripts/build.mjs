@@ -15,8 +15,8 @@ const root = new URL('..', import.meta.url).pathname;
 
 /** Entries beyond package.json's exports: worker entries, and files loaded by URL or by tests. */
 const extraEntries = {
-  core: ['worker-host.ts', 'cli.ts', 'internal/ts-hooks.ts', 'internal/compile.ts', 'internal/codec.ts'],
-  pool: ['worker.ts'],
+  core: ['worker-host.ts', 'pool-worker.ts', 'cli.ts', 'internal/ts-hooks.ts', 'internal/compile.ts', 'internal/codec.ts'],
+  pool: [],
   select: [],
 };
 

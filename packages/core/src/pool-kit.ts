@@ -26,3 +26,20 @@ export { setInterrupt } from './internal/engine.js';
  * starts imports the URLs in `preload` as soon as it is up.
  */
 export { warmHosts } from './internal/host.js';
+
+/**
+ * The pool worker process (`poolWorker`, see pool-worker.ts) and what the pool and its task code
+ * share with it: the task and result messages, and the running task's context.
+ */
+export {
+  currentTask,
+  INIT_FAILED,
+  READY,
+  type ResultMessage,
+  type TaskContext,
+  type TaskMessage,
+  type TaskSignal,
+} from './pool-worker.js';
+
+/** The module a pool spawns its workers from (export `poolWorker`); hosts preload it (warmHosts). */
+export const POOL_WORKER_URL: string = new URL('./pool-worker.js', import.meta.url).href;

@@ -10,5 +10,5 @@
  *   await pool.close();
  */
 export { Pool, PoolProcess, type MapOptions, type PoolOptions, type PoolStats, type TaskOptions } from './pool.js';
-export { currentTask, type TaskContext, type TaskSignal } from './worker.js';
+export { currentTask, type TaskContext, type TaskSignal } from '@occam/core/pool-kit';
 export { PoolBrokenError, PoolClosedError, QueueFullError, WorkerDiedError } from '@occam/core';

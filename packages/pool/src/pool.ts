@@ -26,8 +26,16 @@ import {
   type Channel,
   type Process,
 } from '@occam/core';
-import { decodeError, prepareModule, warmHosts } from '@occam/core/pool-kit';
-import { INIT_FAILED, READY, type ResultMessage, type TaskMessage } from './worker.js';
+import {
+  decodeError,
+  INIT_FAILED,
+  POOL_WORKER_URL,
+  prepareModule,
+  READY,
+  warmHosts,
+  type ResultMessage,
+  type TaskMessage,
+} from '@occam/core/pool-kit';
 
 /** Options of `new Pool`. */
 export interface PoolOptions {
@@ -119,7 +127,6 @@ interface Worker {
 }
 
 const CORES = availableParallelism();
-const WORKER_URL = new URL('./worker.js', import.meta.url);
 /** Task id of the message main sends itself on the results channel (see the constructor). */
 const NOOP = -3;
 const BUCKETS = 24;
@@ -175,7 +182,7 @@ export class Pool<M = Record<string, (...args: any[]) => any>> {
     // once must not disconnect it (the pool learns of deaths from `join`, and replaces them).
     this.#results.trySend([-1, NOOP, 1, null]);
     // The workers' threads start now, while the module compiles; each loads this package's worker.
-    warmHosts(this.#minSize, opts.resourceLimits, [WORKER_URL.href]);
+    warmHosts(this.#minSize, opts.resourceLimits, [POOL_WORKER_URL]);
     this.#module = prepareModule(opts.module instanceof URL ? opts.module.href : opts.module);
     this.#module.catch(() => undefined); // reported by the tasks that need it
     for (let i = 0; i < this.#minSize; i++) this.#startWorker();
@@ -402,7 +409,7 @@ export class Pool<M = Record<string, (...args: any[]) => any>> {
     void this.#module.then(
       (url) => {
         if (this.#destroyed) return this.#workerEnded(w, undefined);
-        w.proc = spawn<number>(WORKER_URL, 'poolWorker', [url, initArgs, tasks.receiver(), this.#results.sender(), index], {
+        w.proc = spawn<number>(POOL_WORKER_URL, 'poolWorker', [url, initArgs, tasks.receiver(), this.#results.sender(), index], {
           name: `pool-worker-${index}`,
           ...(this.#opts.resourceLimits !== undefined ? { resourceLimits: this.#opts.resourceLimits } : {}),
         });

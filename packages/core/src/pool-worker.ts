@@ -1,14 +1,25 @@
 /**
- * The inside of a pool worker: an occam process that imports the task module, runs its
- * initializer, then takes tasks from its own channel and sends each result back on the pool's
+ * The inside of a pool worker (@occam/pool): an occam process that imports the task module, runs
+ * its initializer, then takes tasks from its own channel and sends each result back on the pool's
  * shared results channel. Several tasks are in flight at once: a synchronous task runs to its
  * end; an asynchronous one runs alongside the next tasks taken.
  *
- * Task code reaches its task through `currentTask()` (its id and its abort signal).
+ * It lives in core, beside the worker host, so that a pool worker loads only core's own files
+ * (one small entry, `pool-worker.js`, found by URL): a module of another package would cost each
+ * worker the resolution of that package and of core's entries through it, about as much again as
+ * core itself on a cold thread (the pool's start is the sum of its workers' starts on 2 cores).
+ *
+ * Task code reaches its task through `currentTask()` (its id and its abort signal), which
+ * @occam/pool exports.
  */
-import { AbortError, type Channel, type Receiver, type Sender } from '@occam/core';
-import { encodeError, setInterrupt } from '@occam/core/pool-kit';
-import { recvCase } from '@occam/core/select-kit';
+// The whole API, as the host loaded it: this entry then shares the host's chunks (no module of
+// core is split off into a file of its own for it).
+import './index.js';
+import { type Channel, channelCase, type Receiver, type Sender } from './channel.js';
+import { AbortError } from './errors.js';
+import { setInterrupt } from './internal/engine.js';
+import { encodeError } from './internal/errcodec.js';
+import { K_RECV } from './internal/layout.js';
 
 /** A task as it travels to a worker: [id, export name, arguments, abort channel or null]. */
 export type TaskMessage = [number, string, unknown[], Channel<never> | null];
@@ -150,7 +161,7 @@ export async function poolWorker(
     if (typeof fn !== 'function') return finish(id, 0, new TypeError(`the task module has no exported function ${JSON.stringify(name)}`));
     current = { id, signal: signal ?? NEVER_ABORTED };
     // While the task runs synchronously, every blocking channel operation also waits on its abort.
-    if (abort !== null) setInterrupt(recvCase(abort));
+    if (abort !== null) setInterrupt(channelCase(abort, K_RECV));
     let out: unknown;
     try {
       out = (fn as Fn)(...args);
