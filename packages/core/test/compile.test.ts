@@ -3,7 +3,7 @@
 // module runner; the CLI and cross-thread tests run the built dist/ (`pnpm test` builds first).
 
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, realpathSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -98,6 +98,28 @@ describe('loadableModuleUrl', () => {
     expect(afterDisk.builds).toBe(before.builds);
     expect(statSync(output).mtimeMs).toBe(written);
     expect(output.startsWith(cacheDir())).toBe(true);
+  });
+
+  it('uses a manifest only if it was made for this entry (its name is a 64-bit hash)', async () => {
+    const url = await loadableModuleUrl(fixture('module.ts'));
+    const manifests = readdirSync(cacheDir())
+      .filter((f) => f.endsWith('.json'))
+      .map((f) => join(cacheDir(), f))
+      .filter((f) => {
+        const m = JSON.parse(readFileSync(f, 'utf8')) as { input?: string; entry?: string };
+        return m.input === fixture('module.ts') && typeof m.entry === 'string'; // (older formats have no entry)
+      });
+    expect(manifests).toHaveLength(1);
+    const manifest = manifests[0]!;
+    const stored = JSON.parse(readFileSync(manifest, 'utf8')) as { entry: string };
+    // As if another input's entry had hashed to the same name.
+    writeFileSync(manifest, JSON.stringify({ ...stored, entry: stored.entry.replace('module.ts', 'other.ts') }));
+    forgetCompiledModules();
+    const before = compileStats();
+    expect(await loadableModuleUrl(fixture('module.ts'))).toBe(url); // same sources: same bundle name
+    expect(compileStats().builds).toBe(before.builds + 1);
+    expect(compileStats().diskHits).toBe(before.diskHits);
+    expect((JSON.parse(readFileSync(manifest, 'utf8')) as { entry: string }).entry).toBe(stored.entry);
   });
 
   it('notices edits to the module and to its dependencies, written back to back', async () => {

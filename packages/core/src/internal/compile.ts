@@ -15,7 +15,7 @@
  *                             (mtime, ctime, size) of every file it was built from
  *   <stem>-<contentKey>.mjs   a bundle, with an inline source map
  *
- *   entryKey   = hash(format, esbuild and Node versions, cache dir, input path, conditions)
+ *   entryKey   = fnv(format, esbuild and Node versions, cache dir, input path, conditions)
  *   contentKey = hash(entryKey, contents of every bundled input and its tsconfig.json,
  *                     what each external import resolved to)
  *
@@ -25,13 +25,13 @@
  *   rename identical files into place, and a URL once imported keeps its meaning. An edit
  *   yields a new URL, which Node's module map has not seen.
  * - A manifest is renamed into place only after the bundle it names.
+ * - A manifest records what its entryKey was made of, and is used only if that matches: the
+ *   key is a quick 64-bit hash (a cache hit loads no crypto), so two inputs could share one.
  * - A memo or manifest entry is used only after every dependency it lists stats as recorded
  *   (and, for a file modified within RACY_MS of being recorded, hashes as recorded).
  */
 
-import { createHash, randomBytes } from 'node:crypto';
-import { lstatSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, renameSync } from 'node:fs';
-import { rmSync, statSync, unlinkSync, writeFileSync, type Stats } from 'node:fs';
+import type { Stats } from 'node:fs';
 import { createRequire, isBuiltin } from 'node:module';
 import { tmpdir } from 'node:os';
 import { basename, dirname, extname, isAbsolute, join, resolve as resolvePath } from 'node:path';
@@ -40,8 +40,17 @@ import { threadId } from 'node:worker_threads';
 import type { BuildFailure, Loader, Plugin } from 'esbuild';
 import { InvalidArgumentError } from '../errors.js';
 
+// Built-ins by require, node:crypto only when a bundle is built or a racy file checked: a cache
+// hit is on the path of a pool's start (main compiles its module while the workers boot, on the
+// same cores), and loading node:crypto costs main 2-3 ms; importing node:fs as an ES module builds
+// its module facade, which reads every export and so loads the fs streams too.
+const require = createRequire(import.meta.url);
+const { lstatSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, renameSync, rmSync, statSync, unlinkSync, writeFileSync } =
+  require('node:fs') as typeof import('node:fs');
+const crypto = (): typeof import('node:crypto') => require('node:crypto') as typeof import('node:crypto');
+
 /** Bump when the bundle options or the cache format change: old entries then miss. */
-const FORMAT = 1;
+const FORMAT = 2;
 /** Extensions a worker imports as they are. */
 const LOADABLE = new Set(['.js', '.mjs', '.cjs']);
 /** Extensions that need compiling, with esbuild's loader for each. */
@@ -185,11 +194,12 @@ async function compileCached(path: string): Promise<string> {
   const resolveConfig = nodeResolveConfig();
   // The cache dir too: a source map names its sources relative to the bundle.
   const versions = [`${FORMAT}`, esbuildVersion(), process.versions.node];
-  const entryKey = hash([...versions, dir, path, JSON.stringify(resolveConfig)]);
+  const entry = [...versions, dir, path, JSON.stringify(resolveConfig)].join('\0');
+  const entryKey = fnv(entry);
   const stem = basename(path).replace(/\.[^.]*$/, '').replace(/[^\w.-]/g, '_');
   const manifestPath = join(dir, `${stem}-${entryKey}.json`);
 
-  const stored = readManifest(manifestPath, dir);
+  const stored = readManifest(manifestPath, dir, entry);
   if (stored !== undefined && isFresh(stored)) {
     stats.diskHits++;
     memo.set(path, stored);
@@ -201,7 +211,7 @@ async function compileCached(path: string): Promise<string> {
   // Same name, same bytes (see Invariants): a file already there is already right.
   if (statSync(output, { throwIfNoEntry: false }) === undefined) writeAtomic(output, built.code);
   const compiled: Compiled = { output, url: pathToFileURL(output).href, deps: built.deps };
-  writeAtomic(manifestPath, JSON.stringify({ format: FORMAT, input: path, output: basename(output), deps: built.deps }));
+  writeAtomic(manifestPath, JSON.stringify({ format: FORMAT, entry, input: path, output: basename(output), deps: built.deps }));
   stats.builds++;
   memo.set(path, compiled);
   return compiled.url;
@@ -369,14 +379,14 @@ function digestOf(path: string): string | undefined {
   }
 }
 
-function readManifest(manifestPath: string, dir: string): Compiled | undefined {
-  let m: { format?: unknown; output?: unknown; deps?: Partial<Dep>[] };
+function readManifest(manifestPath: string, dir: string, entry: string): Compiled | undefined {
+  let m: { format?: unknown; entry?: unknown; output?: unknown; deps?: Partial<Dep>[] };
   try {
     m = JSON.parse(readFileSync(manifestPath, 'utf8')) as typeof m;
   } catch {
     return undefined; // absent
   }
-  if (m.format !== FORMAT || typeof m.output !== 'string' || !Array.isArray(m.deps)) return undefined;
+  if (m.format !== FORMAT || m.entry !== entry || typeof m.output !== 'string' || !Array.isArray(m.deps)) return undefined;
   const deps = m.deps;
   const wellFormed = (d: Partial<Dep> | null): boolean =>
     typeof d?.path === 'string' && typeof d.stamp === 'string' && typeof d.racy === 'boolean';
@@ -387,7 +397,7 @@ function readManifest(manifestPath: string, dir: string): Compiled | undefined {
 
 /** Writes a private temp file and renames it: readers see the old file or all of the new one. */
 function writeAtomic(target: string, data: string): void {
-  const temp = `${target}.${process.pid}-${threadId}-${randomBytes(4).toString('hex')}.tmp`;
+  const temp = `${target}.${process.pid}-${threadId}-${crypto().randomBytes(4).toString('hex')}.tmp`;
   writeFileSync(temp, data);
   try {
     renameSync(temp, target);
@@ -419,7 +429,7 @@ function nodeResolveConfig(): ResolveConfig {
 let esbuildVersionMemo: string | undefined;
 /** Read from package.json, so a cache hit never loads esbuild itself. */
 function esbuildVersion(): string {
-  esbuildVersionMemo ??= (createRequire(import.meta.url)('esbuild/package.json') as { version: string }).version;
+  esbuildVersionMemo ??= (require('esbuild/package.json') as { version: string }).version;
   return esbuildVersionMemo;
 }
 
@@ -460,12 +470,28 @@ function privateTempDir(): string {
   return mkdtempSync(join(tmpdir(), 'occam-cache-'));
 }
 
+/** 64-bit FNV-1a of `s` (its UTF-16 code units), as 16 hex digits. */
+function fnv(s: string): string {
+  // Two 32-bit halves: h = (hi, lo) * 0x100000001b3 mod 2^64, in 16-bit pieces where needed.
+  let hi = 0xcbf29ce4;
+  let lo = 0x84222325;
+  for (let i = 0; i < s.length; i++) {
+    lo = (lo ^ s.charCodeAt(i)) >>> 0;
+    // (hi·2^32 + lo) · (2^40 + 0x1b3): lo·0x1b3 (exact in a double), carry into hi.
+    const l = lo * 0x1b3;
+    const carry = Math.floor(l / 0x100000000);
+    hi = (Math.imul(hi, 0x1b3) + Math.imul(lo, 0x100) + carry) >>> 0;
+    lo = l >>> 0;
+  }
+  return hi.toString(16).padStart(8, '0') + lo.toString(16).padStart(8, '0');
+}
+
 function hash(parts: readonly string[]): string {
-  const h = createHash('sha256');
+  const h = crypto().createHash('sha256');
   for (const part of parts) h.update(part).update('\0');
   return h.digest('hex').slice(0, 24);
 }
 
 function hashBytes(bytes: Uint8Array): string {
-  return createHash('sha256').update(bytes).digest('hex');
+  return crypto().createHash('sha256').update(bytes).digest('hex');
 }
