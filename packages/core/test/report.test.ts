@@ -92,6 +92,13 @@ describe('a program whose main has finished', () => {
     expect(performance.now() - t0).toBeLessThan(10_000);
   });
 
+  test('is not ended while main sleeps on a timer of its own', () => {
+    const r = runNode('timer-main.mjs');
+    expect(r.stdout.trim().split('\n')).toEqual(['main sleeps', 'main woke']);
+    expect(r.stderr).toContain('forgotten: recv on requests'); // once main had finished
+    expect(r.status).toBe(0);
+  });
+
   test("exits quietly when the process it left running was unref()'d", () => {
     const r = runNode('unref-main.mjs');
     expect(r.stdout.trim()).toBe('it runs; main is done');

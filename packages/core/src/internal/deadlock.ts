@@ -26,8 +26,9 @@ function snapshot(rt: Runtime): string | undefined {
   if (rt.timedWaits > 0) return undefined;
   const ended = rt.pendingAsync === 0 && rt.waits.size === 0;
   if (!ended && (rt.pendingAsync === 0 || rt.waits.size === 0)) return undefined;
-  // occam's own: the keep-alive timer, and the port of each host running a process. Anything
-  // else is work that may still come (a timer, I/O, a worker of the program's own).
+  // occam's own: the keep-alive timer (ref'd only while an async op is pending: never once main
+  // has ended), and the port of each host running a process. Anything else is work that may
+  // still come (a timer, I/O, a worker of the program's own).
   let timers = 0;
   let ports = 0;
   let stdio = 0;
@@ -37,7 +38,7 @@ function snapshot(rt: Runtime): string | undefined {
     else if (r === 'PipeWrap' || r === 'TTYWrap') stdio++;
     else return undefined;
   }
-  if (timers > 1 || ports > processesStarted() || stdio > stdioHandles()) return undefined;
+  if (timers > (ended ? 0 : 1) || ports > processesStarted() || stdio > stdioHandles()) return undefined;
   rt.heap.sync();
   const m = rt.heap.i32;
   const parts: number[] = [];
