@@ -331,6 +331,7 @@ export class Pool<M = Record<string, (...args: any[]) => any>> {
     }
     this.#closed ??= new Promise<void>((resolve) => (this.#allEnded = resolve));
     this.#maybeFinish();
+    this.#drive(); // (holds the program until the workers have ended)
     return this.#closed;
   }
 
@@ -594,7 +595,9 @@ export class Pool<M = Record<string, (...args: any[]) => any>> {
           }
           yielded = false;
           let next;
-          const foreground = this.#outstanding > this.#background;
+          // (A close awaited is foreground work too: the workers' ends, which come to main as
+          // their joins settle, must find the program still running.)
+          const foreground = this.#outstanding > this.#background || this.#allEnded !== undefined;
           const background = this.#outstanding > 0 && !foreground;
           let wait: AbortController | undefined;
           if (background) {
@@ -622,7 +625,7 @@ export class Pool<M = Record<string, (...args: any[]) => any>> {
           if (next.isOk()) this.#onResult(next.value);
           else if (this.#results.broken) continue;
           else if (wait?.signal.aborted === true && !stop.signal.aborted) continue;
-          else if (next.error.code !== 'ERR_TIMEOUT' || this.#idle()) break;
+          else if (next.error.code !== 'ERR_TIMEOUT' || (this.#idle() && this.#allEnded === undefined)) break;
         }
       } finally {
         if (this.#driving === stop) this.#driving = undefined;

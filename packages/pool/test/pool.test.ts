@@ -440,6 +440,18 @@ describe('how long a pool keeps the program alive', () => {
     expect(r.status).toBe(0);
   });
 
+  test('a pool closed or destroyed after a while idle keeps the program alive until it is done', () => {
+    const closed = program('sleep-close');
+    expect(closed.out, closed.stderr).toEqual(['task 42', 'slept', 'closed', 'main done']);
+    expect(closed.status).toBe(0);
+    const destroyed = program('sleep-destroy');
+    expect(destroyed.out, destroyed.stderr).toEqual(['task 42', 'slept', 'destroyed', 'main done']);
+    expect(destroyed.status).toBe(0);
+    const closedAtOnce = program('close');
+    expect(closedAtOnce.out, closedAtOnce.stderr).toEqual(['task 42', 'closed', 'main done']);
+    expect(closedAtOnce.status).toBe(0);
+  });
+
   test("an unref()'d process does not keep the program alive", () => {
     const r = program('unref');
     expect(r.out).toEqual(['task 42', 'main done']); // it never got to say it ended
