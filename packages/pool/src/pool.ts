@@ -112,7 +112,8 @@ interface Task {
 
 interface Worker {
   index: number;
-  proc: Process<number>;
+  /** Its process; undefined until the task module is ready (see #startWorker). */
+  proc: Process<number> | undefined;
   tasks: Channel<TaskMessage>;
   owned: Map<number, Task>;
   ready: boolean;
@@ -363,8 +364,9 @@ export class Pool<M = Record<string, (...args: any[]) => any>> {
     const ending = [...this.#workers.values()].map(async (w) => {
       for (const task of w.owned.values()) this.#settle(task, why());
       w.owned.clear();
-      await w.proc.terminate();
-      await w.proc.join().catch(() => undefined);
+      // (A worker whose process has not started yet ends as its module is ready: #startWorker.)
+      await w.proc?.terminate();
+      await w.proc?.join().catch(() => undefined);
     });
     this.#closed ??= new Promise<void>((resolve) => (this.#allEnded = resolve));
     await Promise.all(ending);
@@ -394,7 +396,7 @@ export class Pool<M = Record<string, (...args: any[]) => any>> {
       init === undefined ? null : typeof init === 'string' ? [init, []] : [init.name, init.args ?? []];
     const w: Worker = {
       index,
-      proc: undefined as unknown as Process<number>,
+      proc: undefined,
       tasks,
       owned: new Map(),
       ready: false,
@@ -410,13 +412,14 @@ export class Pool<M = Record<string, (...args: any[]) => any>> {
     void this.#module.then(
       (url) => {
         if (this.#destroyed) return this.#workerEnded(w, undefined);
-        w.proc = spawn<number>(POOL_WORKER_URL, 'poolWorker', [url, initArgs, tasks.receiver(), this.#results.sender(), index], {
+        const proc = spawn<number>(POOL_WORKER_URL, 'poolWorker', [url, initArgs, tasks.receiver(), this.#results.sender(), index], {
           name: `pool-worker-${index}`,
           ...(this.#opts.resourceLimits !== undefined ? { resourceLimits: this.#opts.resourceLimits } : {}),
         });
-        if (this.#outstanding === this.#background) w.proc.unref();
+        w.proc = proc;
+        if (this.#outstanding === this.#background) proc.unref();
         // Watching only: an idle pool neither holds the program nor looks like main waiting on it.
-        w.proc.join({ ref: false }).then(
+        proc.join({ ref: false }).then(
           () => this.#workerEnded(w, undefined),
           (e: unknown) => this.#workerEnded(w, e instanceof Error ? e : new Error(String(e))),
         );
@@ -425,6 +428,7 @@ export class Pool<M = Record<string, (...args: any[]) => any>> {
       (e: unknown) => {
         this.#workers.delete(index);
         this.#breakPool(e);
+        this.#maybeFinish(); // (the pool was already broken by another worker's start)
       },
     );
   }
@@ -555,7 +559,7 @@ export class Pool<M = Record<string, (...args: any[]) => any>> {
   #drive(): void {
     if (this.#driving !== undefined) {
       // Taking results for background processes only, without holding the program: no longer.
-      if (this.#backgroundWait !== undefined && this.#outstanding > this.#background) {
+      if (this.#backgroundWait !== undefined && (this.#outstanding > this.#background || this.#allEnded !== undefined)) {
         for (const w of this.#workers.values()) w.proc?.ref();
         this.#backgroundWait.abort();
       }
@@ -811,7 +815,7 @@ export class Pool<M = Record<string, (...args: any[]) => any>> {
       const w = [...this.#workers.values()].find((x) => x.owned.has(task.id));
       if (w !== undefined) {
         setTimeout(() => {
-          if (w.owned.has(task.id) && this.#workers.get(w.index) === w) void w.proc.terminate();
+          if (w.owned.has(task.id) && this.#workers.get(w.index) === w) void w.proc?.terminate();
         }, this.#grace).unref();
       }
     };

@@ -450,6 +450,18 @@ describe('how long a pool keeps the program alive', () => {
     const closedAtOnce = program('close');
     expect(closedAtOnce.out, closedAtOnce.stderr).toEqual(['task 42', 'closed', 'main done']);
     expect(closedAtOnce.status).toBe(0);
+    // An unref()'d process still running when the pool is closed: the close waits for it.
+    const withProcess = program('unref-close');
+    expect(withProcess.out, withProcess.stderr).toEqual(['task 42', 'process ended, sum 6', 'closed', 'main done']);
+    expect(withProcess.status).toBe(0);
+  });
+
+  test('destroy() right after new Pool (workers not started yet) settles', async () => {
+    const p = new Pool({ module, size: 2 });
+    const task = p.run('inc', 1).then(() => 'resolved', (e: unknown) => e);
+    await watchdog(p.destroy(), 'destroy');
+    expect(await task).toBeInstanceOf(PoolClosedError);
+    expect(p.stats().workers).toEqual([]);
   });
 
   test("an unref()'d process does not keep the program alive", () => {
