@@ -28,11 +28,23 @@ let processOnThread: (threadId: number) => string | undefined = () => undefined;
 /** Counts processes started on hosts and not yet ended; set by the host module (main thread). */
 let startedProcesses: () => number = () => 0;
 
+/** Counts hosts that hold main's event loop open (running a process not unref'd). */
+let holdingHosts: () => number = () => 0;
+
 /** @internal */
-export function setHostInfo(namer: (threadId: number) => string | undefined, started: () => number): void {
+export function setHostInfo(namer: (threadId: number) => string | undefined, started: () => number, holding: () => number): void {
   processOnThread = namer;
   startedProcesses = started;
+  holdingHosts = holding;
 }
+
+/** @internal Hosts running a process that holds the program open: each shows as one MessagePort. */
+export function hostsHolding(): number {
+  return holdingHosts();
+}
+
+/** @internal occam's own worker threads (hosts, the supervisor); any other Worker is the program's. */
+export const ownWorkers = new WeakSet<object>();
 
 /** @internal Processes started and not yet ended (main thread). */
 export function processesStarted(): number {

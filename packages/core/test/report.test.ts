@@ -99,6 +99,14 @@ describe('a program whose main has finished', () => {
     expect(r.status).toBe(0);
   });
 
+  test("is neither a deadlock nor finished while a worker thread of the program's own runs", () => {
+    const r = runNode('own-worker-main.mjs');
+    expect(r.stdout.trim()).toBe('worker exit code 0');
+    expect(r.stderr).not.toContain('ERR_DEADLOCK');
+    expect(r.stderr).toContain('forgotten: recv on requests'); // once main had finished
+    expect(r.status).toBe(0);
+  });
+
   test("exits quietly when the process it left running was unref()'d", () => {
     const r = runNode('unref-main.mjs');
     expect(r.stdout.trim()).toBe('it runs; main is done');

@@ -7,28 +7,42 @@
  * wait-for report, so `main()` ends the program with the report instead of hanging for ever.
  *
  * Not seen (so never a false alarm of these): a process in an async wait or in a timed one, a
- * select with a timer, work on the main thread's event loop (timers, I/O). Not seen either, so a
- * possible false alarm: work that keeps nothing alive (an unref'd timer) while occam waits.
+ * select with a timer, work on the main thread's event loop (timers, I/O), a worker thread of the
+ * program's own while it runs (it may end, or post, and feed a channel from main: it need not show
+ * among the active resources at all). Not seen either, so a possible false alarm: work that keeps
+ * nothing alive (an unref'd timer) while occam waits.
  */
 import { DeadlockError } from '../errors.js';
-import { formatWaitReport, processesStarted, waitReport } from '../report.js';
+import { isMainThread } from 'node:worker_threads';
+import { formatWaitReport, hostsHolding, ownWorkers, processesStarted, waitReport } from '../report.js';
 import { MAX_THREADS, T_ALIVE, T_PARKED_ON, T_PROGRESS, T_RUNNING, T_STATE } from './layout.js';
 import { setDetector, slotWord, type Runtime } from './runtime.js';
 
 /** How often the main thread looks (ms); a deadlock is reported after two agreeing looks. */
 const TICK_MS = 250;
 
+/** The program's own worker threads (not occam's) started from main and still running. */
+let programWorkers = 0;
+if (isMainThread) {
+  // Emitted on the next tick after `new Worker`: occam marks its own before then.
+  process.on('worker', (w) => {
+    if (ownWorkers.has(w)) return;
+    programWorkers++;
+    w.once('exit', () => programWorkers--);
+  });
+}
+
 /**
  * A look at the whole program, or undefined if something may still move. The main thread either
  * waits on processes (a pending wait, none timed), or has nothing left at all ("ended").
  */
 function snapshot(rt: Runtime): string | undefined {
-  if (rt.timedWaits > 0) return undefined;
+  if (rt.timedWaits > 0 || programWorkers > 0) return undefined;
   const ended = rt.pendingAsync === 0 && rt.waits.size === 0;
   if (!ended && (rt.pendingAsync === 0 || rt.waits.size === 0)) return undefined;
   // occam's own: the keep-alive timer (ref'd only while an async op is pending: never once main
-  // has ended), and the port of each host running a process. Anything else is work that may
-  // still come (a timer, I/O, a worker of the program's own).
+  // has ended), and the port of each host running a process not unref'd. Anything else is work
+  // that may still come (a timer, I/O, a port of the program's own).
   let timers = 0;
   let ports = 0;
   let stdio = 0;
@@ -38,7 +52,7 @@ function snapshot(rt: Runtime): string | undefined {
     else if (r === 'PipeWrap' || r === 'TTYWrap') stdio++;
     else return undefined;
   }
-  if (timers > (ended ? 0 : 1) || ports > processesStarted() || stdio > stdioHandles()) return undefined;
+  if (timers > (ended ? 0 : 1) || ports > hostsHolding() || stdio > stdioHandles()) return undefined;
   rt.heap.sync();
   const m = rt.heap.i32;
   const parts: number[] = [];

@@ -15,7 +15,7 @@ import { settle } from './record.js';
 import { setStuckHook } from './heap.js';
 import { runtime } from './runtime.js';
 import type { WatchRequest } from '../supervisor.js';
-import { setHostInfo } from '../report.js';
+import { ownWorkers, setHostInfo } from '../report.js';
 import { watchProgram } from './deadlock.js';
 
 /** A request to run one process. */
@@ -100,6 +100,7 @@ function startSupervisor(urgent = false): void {
   if ((held && !urgent) || supervisor !== undefined) return;
   setStuckHook(undefined);
   const sup = new Worker(new URL('../supervisor.cjs', import.meta.url), { workerData: { sab: runtime().heap.sab } });
+  ownWorkers.add(sup);
   sup.unref();
   // It catches its own faults; should it still die, the user's program must not: the hosts
   // it watched are no longer watched, and the next host starts a new supervisor.
@@ -140,6 +141,7 @@ function newHost(key: string, limits: ResourceLimits | undefined, preload: strin
     transferList: [port1],
     ...(limits !== undefined ? { resourceLimits: limits } : {}),
   });
+  ownWorkers.add(worker);
   const threadId = worker.threadId; // reads -1 after exit: record it now
   watch({ port: port2, threadId });
   const host: Host = { worker, threadId, key, current: undefined };
@@ -286,4 +288,9 @@ setHostInfo(
     return undefined;
   },
   () => running.size,
+  () => {
+    let n = 0;
+    for (const host of running.values()) if (host.current !== undefined && !unrefd.has(host.current.id)) n++;
+    return n;
+  },
 );
