@@ -4,6 +4,7 @@
  * module compiled once, for every worker to import). Not meant for programs.
  */
 export { decodeError, encodeError } from './internal/errcodec.js';
+import { endsByItself, holdTimed, runtime } from './internal/runtime.js';
 
 /**
  * A URL a worker can import for the module at `moduleUrl` (a TypeScript module is compiled into
@@ -12,6 +13,20 @@ export { decodeError, encodeError } from './internal/errcodec.js';
 export async function prepareModule(moduleUrl: string | URL): Promise<string> {
   const { loadableModuleUrl } = await import('./internal/compile.js');
   return loadableModuleUrl(moduleUrl);
+}
+
+/**
+ * A signal of the pool's own: the waits it ends are not taken for waits that the program's signal
+ * may end (which deadlock detection never calls stuck).
+ */
+export { markInternalSignal } from './internal/runtime.js';
+
+/**
+ * A task that the program's own signal may end: until the returned function is called, deadlock
+ * detection does not call the pool's wait for it stuck (as for a wait with that signal).
+ */
+export function holdForSignal(signal: AbortSignal | undefined): () => void {
+  return endsByItself(signal) ? holdTimed(runtime()) : () => undefined;
 }
 
 /**

@@ -9,7 +9,7 @@ import { channelsIn, poison, preholdEnds } from './channel.js';
 import { decodeError } from './internal/errcodec.js';
 import type { RunRequest } from './internal/host.js';
 import { P_ARGS, P_FAILED, P_ID, P_OK, P_SLOT, P_STATE, P_WORDS } from './internal/layout.js';
-import { holdAlive, releaseAlive, runtime } from './internal/runtime.js';
+import { endsByItself, holdAlive, holdTimed, releaseAlive, runtime } from './internal/runtime.js';
 import { decodeSlot, encodeSlot } from './internal/values.js';
 
 /** Options of `spawn`. */
@@ -244,7 +244,14 @@ export function spawn<R = unknown>(
   if (opts.poisonOnDeath === true) poisonOnDeath(proc, args);
   if (opts.signal !== undefined) {
     if (opts.signal.aborted) void proc.terminate();
-    else opts.signal.addEventListener('abort', () => void proc.terminate(), { once: true });
+    else {
+      opts.signal.addEventListener('abort', () => void proc.terminate(), { once: true });
+      // Until it ends, the signal may stop it: a join of it is not a deadlock.
+      if (isMainThread && endsByItself(opts.signal)) {
+        const release = holdTimed(runtime());
+        proc.join({ ref: false }).then(release, release);
+      }
+    }
   }
   return proc;
 }

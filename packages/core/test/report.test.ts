@@ -74,6 +74,13 @@ describe('deadlock detection', () => {
     expect(out.ms).toBeLessThan(2000);
   });
 
+  test("no false alarm for waits that the program's AbortSignal.timeout() ends", () => {
+    const r = runNode('signal-timeout-main.mjs');
+    expect(r.stderr).not.toContain('ERR_DEADLOCK');
+    expect(JSON.parse(r.stdout)).toEqual(['ERR_ABORTED', 'ERR_PROCESS_FAILED']);
+    expect(r.status).toBe(0);
+  });
+
   test('no false alarm while a select timer or a main-thread timer is pending', () => {
     const r = runNode('no-deadlock-main.mjs');
     expect(r.stderr).not.toContain('ERR_DEADLOCK');

@@ -28,7 +28,9 @@ import {
 } from '@occam/core';
 import {
   decodeError,
+  holdForSignal,
   INIT_FAILED,
+  markInternalSignal,
   POOL_WORKER_URL,
   prepareModule,
   READY,
@@ -259,6 +261,7 @@ export class Pool<M = Record<string, (...args: any[]) => any>> {
     else if (this.#closing) reject(new PoolClosedError());
     else if (typeof name !== 'string') reject(new InvalidArgumentError('spawn() needs the name of an exported function'));
     else {
+      markInternalSignal(stop.signal); // (what terminate() fires: not a signal of the program's)
       this.#watch(task, { signal: stop.signal }, () => new ProcessFailedError(`process ${proc.name} was terminated`));
       this.#outstanding++;
       this.#spawnQueue.push(task);
@@ -567,6 +570,7 @@ export class Pool<M = Record<string, (...args: any[]) => any>> {
     }
     if (this.#workers.size === 0) return;
     const stop = new AbortController();
+    markInternalSignal(stop.signal);
     this.#driving = stop;
     for (const w of this.#workers.values()) w.proc?.ref();
     void (async () => {
@@ -822,9 +826,11 @@ export class Pool<M = Record<string, (...args: any[]) => any>> {
     const onAbort = (): void => fire(aborted(opts.signal?.reason));
     opts.signal?.addEventListener('abort', onAbort, { once: true });
     const timer = opts.timeout === undefined ? undefined : setTimeout(() => fire(new TimeoutError(opts.timeout!, `the task did not finish within its timeout of ${opts.timeout} ms`)), opts.timeout);
+    const release = holdForSignal(opts.signal);
     task.cleanup = () => {
       opts.signal?.removeEventListener('abort', onAbort);
       clearTimeout(timer);
+      release();
     };
   }
 

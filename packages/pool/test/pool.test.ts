@@ -433,6 +433,12 @@ describe('how long a pool keeps the program alive', () => {
     expect(seen.after).toBe(2); // served by the worker that replaced the stuck one
   });
 
+  test("a blocked task run with the program's AbortSignal.timeout() is aborted by it, not failed as a deadlock", () => {
+    const r = program('', 'signal-timeout-main.mjs');
+    expect(r.out, r.stderr).toEqual(['ERR_ABORTED']);
+    expect(r.status).toBe(0);
+  });
+
   test('an idle pool that was never closed lets the program exit (its workers are not a deadlock)', () => {
     const r = program('idle');
     expect(r.out).toEqual(['task 42', 'main done']);

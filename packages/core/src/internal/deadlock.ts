@@ -9,8 +9,10 @@
  * Not seen (so never a false alarm of these): a process in an async wait or in a timed one, a
  * select with a timer, work on the main thread's event loop (timers, I/O), a worker thread of the
  * program's own while it runs (it may end, or post, and feed a channel from main: it need not show
- * among the active resources at all). Not seen either, so a possible false alarm: work that keeps
- * nothing alive (an unref'd timer) while occam waits.
+ * among the active resources at all), a wait or a task or process given a signal of the
+ * program's (it may fire from anywhere: `AbortSignal.timeout()`'s own timer is unref'd). Not
+ * seen either, so a possible false alarm: work that keeps nothing alive (an unref'd timer) while
+ * occam waits with no signal.
  */
 import { DeadlockError } from '../errors.js';
 import { isMainThread } from 'node:worker_threads';

@@ -58,7 +58,7 @@ import {
 import { TooManyWaitersError } from '../errors.js';
 import { link, queueHead, unlink } from './queue.js';
 import { waitingSince } from './heap.js';
-import { holdAlive, listOp, markRunningSlot, releaseAlive, setRunning, type Runtime } from './runtime.js';
+import { endsByItself, holdAlive, listOp, markRunningSlot, releaseAlive, setRunning, type Runtime } from './runtime.js';
 import { copy4, RING_OK, ringDequeue, ringEnqueue } from './ring.js';
 import {
   isReadyLocked,
@@ -678,7 +678,8 @@ async function waitAsync(rt: Runtime, op: number, limits: WaitLimits): Promise<E
       rt.parker.notify(m, at, 1);
     }
   };
-  const timed = limits.deadline !== Infinity;
+  // (A wait the program's own signal may end is not stuck either: see endsByItself.)
+  const timed = limits.deadline !== Infinity || endsByItself(signal);
   const ref = limits.ref !== false;
   signal?.addEventListener('abort', onAbort, { once: true });
   if (ref) holdAlive(rt);

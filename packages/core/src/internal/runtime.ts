@@ -189,6 +189,37 @@ export function hasRuntime(): boolean {
   return cached !== undefined || (globalThis as Global)[KEY] !== undefined;
 }
 
+/** Signals made by occam's own code (a pool's loop): their waits do not end by themselves. */
+const internalSignals = new WeakSet<AbortSignal>();
+
+/** @internal Marks `signal` as occam's own (see `endsByItself`). */
+export function markInternalSignal(signal: AbortSignal): void {
+  internalSignals.add(signal);
+}
+
+/**
+ * Whether a wait with `signal` may end by itself, as a timed one does: the program's signal may
+ * be fired by a timer deadlock detection cannot see (`AbortSignal.timeout()` is unref'd) or by
+ * anything else the program does.
+ */
+export function endsByItself(signal: AbortSignal | undefined): boolean {
+  return signal !== undefined && !internalSignals.has(signal);
+}
+
+/**
+ * Main thread: counts work that may end by itself (a task or process the program's signal will
+ * stop) among timed waits, until the returned function is called (once; later calls do nothing).
+ * Deadlock detection looks no further while any is pending.
+ */
+export function holdTimed(rt: Runtime): () => void {
+  rt.timedWaits++;
+  let held = true;
+  return () => {
+    if (held) rt.timedWaits--;
+    held = false;
+  };
+}
+
 /** Holds the event loop open while an async op is pending: Atomics.waitAsync alone does not. */
 export function holdAlive(rt: Runtime): void {
   if (rt.pendingAsync++ === 0) {
