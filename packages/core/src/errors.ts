@@ -172,7 +172,7 @@ export class TooManyWaitersError extends OccamError {
  * to do: nothing can ever move. `blocked` is the wait-for report (see `waitReport`).
  */
 export class DeadlockError extends OccamError {
-  readonly blocked: readonly { process: string; waitsOn: readonly { channel: string; op: 'send' | 'recv' }[] }[];
+  readonly blocked: readonly { process: string; waitsOn: readonly { channel: string; op: 'send' | 'recv' }[]; joins?: string }[];
   /** `described`: the report as text, one process a line (`formatWaitReport`). */
   constructor(blocked: DeadlockError['blocked'] = [], described = '') {
     super(

@@ -9,7 +9,7 @@ import { channelsIn, poison, preholdEnds } from './channel.js';
 import { decodeError } from './internal/errcodec.js';
 import type { RunRequest } from './internal/host.js';
 import { P_ARGS, P_FAILED, P_ID, P_OK, P_SLOT, P_STATE, P_WORDS } from './internal/layout.js';
-import { endsByItself, holdAlive, holdTimed, releaseAlive, runtime } from './internal/runtime.js';
+import { endsByItself, holdAlive, holdTimed, releaseAlive, runtime, setRunning } from './internal/runtime.js';
 import { decodeSlot, encodeSlot } from './internal/values.js';
 
 /** Options of `spawn`. */
@@ -132,10 +132,19 @@ export class Process<R = unknown> {
       if (rt.isMain) throw new SyncOnMainError('joinSync');
       const m = rt.heap.i32;
       const at = (this.#rec >> 2) + P_STATE;
-      for (;;) {
-        const s = Atomics.load(m, at);
-        if (s === P_OK || s === P_FAILED) break;
-        rt.parker.wait(m, at, s, Infinity);
+      // Parked with no deadline, as a blocked channel operation is (deadlock detection, the
+      // wait-for report): T_PARKED_ON holds the joined record, negated (an op's offset is positive).
+      setRunning(rt, false);
+      Atomics.store(m, rt.parkedOnAt, -this.#rec);
+      try {
+        for (;;) {
+          const s = Atomics.load(m, at);
+          if (s === P_OK || s === P_FAILED) break;
+          rt.parker.wait(m, at, s, Infinity);
+        }
+      } finally {
+        Atomics.store(m, rt.parkedOnAt, 0);
+        setRunning(rt, true);
       }
       this.#settle();
     }

@@ -31,11 +31,20 @@ let startedProcesses: () => number = () => 0;
 /** Counts hosts that hold main's event loop open (running a process not unref'd). */
 let holdingHosts: () => number = () => 0;
 
+/** Names the process of a process record (byte offset); set by the host module (main thread). */
+let processOfRecord: (rec: number) => string | undefined = () => undefined;
+
 /** @internal */
-export function setHostInfo(namer: (threadId: number) => string | undefined, started: () => number, holding: () => number): void {
+export function setHostInfo(
+  namer: (threadId: number) => string | undefined,
+  started: () => number,
+  holding: () => number,
+  recordNamer: (rec: number) => string | undefined,
+): void {
   processOnThread = namer;
   startedProcesses = started;
   holdingHosts = holding;
+  processOfRecord = recordNamer;
 }
 
 /** @internal Hosts running a process that holds the program open: each shows as one MessagePort. */
@@ -51,11 +60,16 @@ export function processesStarted(): number {
   return startedProcesses();
 }
 
-/** One process parked with no deadline, and the operations it waits on (one per select case). */
+/**
+ * One process parked with no deadline, and the operations it waits on (one per select case), or
+ * the process it waits to end (`joinSync`, with `waitsOn` empty).
+ */
 export interface BlockedProcess {
   /** The process's name (as `Process.name`), or `thread <id>` for a thread that runs none. */
   process: string;
   waitsOn: { channel: string; op: 'send' | 'recv' }[];
+  /** The name of the process it joins, if it is parked in `joinSync`. */
+  joins?: string;
 }
 
 /**
@@ -73,13 +87,19 @@ export function waitReport(): BlockedProcess[] {
     const op = Atomics.load(m, slotWord(slot, T_PARKED_ON));
     if (op === 0) continue;
     const threadId = Atomics.load(m, slotWord(slot, T_THREAD_ID));
+    const name = processOnThread(threadId) ?? `thread ${threadId}`;
+    if (op < 0) {
+      // Parked in joinSync: -op is the joined process's record (see Process.joinSync).
+      report.push({ process: name, waitsOn: [], joins: processOfRecord(-op) ?? 'a process' });
+      continue;
+    }
     const waitsOn: BlockedProcess['waitsOn'] = [];
     for (let i = 0; i < m[(op >> 2) + O_NCASES]!; i++) {
       const w = (op >> 2) + O_WORDS + i * W_WORDS;
       if (Atomics.load(m, w + W_LINKED) === 0) continue;
       waitsOn.push({ channel: channelNameAt(rt, m[w + W_CHAN]!), op: m[w + W_KIND] === K_SEND ? 'send' : 'recv' });
     }
-    if (waitsOn.length > 0) report.push({ process: processOnThread(threadId) ?? `thread ${threadId}`, waitsOn });
+    if (waitsOn.length > 0) report.push({ process: name, waitsOn });
   }
   return report;
 }
@@ -87,5 +107,7 @@ export function waitReport(): BlockedProcess[] {
 /** The report as lines of text: `name: send on a | recv on b`, one process a line. */
 export function formatWaitReport(report: readonly BlockedProcess[]): string {
   if (report.length === 0) return 'no process is blocked';
-  return report.map((p) => `${p.process}: ${p.waitsOn.map((w) => `${w.op} on ${w.channel}`).join(' | ')}`).join('\n');
+  return report
+    .map((p) => `${p.process}: ${p.joins !== undefined ? `join of ${p.joins}` : p.waitsOn.map((w) => `${w.op} on ${w.channel}`).join(' | ')}`)
+    .join('\n');
 }

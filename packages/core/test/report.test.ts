@@ -81,6 +81,18 @@ describe('deadlock detection', () => {
     expect(r.status).toBe(0);
   });
 
+  test('a process parked in joinSync on a blocked child is blocked too: ERR_DEADLOCK naming the join', () => {
+    const r = runNode('nested-deadlock-main.mjs');
+    expect(r.status, r.stderr).toBe(0);
+    const out = JSON.parse(r.stdout) as { code: string; blocked: unknown[]; message: string };
+    expect(out.code).toBe('ERR_DEADLOCK');
+    expect(out.blocked).toEqual([
+      { process: 'child', waitsOn: [{ channel: 'never', op: 'recv' }] },
+      { process: 'parent', waitsOn: [], joins: 'child' },
+    ]);
+    expect(out.message).toContain('parent: join of child');
+  });
+
   test('no false alarm while a select timer or a main-thread timer is pending', () => {
     const r = runNode('no-deadlock-main.mjs');
     expect(r.stderr).not.toContain('ERR_DEADLOCK');

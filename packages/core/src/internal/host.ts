@@ -293,4 +293,5 @@ setHostInfo(
     for (const host of running.values()) if (host.current !== undefined && !unrefd.has(host.current.id)) n++;
     return n;
   },
+  (rec) => running.get(rec)?.current?.name,
 );
