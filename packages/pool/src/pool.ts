@@ -184,7 +184,7 @@ export class Pool<M = Record<string, (...args: any[]) => any>> {
     // Main counts as a sender on the results channel, for good: the death of every worker at
     // once must not disconnect it (the pool learns of deaths from `join`, and replaces them).
     this.#results.trySend([-1, NOOP, 1, null]);
-    // The workers' threads start now, while the module compiles; each loads this package's worker.
+    // The workers' threads start now, while the module compiles; each preloads the pool worker.
     warmHosts(this.#minSize, opts.resourceLimits, [POOL_WORKER_URL]);
     this.#module = prepareModule(opts.module instanceof URL ? opts.module.href : opts.module);
     this.#module.catch(() => undefined); // reported by the tasks that need it
