@@ -125,6 +125,8 @@ interface Worker {
   startedAt: number;
   idleTimer: ReturnType<typeof setTimeout> | undefined;
   retiring: boolean;
+  /** The pool stopped it on purpose: an end before READY is then not a failed start. */
+  stopped: boolean;
   /** Runs a process (`spawn`): no task is sent to it meanwhile. */
   hosting: boolean;
 }
@@ -409,6 +411,7 @@ export class Pool<M = Record<string, (...args: any[]) => any>> {
       startedAt: performance.now(),
       idleTimer: undefined,
       retiring: false,
+      stopped: false,
       hosting: false,
     };
     this.#workers.set(index, w);
@@ -443,6 +446,13 @@ export class Pool<M = Record<string, (...args: any[]) => any>> {
     while (this.#takeNow());
     this.#workers.delete(w.index);
     clearTimeout(w.idleTimer);
+    if (error !== undefined && !w.ready && !w.stopped && !this.#destroyed && this.#broken === undefined) {
+      // It died before its start was done (its module or initializer ended the thread: exit, out
+      // of memory): a failed start, as a failing initializer is. A replacement would die alike.
+      this.#breakPool(new WorkerDiedError(`a pool worker died while starting: ${error.message}`, { cause: error }));
+      for (const task of w.owned.values()) this.#settle(task, this.#broken!);
+      w.owned.clear();
+    }
     if (error !== undefined && !this.#destroyed && this.#broken === undefined) {
       const died = new WorkerDiedError(`the pool worker running this task died: ${error.message}`, { cause: error });
       // Tasks it never took go back to the front of the queue; those it had taken fail.
@@ -660,7 +670,10 @@ export class Pool<M = Record<string, (...args: any[]) => any>> {
     this.#results = chan<ResultMessage>(4096, { name: 'pool-results' });
     this.#results.trySend([-1, NOOP, 1, null]);
     this.#waking = false; // a wake sent on the old channel is lost with it
-    for (const w of this.#workers.values()) void w.proc?.terminate();
+    for (const w of this.#workers.values()) {
+      w.stopped = true;
+      void w.proc?.terminate();
+    }
   }
 
   /**

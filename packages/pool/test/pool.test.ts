@@ -65,6 +65,18 @@ describe('Pool', () => {
     expect(hostsStarted()).toBeLessThanOrEqual(before + 4);
   });
 
+  test('a worker that dies while starting (its initializer exits) breaks the pool instead of respawning for ever', async () => {
+    const before = hostsStarted();
+    const p = pool({ initializer: 'exitingInit' });
+    const e = await watchdog(p.run('inc', 1), 'a task on a pool whose workers die while starting').catch((x: unknown) => x);
+    expect(e).toBeInstanceOf(PoolBrokenError);
+    expect((e as Error).message).toContain('died while starting');
+    expect((e as Error & { cause: Error }).cause).toBeInstanceOf(WorkerDiedError);
+    await expect(p.run('inc', 2)).rejects.toBeInstanceOf(PoolBrokenError);
+    await watchdog(p.close(), 'close');
+    expect(hostsStarted()).toBeLessThanOrEqual(before + 2); // its two workers, no replacement
+  });
+
   test('a task that throws rejects with its class, code, message and stack; the worker is reused', async () => {
     const p = pool({ size: 1 });
     const first = await p.run('count');
