@@ -75,6 +75,8 @@ export interface MapOptions {
   ordered?: boolean;
   /** Most tasks in flight, and so most input read ahead (default: workers × 4). */
   concurrency?: number;
+  /** Aborting ends the iteration with AbortError, and aborts its tasks still in flight. */
+  signal?: AbortSignal;
 }
 
 /** `pool.stats()`. */
@@ -277,6 +279,9 @@ export class Pool<M = Record<string, (...args: any[]) => any>> {
    * Runs `name` on every item of `input` (each item is the task's one argument), at most
    * `concurrency` at a time: the input is read no further ahead than that. Yields the results,
    * in input order unless `ordered: false`. A failed task ends the iteration with its error.
+   * However the iteration ends early (a `break`, a failed task, the input throwing, `signal`),
+   * its tasks still in flight are aborted: their workers are free again at once (or, for a task
+   * that ignores its signal, after `abortGrace`), and no input is read further.
    */
   async *map<K extends Exports<M>>(
     name: K,
@@ -285,7 +290,12 @@ export class Pool<M = Record<string, (...args: any[]) => any>> {
   ): AsyncGenerator<Ret<M, K>> {
     const ordered = opts.ordered ?? true;
     const limit = positive(opts.concurrency ?? this.size * 4, 'concurrency');
-    const it = Symbol.asyncIterator in input ? input[Symbol.asyncIterator]() : input[Symbol.iterator]();
+    const asyncInput = (input as Partial<AsyncIterable<unknown>>)[Symbol.asyncIterator] !== undefined; // (a string input too)
+    const it = asyncInput ? (input as AsyncIterable<Args<M, K>[0]>)[Symbol.asyncIterator]() : (input as Iterable<Args<M, K>[0]>)[Symbol.iterator]();
+    // Ends the tasks still in flight once the iteration is over; a program's signal may too.
+    const over = new AbortController();
+    markInternalSignal(over.signal);
+    const signal = opts.signal === undefined ? over.signal : AbortSignal.any([over.signal, opts.signal]);
     type Slot = { done: boolean; value?: Ret<M, K>; error?: unknown; p: Promise<unknown> };
     const window: Slot[] = []; // in input order
     let inputDone = false;
@@ -297,7 +307,7 @@ export class Pool<M = Record<string, (...args: any[]) => any>> {
           break;
         }
         const slot: Slot = { done: false, p: Promise.resolve() };
-        slot.p = this.run(name, ...([n.value] as Args<M, K>)).then(
+        slot.p = this.runWith({ signal }, name, ...([n.value] as Args<M, K>)).then(
           (v) => ((slot.done = true), (slot.value = v)),
           (e: unknown) => ((slot.done = true), (slot.error = e)),
         );
@@ -319,6 +329,7 @@ export class Pool<M = Record<string, (...args: any[]) => any>> {
         await fill();
       }
     } finally {
+      over.abort(new Error('the iteration of pool.map ended before this task'));
       if (!inputDone) await it.return?.();
     }
   }
@@ -828,9 +839,15 @@ export class Pool<M = Record<string, (...args: any[]) => any>> {
       const i = queue.indexOf(task);
       if (i >= 0) queue.splice(i, 1);
       this.#settle(task, error);
-      // Still held by a worker: it has `abortGrace` to let go of it, then the worker is stopped.
+      // Still held by a worker. Not started yet (still in its channel, behind a running task):
+      // taken back (with what waits beside it, sent out again), so the worker goes on. Started:
+      // it has `abortGrace` to let go of it, then the worker is stopped.
       const w = [...this.#workers.values()].find((x) => x.owned.has(task.id));
       if (w !== undefined) {
+        this.#takeBack(w, undefined);
+        this.#pump();
+      }
+      if (w !== undefined && w.owned.has(task.id)) {
         setTimeout(() => {
           if (w.owned.has(task.id) && this.#workers.get(w.index) === w) void w.proc?.terminate();
         }, this.#grace).unref();

@@ -253,7 +253,7 @@ describe('Pool', () => {
         yield i;
       }
     }
-    const out: number[] = [];
+    const out: unknown[] = [];
     for await (const y of p.map('inc', input(), { concurrency: 4 })) {
       out.push(y);
       yielded++;
@@ -264,6 +264,40 @@ describe('Pool', () => {
     for await (const y of p.map('later', [[3, 300], [1, 10], [2, 100]].map(([x]) => x!), { ordered: false })) unordered.push(y);
     expect(unordered.sort((a, b) => a - b)).toEqual([2, 4, 6]);
     await p.close();
+  });
+
+  test('leaving a map early (break, its signal) aborts its tasks in flight; a string is an iterable input', async () => {
+    const p = pool({ size: 2 });
+    // break after the first result: the three long tasks still in flight are aborted
+    for await (const v of p.map('naps', [1, 60_000, 60_000, 60_000], { concurrency: 4 })) {
+      expect(v).toBe(1);
+      break;
+    }
+    await until(() => p.stats().running === 0 && p.stats().queued === 0, 'the tasks of a map left by break to end');
+    expect(await watchdog(p.run('inc', 1), 'a task after the map')).toBe(2);
+    const longs = (async () => {
+      for await (const _ of p.map('naps', [60_000, 60_000], { concurrency: 2 })) void _;
+    })().then(
+      () => 'done',
+      (e: unknown) => e,
+    );
+    // the program's own signal
+    const stop = new AbortController();
+    const stopped = (async () => {
+      for await (const _ of p.map('naps', [60_000, 60_000], { concurrency: 2, signal: stop.signal })) void _;
+    })();
+    await until(() => p.stats().running === 4, 'four long tasks to run');
+    stop.abort();
+    await expect(watchdog(stopped, 'a map whose signal fired')).rejects.toBeInstanceOf(AbortError);
+    await until(() => p.stats().running === 2, 'the two tasks of the aborted map to end');
+    await watchdog(p.destroy(), 'destroy');
+    expect(await longs).toBeInstanceOf(PoolClosedError);
+    // a string is an iterable input (of its characters)
+    const q = pool({ size: 1 });
+    const out: unknown[] = [];
+    for await (const v of q.map('inc', '123' as unknown as number[])) out.push(v);
+    expect(out).toEqual(['11', '21', '31']); // ('1' + 1: the items are the string's characters)
+    await q.close();
   });
 
   test('close finishes queued work and refuses new; cancelPending rejects what has not started', async () => {
