@@ -829,7 +829,9 @@ function napRing(rt: Runtime, m: Int32Array, g: Ring, attempt: () => number): bo
 
 function deadlineOf(rt: Runtime, opts: OpOptions | undefined): number {
   const t = opts?.timeout;
-  return t === undefined ? Infinity : rt.parker.now() + Math.max(0, t);
+  if (t === undefined) return Infinity;
+  if (typeof t !== 'number' || Number.isNaN(t)) throw new InvalidArgumentError(`timeout must be a number of milliseconds, got ${String(t)}`);
+  return rt.parker.now() + Math.max(0, t);
 }
 
 function cancelError(opts: OpOptions | undefined, o: Outcome): TimeoutError | AbortError {

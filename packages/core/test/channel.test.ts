@@ -210,6 +210,15 @@ describe('cancellation enqueues nothing', () => {
     expect(r.isErr() && r.error).toBeInstanceOf(ChannelEmptyError);
   });
 
+  test('a timeout that is not a number (NaN) is refused with ERR_INVALID_ARGUMENT; nothing is sent or left waiting', async () => {
+    const ch = chan<number>();
+    await expect(ch.recvAsync({ timeout: NaN })).rejects.toMatchObject({ code: 'ERR_INVALID_ARGUMENT' });
+    await expect(ch.sendAsync(5, { timeout: NaN })).rejects.toMatchObject({ code: 'ERR_INVALID_ARGUMENT' });
+    await expect(selectAsync([recv(ch)], { timeout: NaN })).rejects.toMatchObject({ code: 'ERR_INVALID_ARGUMENT' });
+    expect(ch.waitingReceivers + ch.waitingSenders).toBe(0);
+    expect(ch.tryRecv().isErr()).toBe(true);
+  });
+
   test('a timed-out async recv leaves no waiting receiver behind', async () => {
     const ch = chan<number>();
     await expect(ch.recvAsync({ timeout: 20 })).rejects.toBeInstanceOf(TimeoutError);

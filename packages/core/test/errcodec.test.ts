@@ -175,6 +175,21 @@ describe('user classes', () => {
     expect(code(() => registerError(Twin))).toBe('ERR_INVALID_ARGUMENT');
     expect(code(() => registerError(QuotaError))).toBe('no error'); // again: harmless
   });
+
+  it('registerError takes the same class defined twice (two bundles sharing an errors file)', () => {
+    const define = () =>
+      class LedgerError extends Error {
+        readonly code = 'E_LEDGER';
+      };
+    const first = define();
+    const second = define(); // the same source evaluated again: another class object
+    expect(first).not.toBe(second);
+    registerError(first);
+    registerError(second);
+    const back = cross(new first('unbalanced'));
+    expect(back).toBeInstanceOf(second); // revived as the copy registered last
+    expect((back as Error).message).toBe('unbalanced');
+  });
 });
 
 describe('built-in errors', () => {

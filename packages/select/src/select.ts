@@ -11,6 +11,7 @@ import {
   ChannelClosedError,
   ChannelPoisonedError,
   EmptySelectError,
+  InvalidArgumentError,
   TimeoutError,
 } from '@occam/core';
 import {
@@ -171,7 +172,9 @@ function discardSends(cases: readonly Case[], list: readonly Selectable[], end: 
 
 function deadlineOf(opts: SelectOptions | undefined): number {
   const t = opts?.timeout;
-  return t === undefined ? Infinity : now() + Math.max(0, t);
+  if (t === undefined) return Infinity;
+  if (typeof t !== 'number' || Number.isNaN(t)) throw new InvalidArgumentError(`timeout must be a number of milliseconds, got ${String(t)}`);
+  return now() + Math.max(0, t);
 }
 
 /** Turns the engine's outcome into the caller's result (or error). */

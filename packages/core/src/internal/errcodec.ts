@@ -123,7 +123,10 @@ export function registerError(ctor: new (...args: any[]) => Error): void {
     );
   }
   const known = registry.get(name);
-  if (known !== undefined && known !== ctor) {
+  // The same class defined twice is the same class: each TypeScript process module is bundled
+  // with the files it imports, so two modules sharing an errors file each bring a copy of its
+  // classes to a host that runs both. (The copy registered last is the one errors revive as.)
+  if (known !== undefined && known !== ctor && String(known) !== String(ctor)) {
     throw new InvalidArgumentError(`two different error classes are named ${name}; rename one before registering it`);
   }
   registry.set(name, ctor);
