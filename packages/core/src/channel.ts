@@ -921,7 +921,7 @@ function tryOnce(rt: Runtime, cs: Case, out: Int32Array): number {
 }
 
 function closedSend(value: unknown): ChannelClosedError {
-  return new ChannelClosedError('send on a closed channel; the value was not sent', { cause: { value } });
+  return new ChannelClosedError('send on a closed channel; the value was not sent', { cause: { value } }, value);
 }
 
 /** A send that did not deliver: drop its value and throw why. */

@@ -44,8 +44,12 @@ export class OccamError extends Error {
 
 /** Send on a closed channel, a second close, or receive on a closed and drained channel. */
 export class ChannelClosedError extends OccamError {
-  constructor(message = 'channel is closed', options?: ErrorOptions) {
+  /** For a send on a closed channel (`trySend`'s Err), the value that was not sent. */
+  declare readonly value?: unknown;
+  /** `value`: the value a send did not send (also the `cause`'s `value`, as before). */
+  constructor(message = 'channel is closed', options?: ErrorOptions, ...value: [unknown?]) {
     super('ERR_CHANNEL_CLOSED', message, options);
+    if (value.length > 0) Object.defineProperty(this, 'value', { value: value[0], enumerable: true });
   }
 }
 

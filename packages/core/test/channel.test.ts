@@ -133,6 +133,7 @@ describe('close', () => {
     await expect(ch.sendAsync(1)).rejects.toMatchObject({ code: 'ERR_CHANNEL_CLOSED' });
     const r = ch.trySend(1);
     expect(r.isErr() && r.error.code).toBe('ERR_CHANNEL_CLOSED');
+    expect(r.isErr() && r.error instanceof ChannelClosedError && r.error.value).toBe(1); // the value back, as when full
     expect(() => ch.close()).toThrow(ChannelClosedError);
     expect(ch.len).toBe(0);
   });
