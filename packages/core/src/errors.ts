@@ -95,6 +95,8 @@ export class AbortError extends OccamError {
 export class NotSendableError extends OccamError {
   /** Where in the value the offending part sits, e.g. `value.handlers[2]`. */
   readonly path: string;
+  /** What sits there, e.g. `a function (handler)`. */
+  readonly what: string;
   constructor(path: string, what: string) {
     super(
       'ERR_NOT_SENDABLE',
@@ -102,6 +104,12 @@ export class NotSendableError extends OccamError {
         `objects, arrays, byte arrays, channels) instead`,
     );
     this.path = path;
+    this.what = what;
+  }
+
+  /** @internal The same error, its path's `prefix` named `root` instead (`value[2][0]` → `argument 0 of f`). */
+  rebased(prefix: string, root: string): NotSendableError {
+    return this.path.startsWith(prefix) ? new NotSendableError(root + this.path.slice(prefix.length), this.what) : this;
   }
 }
 

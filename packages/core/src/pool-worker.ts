@@ -16,7 +16,7 @@
 // core is split off into a file of its own for it).
 import './index.js';
 import { type Channel, channelCase, type Receiver, type Sender } from './channel.js';
-import { AbortError } from './errors.js';
+import { AbortError, InvalidArgumentError, NotSendableError } from './errors.js';
 import { setInterrupt } from './internal/engine.js';
 import { encodeError } from './internal/errcodec.js';
 import { K_RECV } from './internal/layout.js';
@@ -111,7 +111,7 @@ let current: TaskContext | undefined;
  * it before the first `await`: after that another task may be current.
  */
 export function currentTask(): TaskContext {
-  if (current === undefined) throw new Error('currentTask() is for code that a pool runs as a task');
+  if (current === undefined) throw new InvalidArgumentError('currentTask() is for code that a pool runs as a task (and, in an async one, before its first await)');
   return current;
 }
 
@@ -149,8 +149,10 @@ export async function poolWorker(
     try {
       results.send([index, id, ok, ok === 1 ? value : encodeError(value)]);
     } catch (e) {
-      // A result that cannot be sent (a function, a symbol…) fails its task instead.
-      results.send([index, id, 0, encodeError(e)]);
+      // A result that cannot be sent (a function, a symbol…) fails its task instead; its path
+      // names the result, not the message's slot ("the result[1]", not "value[3][1]").
+      const err = e instanceof NotSendableError ? e.rebased('value[3]', 'the result') : e;
+      results.send([index, id, 0, encodeError(err)]);
     }
   };
   const start = ([id, name, args, abort]: TaskMessage): void => {

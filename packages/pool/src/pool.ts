@@ -16,6 +16,7 @@ import {
   AbortError,
   chan,
   InvalidArgumentError,
+  NotSendableError,
   PoolBrokenError,
   PoolClosedError,
   ProcessFailedError,
@@ -85,7 +86,13 @@ export interface PoolStats {
   queued: number;
   /** Tasks sent to a worker and not yet finished. */
   running: number;
+  /** Tasks (and processes) the pool took that ended with a result. */
   completed: number;
+  /**
+   * Those that ended otherwise: thrown, aborted, timed out, their worker died, cancelled by a
+   * close or destroy. A call refused at once (pool closed or broken, queue full, its signal
+   * already aborted) never became a task, and is not counted.
+   */
   failed: number;
   /** Per worker: tasks finished, tasks held now, the share of its life it held any, and whether it runs a process (`spawn`). */
   workers: { index: number; tasks: number; inFlight: number; utilisation: number; hosting: boolean }[];
@@ -560,7 +567,9 @@ export class Pool<M = Record<string, (...args: any[]) => any>> {
         w.retiring = true;
         return 'dead';
       }
-      this.#settle(task, r.error);
+      // (The task message is [id, name, args, abort]: say "argument 1 of f", not "value[2][1]".)
+      const arg = r.error instanceof NotSendableError ? /^value\[2\]\[(\d+)\]/.exec(r.error.path) : null;
+      this.#settle(task, arg !== null ? (r.error as NotSendableError).rebased(arg[0], `argument ${arg[1]} of ${task.name}`) : r.error);
       return 'failed';
     }
     if (w.owned.size === 0) {

@@ -1,7 +1,7 @@
 import { describe, expect, test } from 'vitest';
 import { AbortError, chan, TimeoutError } from '@occam/core';
 import { hostsStarted, setFault, threadStats } from '@occam/core/testing';
-import { Pool, PoolBrokenError, PoolClosedError, QueueFullError, WorkerDiedError } from '@occam/pool';
+import { currentTask, Pool, PoolBrokenError, PoolClosedError, QueueFullError, WorkerDiedError } from '@occam/pool';
 import { ProcessFailedError } from '@occam/core';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -235,9 +235,13 @@ describe('Pool', () => {
     await p.close();
   });
 
-  test('a result that cannot be sent fails its task with ERR_NOT_SENDABLE', async () => {
+  test('a result or an argument that cannot be sent fails its task with ERR_NOT_SENDABLE, naming it', async () => {
     const p = pool({ size: 1 });
-    await expect(p.run('unsendable')).rejects.toMatchObject({ code: 'ERR_NOT_SENDABLE' });
+    await expect(p.run('unsendable')).rejects.toMatchObject({ code: 'ERR_NOT_SENDABLE', path: 'the result' });
+    const bad = { ok: 1, f: () => 1 } as unknown as number;
+    await expect(p.run('inc', bad)).rejects.toMatchObject({ code: 'ERR_NOT_SENDABLE', path: 'argument 0 of inc.f' });
+    expect(await p.run('inc', 1)).toBe(2); // the worker and the pool go on
+    expect(() => currentTask()).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARGUMENT' })); // not in a task
     await p.close();
   });
 
