@@ -11,7 +11,8 @@
  *   - `new Pool({ module })`: this very file is the task module (its exports are the tasks;
  *     `main()` only runs on the main thread, so a worker importing the file runs no program).
  *   - `pool.map(name, inputs, { concurrency })`: an async iterable of results in input order,
- *     reading the input no further ahead than `concurrency`.
+ *     reading the input no further ahead than `concurrency`; leaving it early (`break`, or its
+ *     `signal`) aborts its tasks still in flight.
  *   - `pool.runWith({ signal }, name, ...args)` and `currentTask().signal` in the task: an abort
  *     that a task sees even in a loop that never yields (`aborted` reads shared memory), and
  *     `signal.toAbortSignal()`, a DOM AbortSignal for an asynchronous task.
@@ -125,6 +126,19 @@ main(async () => {
   console.log(`slow batch: ${aborted} of ${slow.length} tasks aborted; the next task ran in ${(performance.now() - t2).toFixed(1)} ms (${after} primes below 1000)`);
   if (aborted !== slow.length || after !== 168) throw new Error('the slow batch was not cancelled cleanly');
 
+  // ── a map left early ───────────────────────────────────────────────────────
+  // A search that stops at its first answer: `break` aborts the map's other tasks (here waiting
+  // a minute each), so the pool is free again at once rather than a minute later.
+  const t4 = performance.now();
+  for await (const answer of pool.map('slowWait', [20, 60_000, 60_000, 60_000], { concurrency: 4 })) {
+    console.log(`map: first answer "${answer}" after ${(performance.now() - t4).toFixed(0)} ms; leaving the loop`);
+    break;
+  }
+  const t5 = performance.now();
+  const free = await pool.run('primesIn', [0, 1000]);
+  console.log(`the next task ran in ${(performance.now() - t5).toFixed(1)} ms (${free} primes below 1000): the map's other tasks were aborted`);
+  if (free !== 168 || performance.now() - t5 > 30_000) throw new Error("the map's tasks were not aborted");
+
   // ── a process on the pool ──────────────────────────────────────────────────
   // It takes an idle worker of the pool (no worker start: compare the ~100 ms of a new one), and
   // no task is sent to that worker while the process runs.
@@ -142,7 +156,9 @@ main(async () => {
 
   const s = pool.stats();
   console.log(`stats: ${s.completed} completed, ${s.failed} failed, ${s.queued} queued, ${s.running} running`);
-  if (s.completed !== slices + 2 || s.failed !== slow.length + 1) throw new Error('the stats do not add up');
+  // completed: the slices, three single tasks, the map's first answer; failed: the slow batch,
+  // the map's three aborted tasks, the terminated process.
+  if (s.completed !== slices + 3 + 1 || s.failed !== slow.length + 3 + 1) throw new Error('the stats do not add up');
   await pool.close();
   console.log('pool closed; the program exits');
 });
