@@ -4,6 +4,7 @@
 
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -17,6 +18,7 @@ const repoRoot = join(coreDir, '..', '..');
 const fixtures = join(coreDir, 'test', 'fixtures', 'compile');
 const fixture = (name: string): string => join(fixtures, name);
 const WATCHDOG_MS = 20_000;
+const esbuildVersion = (createRequire(import.meta.url)('esbuild/package.json') as { version: string }).version;
 
 /** The file Node's ESM resolver picks for `ts-results-es` from core, as a URL. */
 const tsResultsUrl = ((): string => {
@@ -107,7 +109,8 @@ describe('loadableModuleUrl', () => {
       .map((f) => join(cacheDir(), f))
       .filter((f) => {
         const m = JSON.parse(readFileSync(f, 'utf8')) as { input?: string; entry?: string };
-        return m.input === fixture('module.ts') && typeof m.entry === 'string'; // (older formats have no entry)
+        // (Older formats have no entry; other Node or esbuild versions name theirs in it.)
+        return m.input === fixture('module.ts') && typeof m.entry === 'string' && m.entry.includes(`\0${esbuildVersion}\0${process.versions.node}\0`);
       });
     expect(manifests).toHaveLength(1);
     const manifest = manifests[0]!;

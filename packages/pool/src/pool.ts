@@ -494,7 +494,7 @@ export class Pool<M = Record<string, (...args: any[]) => any>> {
       if (r.isErr()) break;
       const task = w.owned.get(r.value[0]);
       if (task === undefined) continue;
-      w.owned.delete(task.id);
+      this.#letGo(w, task);
       if (task.settled) continue; // settled already (aborted, timed out): not to run again
       if (fail !== undefined) this.#settle(task, fail);
       else back.push(task);
@@ -663,7 +663,7 @@ export class Pool<M = Record<string, (...args: any[]) => any>> {
           if (next.isOk()) this.#onResult(next.value);
           else if (this.#results.broken) continue;
           else if (wait?.signal.aborted === true && !stop.signal.aborted) continue;
-          else if (next.error.code !== 'ERR_TIMEOUT' || (this.#idle() && this.#allEnded === undefined)) break;
+          else if (next.error.code !== 'ERR_TIMEOUT' || (this.#allEnded === undefined && this.#idle())) break;
         }
       } finally {
         if (this.#driving === stop) this.#driving = undefined;
@@ -781,19 +781,25 @@ export class Pool<M = Record<string, (...args: any[]) => any>> {
     }
     if (id === INIT_FAILED) return this.#breakPool(decodeError(value));
     const task = w?.owned.get(id);
-    if (w === undefined || task === undefined) return; // settled already (aborted, timed out)
-    w.owned.delete(id);
+    if (w === undefined || task === undefined) return; // taken back (see #takeBack)
+    this.#letGo(w, task);
     w.done++;
-    if (task.hosted) w.hosting = false;
-    if (w.owned.size === 0) {
-      w.busyMs += performance.now() - w.busySince;
-      this.#armIdle(w);
-    }
     const us = (performance.now() - task.sentAt) * 1000;
     this.#histogram[Math.min(BUCKETS - 1, Math.max(0, Math.ceil(Math.log2(Math.max(1, us)))))]!++;
     if (ok === 1) this.#settle(task, undefined, value);
     else this.#settle(task, decodeError(value));
     this.#pump();
+    this.#maybeFinish(); // (a task settled before, by its abort or timeout, settles nothing now)
+  }
+
+  /** `w` no longer holds `task` (it ended, or was taken back before it started). */
+  #letGo(w: Worker, task: Task): void {
+    w.owned.delete(task.id);
+    if (task.hosted) w.hosting = false;
+    if (w.owned.size === 0) {
+      w.busyMs += performance.now() - w.busySince;
+      if (this.#workers.get(w.index) === w) this.#armIdle(w); // (not one that has ended)
+    }
   }
 
   /** A worker beyond minSize that stays idle for idleTimeout is retired. */
@@ -855,6 +861,7 @@ export class Pool<M = Record<string, (...args: any[]) => any>> {
       if (w !== undefined) {
         this.#takeBack(w, undefined);
         this.#pump();
+        this.#maybeFinish();
       }
       if (w !== undefined && w.owned.has(task.id)) {
         setTimeout(() => {
@@ -876,7 +883,7 @@ export class Pool<M = Record<string, (...args: any[]) => any>> {
   /** Once closing and nothing is left to run: close the workers' channels; once they have ended, resolve close(). */
   #maybeFinish(): void {
     if (!this.#closing) return;
-    if (this.#queue.length === 0 && this.#spawnQueue.length === 0) {
+    if (!this.#destroyed && this.#queue.length === 0 && this.#spawnQueue.length === 0) {
       for (const w of this.#workers.values()) if (w.owned.size === 0) closeOnce(w.tasks);
     }
     if (this.#workers.size === 0 && this.#allEnded !== undefined) {
@@ -943,9 +950,17 @@ function abortError(reason: unknown): AbortError {
 }
 
 /** Closes a worker's channel unless it is closed (or broken by the worker's death) already. */
+/** Closes a worker's task channel, unless it is closed already, or broken by a death in it. */
 function closeOnce(ch: Channel<TaskMessage>): void {
   if (ch.closed || ch.broken) return;
-  ch.close();
+  try {
+    ch.close();
+  } catch (e) {
+    // A worker stopped in the middle of an operation on it (destroy, a death) may leave its
+    // lock held until the supervisor marks the channel broken: nothing is left to close then.
+    const code = (e as { code?: unknown }).code;
+    if (code !== 'ERR_PEER_DIED' && code !== 'ERR_CHANNEL_CLOSED') throw e;
+  }
 }
 
 function positive(n: number, what: string): number {

@@ -304,6 +304,39 @@ describe('Pool', () => {
     await q.close();
   });
 
+  test('an aborted task still in its worker\'s channel is taken back: the task running there goes on', async () => {
+    const p = pool({ size: 1, abortGrace: 50 });
+    await p.run('inc', 0); // the worker is up
+    const running = p.run('busy', 600).then((v) => v, (e: unknown) => e);
+    const behind = new AbortController();
+    const queued = p.runWith({ signal: behind.signal }, 'inc', 1).then((v) => v, (e: unknown) => e);
+    await until(() => p.stats().running === 2, 'both tasks to be sent to the one worker');
+    behind.abort();
+    expect(await watchdog(queued, 'the aborted task')).toBeInstanceOf(AbortError);
+    expect(await watchdog(running, 'the running task')).toBe(600); // not stopped after abortGrace
+    expect(await p.run('inc', 2)).toBe(3);
+    await watchdog(p.close(), 'close');
+  });
+
+  test('close settles after a task that timed out ends in its worker', async () => {
+    const p = pool({ size: 1, abortGrace: 5000 });
+    await expect(p.runWith({ timeout: 50 }, 'busy', 300)).rejects.toBeInstanceOf(TimeoutError);
+    await watchdog(p.close(), 'close after the timed-out task ends');
+  });
+
+  test('a process terminated before its worker took it leaves that worker usable', async () => {
+    const p = pool({ size: 1 });
+    for (let i = 0; i < 20; i++) {
+      expect(await watchdog(p.run('inc', i), 'a task')).toBe(i + 1);
+      const proc = p.spawn('summer', chan<number>().receiver());
+      await proc.terminate();
+      await proc.join().catch(() => undefined);
+    }
+    expect(p.stats().workers.every((w) => !w.hosting)).toBe(true);
+    expect(await watchdog(p.run('inc', 41), 'a task after the terminated processes')).toBe(42);
+    await watchdog(p.close(), 'close');
+  });
+
   test('close finishes queued work and refuses new; cancelPending rejects what has not started', async () => {
     const p = pool({ size: 1, depth: 1 });
     await p.run('inc', 0);
