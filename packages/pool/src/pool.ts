@@ -180,6 +180,8 @@ export class Pool<M = Record<string, (...args: any[]) => any>> {
   readonly #histogram = new Array<number>(BUCKETS).fill(0);
   #closed: Promise<void> | undefined;
   #allEnded: (() => void) | undefined;
+  /** Fails the pending close (deadlock detection found its workers blocked for good). */
+  #closeFailed: ((e: Error) => void) | undefined;
 
   constructor(opts: PoolOptions) {
     if (opts === null || typeof opts !== 'object' || opts.module === undefined) {
@@ -353,7 +355,10 @@ export class Pool<M = Record<string, (...args: any[]) => any>> {
       for (const task of this.#spawnQueue.splice(0)) this.#settle(task, new PoolClosedError('the pool was closed before this process started'));
       for (const w of this.#workers.values()) this.#takeBack(w, new PoolClosedError('the pool was closed before this task started'));
     }
-    this.#closed ??= new Promise<void>((resolve) => (this.#allEnded = resolve));
+    this.#closed ??= new Promise<void>((resolve, reject) => {
+      this.#allEnded = resolve;
+      this.#closeFailed = reject;
+    });
     this.#maybeFinish();
     this.#drive(); // (holds the program until the workers have ended)
     return this.#closed;
@@ -391,7 +396,10 @@ export class Pool<M = Record<string, (...args: any[]) => any>> {
       await w.proc?.terminate();
       await w.proc?.join().catch(() => undefined);
     });
-    this.#closed ??= new Promise<void>((resolve) => (this.#allEnded = resolve));
+    this.#closed ??= new Promise<void>((resolve, reject) => {
+      this.#allEnded = resolve;
+      this.#closeFailed = reject;
+    });
     await Promise.all(ending);
     this.#maybeFinish();
     return this.#closed;
@@ -745,6 +753,7 @@ export class Pool<M = Record<string, (...args: any[]) => any>> {
    * them, are replaced. Processes (`spawn`) fail the same way; queued tasks wait for new workers.
    */
   #deadlocked(err: Error): void {
+    let settled = false;
     for (const w of this.#workers.values()) {
       // Tasks still in its channel never started: they go back to the queue, for other workers.
       if (w.owned.size > 0) this.#takeBack(w, undefined);
@@ -755,6 +764,22 @@ export class Pool<M = Record<string, (...args: any[]) => any>> {
         this.#settle(task, err);
       }
       if (stuck) void w.proc?.terminate();
+      settled ||= stuck;
+    }
+    if (!settled) {
+      // No task was stuck in a worker, yet main waits for good: on queued tasks no worker will
+      // ever take (every one blocked, in an initializer or a background process), or on a close
+      // whose workers will never end. Those waits fail with the report; the workers are left.
+      for (const task of this.#queue.splice(0)) this.#settle(task, err);
+      for (const task of this.#spawnQueue.splice(0)) this.#settle(task, err);
+      if (this.#allEnded !== undefined) {
+        this.#closeFailed?.(err);
+        this.#allEnded = undefined;
+        this.#closeFailed = undefined;
+      }
+      // Nothing left to wait for: the loop stops, and the blocked workers hold nothing open.
+      for (const w of this.#workers.values()) w.proc?.unref();
+      this.#driving?.abort();
     }
     this.#pump(); // the tasks taken back go out again
   }
@@ -890,6 +915,7 @@ export class Pool<M = Record<string, (...args: any[]) => any>> {
       this.#driving?.abort();
       this.#allEnded();
       this.#allEnded = undefined;
+      this.#closeFailed = undefined;
     }
   }
 }

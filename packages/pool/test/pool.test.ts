@@ -522,6 +522,12 @@ describe('how long a pool keeps the program alive', () => {
     expect(r.status).toBe(0);
   });
 
+  test('a task and a close that can never finish (the worker blocks in its initializer) fail with ERR_DEADLOCK', () => {
+    const r = program('', 'blocked-close-main.mjs');
+    expect(r.out, r.stderr).toEqual([JSON.stringify(['ERR_DEADLOCK', 'ERR_DEADLOCK'])]);
+    expect(r.status).toBe(0); // then main has finished, and the program exits
+  });
+
   test('an idle pool that was never closed lets the program exit (its workers are not a deadlock)', () => {
     const r = program('idle');
     expect(r.out).toEqual(['task 42', 'main done']);
