@@ -11,6 +11,7 @@
  *    of the queue. Those it had taken fail with WorkerDiedError. A replacement is started.
  *  - The pool keeps the program alive only while it has tasks: idle workers are unref'd.
  */
+import { setMaxListeners } from 'node:events';
 import { availableParallelism } from 'node:os';
 import {
   AbortError,
@@ -305,6 +306,7 @@ export class Pool<M = Record<string, (...args: any[]) => any>> {
     const over = new AbortController();
     markInternalSignal(over.signal);
     const signal = opts.signal === undefined ? over.signal : AbortSignal.any([over.signal, opts.signal]);
+    setMaxListeners(limit + 10, signal); // one listener per task in flight: not a leak
     type Slot = { done: boolean; value?: Ret<M, K>; error?: unknown; p: Promise<unknown> };
     const window: Slot[] = []; // in input order
     let inputDone = false;

@@ -296,6 +296,18 @@ describe('Pool', () => {
     await until(() => p.stats().running === 2, 'the two tasks of the aborted map to end');
     await watchdog(p.destroy(), 'destroy');
     expect(await longs).toBeInstanceOf(PoolClosedError);
+    // many tasks in flight on the map's one signal: no listener-leak warning
+    const warnings: string[] = [];
+    const onWarning = (w: Error): void => void warnings.push(w.name);
+    process.on('warning', onWarning);
+    const r = pool({ size: 2 });
+    let n = 0;
+    for await (const _ of r.map('inc', Array.from({ length: 64 }, (_, i) => i), { concurrency: 32 })) n++;
+    await new Promise((resolve) => setImmediate(resolve)); // (warnings come on a later tick)
+    process.off('warning', onWarning);
+    expect(n).toBe(64);
+    expect(warnings).toEqual([]);
+    await r.close();
     // a string is an iterable input (of its characters)
     const q = pool({ size: 1 });
     const out: unknown[] = [];
