@@ -11,7 +11,6 @@
  *    of the queue. Those it had taken fail with WorkerDiedError. A replacement is started.
  *  - The pool keeps the program alive only while it has tasks: idle workers are unref'd.
  */
-import { setMaxListeners } from 'node:events';
 import { availableParallelism } from 'node:os';
 import {
   AbortError,
@@ -306,7 +305,6 @@ export class Pool<M = Record<string, (...args: any[]) => any>> {
     const over = new AbortController();
     markInternalSignal(over.signal);
     const signal = opts.signal === undefined ? over.signal : AbortSignal.any([over.signal, opts.signal]);
-    setMaxListeners(limit + 10, signal); // one listener per task in flight: not a leak
     type Slot = { done: boolean; value?: Ret<M, K>; error?: unknown; p: Promise<unknown> };
     const window: Slot[] = []; // in input order
     let inputDone = false;
@@ -897,11 +895,12 @@ export class Pool<M = Record<string, (...args: any[]) => any>> {
       }
     };
     const onAbort = (): void => fire(aborted(opts.signal?.reason));
-    opts.signal?.addEventListener('abort', onAbort, { once: true });
+    const group = opts.signal === undefined ? undefined : onAbortOf(opts.signal);
+    group?.add(onAbort);
     const timer = opts.timeout === undefined ? undefined : setTimeout(() => fire(new TimeoutError(opts.timeout!, `the task did not finish within its timeout of ${opts.timeout} ms`)), opts.timeout);
     const release = holdForSignal(opts.signal);
     task.cleanup = () => {
-      opts.signal?.removeEventListener('abort', onAbort);
+      group?.delete(onAbort);
       clearTimeout(timer);
       release();
     };
@@ -978,6 +977,21 @@ function abortError(reason: unknown): AbortError {
 }
 
 /** Closes a worker's channel unless it is closed (or broken by the worker's death) already. */
+/**
+ * What to do when `signal` aborts, for every task it governs: one listener on the signal for all
+ * of them (many tasks on one signal, as a map's, are not a listener leak), kept while it lives.
+ */
+const abortGroups = new WeakMap<AbortSignal, Set<() => void>>();
+function onAbortOf(signal: AbortSignal): Set<() => void> {
+  let group = abortGroups.get(signal);
+  if (group === undefined) {
+    const g = (group = new Set());
+    abortGroups.set(signal, g);
+    signal.addEventListener('abort', () => [...g].forEach((f) => f()), { once: true });
+  }
+  return group;
+}
+
 /** Closes a worker's task channel, unless it is closed already, or broken by a death in it. */
 function closeOnce(ch: Channel<TaskMessage>): void {
   if (ch.closed || ch.broken) return;
