@@ -355,13 +355,18 @@ export class Pool<M = Record<string, (...args: any[]) => any>> {
       for (const task of this.#spawnQueue.splice(0)) this.#settle(task, new PoolClosedError('the pool was closed before this process started'));
       for (const w of this.#workers.values()) this.#takeBack(w, new PoolClosedError('the pool was closed before this task started'));
     }
-    this.#closed ??= new Promise<void>((resolve, reject) => {
-      this.#allEnded = resolve;
-      this.#closeFailed = reject;
-    });
+    this.#closed ??= this.#whenAllEnded();
     this.#maybeFinish();
     this.#drive(); // (holds the program until the workers have ended)
     return this.#closed;
+  }
+
+  /** The promise close() and destroy() return: settled once every worker has ended (#maybeFinish). */
+  #whenAllEnded(): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      this.#allEnded = resolve;
+      this.#closeFailed = reject;
+    });
   }
 
   /** A new task (or process, `hosted`), not yet queued. */
@@ -396,10 +401,7 @@ export class Pool<M = Record<string, (...args: any[]) => any>> {
       await w.proc?.terminate();
       await w.proc?.join().catch(() => undefined);
     });
-    this.#closed ??= new Promise<void>((resolve, reject) => {
-      this.#allEnded = resolve;
-      this.#closeFailed = reject;
-    });
+    this.#closed ??= this.#whenAllEnded();
     await Promise.all(ending);
     this.#maybeFinish();
     return this.#closed;
