@@ -303,9 +303,13 @@ describe('Pool', () => {
     const r = pool({ size: 2 });
     let n = 0;
     for await (const _ of r.map('inc', Array.from({ length: 64 }, (_, i) => i), { concurrency: 32 })) n++;
+    // and one controller of the program's for many tasks
+    const all = new AbortController();
+    const many = await Promise.all(Array.from({ length: 24 }, (_, i) => r.runWith({ signal: all.signal }, 'inc', i)));
     await new Promise((resolve) => setImmediate(resolve)); // (warnings come on a later tick)
     process.off('warning', onWarning);
     expect(n).toBe(64);
+    expect(many).toEqual(Array.from({ length: 24 }, (_, i) => i + 1));
     expect(warnings).toEqual([]);
     await r.close();
     // a string is an iterable input (of its characters)
