@@ -15,7 +15,7 @@
 // The whole API, as the host loaded it: this entry then shares the host's chunks (no module of
 // core is split off into a file of its own for it).
 import './index.js';
-import { type Channel, channelCase, type Receiver, type Sender } from './channel.js';
+import { type Channel, channelCase, channelsIn, type Receiver, type Sender } from './channel.js';
 import { AbortError, InvalidArgumentError, NotSendableError } from './errors.js';
 import { setInterrupt } from './internal/engine.js';
 import { encodeError } from './internal/errcodec.js';
@@ -156,11 +156,17 @@ export async function poolWorker(
     }
   };
   const start = ([id, name, args, abort]: TaskMessage): void => {
+    // Its result sent, the task's channels (its abort channel, those among its arguments) are
+    // let go of: a worker may not collect garbage for long, and shared memory is no pressure.
+    const end = (ok: 0 | 1, value: unknown): void => {
+      finish(id, ok, value);
+      for (const ch of abort === null ? channelsIn(args) : [abort, ...channelsIn(args)]) ch.release();
+    };
     ran++;
     const signal = abort === null ? undefined : new ChannelSignal(abort);
-    if (signal?.aborted === true) return finish(id, 0, abortError());
+    if (signal?.aborted === true) return end(0, abortError());
     const fn = mod[name];
-    if (typeof fn !== 'function') return finish(id, 0, new TypeError(`the task module has no exported function ${JSON.stringify(name)}`));
+    if (typeof fn !== 'function') return end(0, new TypeError(`the task module has no exported function ${JSON.stringify(name)}`));
     current = { id, signal: signal ?? NEVER_ABORTED };
     // While the task runs synchronously, every blocking channel operation also waits on its abort.
     if (abort !== null) setInterrupt(channelCase(abort, K_RECV));
@@ -169,18 +175,18 @@ export async function poolWorker(
       out = (fn as Fn)(...args);
     } catch (e) {
       signal?.dispose();
-      return finish(id, 0, e);
+      return end(0, e);
     } finally {
       current = undefined;
       if (abort !== null) setInterrupt(undefined);
     }
     if (!(out instanceof Promise)) {
       signal?.dispose();
-      return finish(id, 1, out);
+      return end(1, out);
     }
     const p: Promise<void> = out.then(
-      (v) => finish(id, 1, v),
-      (e: unknown) => finish(id, 0, e),
+      (v) => end(1, v),
+      (e: unknown) => end(0, e),
     );
     void p.finally(() => signal?.dispose());
     pending.add(p);

@@ -63,6 +63,16 @@ async function run(req: RunRequest): Promise<void> {
     endUses(rt, rt.slot, state === P_FAILED && !(value instanceof ChannelPoisonedError), req.name);
     publishProcess(rt, undefined);
     settle(req.rec, req.id, state, value);
+    // The handles its arguments brought hold a reference each: let go of them now (a host may
+    // idle for long, and its garbage collector would not free the channels for shared memory
+    // it does not see). A process is over when its function returns: later use is an error.
+    for (const ch of channelsIn(args)) {
+      try {
+        ch.release();
+      } catch {
+        // released by the process itself already
+      }
+    }
   } finally {
     // Blocks this thread cached go back to the shared lists: a host may be retired while idle.
     rt.heap.flushCaches();

@@ -170,6 +170,20 @@ describe('process records', () => {
     expect(liveChannels()).toBe(before);
   });
 
+  test('a process lets go of the channels its arguments brought when it ends (a host may never collect garbage)', async () => {
+    const before = liveChannels();
+    const chanProcs = new URL('./fixtures/chan-procs.ts', import.meta.url);
+    for (let i = 0; i < 5; i++) {
+      const ch = chan<number>(4);
+      const rx = ch.receiver();
+      ch.trySend(i).unwrap();
+      expect(await watchdog(spawn<unknown[]>(chanProcs, 'recvN', [rx, 1]).join(), 'a process given a channel')).toEqual([i]);
+      rx.release();
+      ch.release();
+    }
+    await until(() => liveChannels() === before, 'the channels of ended processes to be freed', 5000);
+  });
+
   test('a warm host runs a new process after the heap has grown', async () => {
     expect(await spawn<number>(fails, 'add', [1, 1]).join()).toBe(2);
     const grown = heapUsage().bytes;
