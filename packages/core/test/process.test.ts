@@ -84,6 +84,23 @@ describe('spawn and join', () => {
     expect(() => spawn(fails, 'add', [() => 1])).toThrow(NotSendableError);
   });
 
+  test('a process spawned just after a terminate that met its end never lands on the dying worker', async () => {
+    // The terminated process is returning as it is stopped: its host's "idle" report crosses the
+    // terminate. That host must not be handed the next process.
+    let failed = 0;
+    for (let i = 0; i < 150; i++) {
+      const p = spawn(fails, 'spin', [5]);
+      await new Promise((r) => setTimeout(r, 4 + (i % 5) * 0.5));
+      const stopping = p.terminate();
+      await new Promise((r) => setImmediate(r));
+      const q = spawn<number>(fails, 'add', [i, 1]);
+      if ((await watchdog(q.join(), 'a fresh process').catch(() => -1)) !== i + 1) failed++;
+      await stopping;
+      await p.join().catch(() => undefined);
+    }
+    expect(failed).toBe(0);
+  });
+
   test('terminate stops a process blocked in recv; join rejects', async () => {
     const ch = chan<number>();
     const p = spawn(fails, 'blockForever', [ch]);

@@ -44,6 +44,8 @@ interface Host {
   threadId: number;
   key: string;
   current: RunRequest | undefined;
+  /** Being terminated: never idle again (a spawn must not land on it). */
+  dying: boolean;
 }
 
 const MAX_IDLE = 8;
@@ -144,7 +146,7 @@ function newHost(key: string, limits: ResourceLimits | undefined, preload: strin
   ownWorkers.add(worker);
   const threadId = worker.threadId; // reads -1 after exit: record it now
   watch({ port: port2, threadId });
-  const host: Host = { worker, threadId, key, current: undefined };
+  const host: Host = { worker, threadId, key, current: undefined, dying: false };
   worker.on('message', (msg: HostMessage) => onMessage(host, msg));
   // A worker error must never crash the host process: it settles the process instead.
   worker.on('error', (err) => {
@@ -197,6 +199,7 @@ function onMessage(host: Host, msg: HostMessage): void {
         unrefd.delete(host.current.id);
       }
       host.current = undefined;
+      if (host.dying) return; // its idle report crossed the terminate: it is ending, not idle
       const list = idle.get(host.key) ?? [];
       if (list.length >= MAX_IDLE) {
         void host.worker.terminate();
@@ -277,6 +280,10 @@ export async function terminateProcess(rec: number, id: number): Promise<void> {
   if (host !== undefined) {
     running.delete(rec);
     host.current = undefined;
+    host.dying = true;
+    dropIdle(host);
+    // Held until it has ended: whoever awaits this (par, a pool) must find the program running.
+    host.worker.ref();
     await host.worker.terminate();
   }
 }
