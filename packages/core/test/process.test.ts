@@ -95,8 +95,8 @@ describe('spawn and join', () => {
       await new Promise((r) => setImmediate(r));
       const q = spawn<number>(fails, 'add', [i, 1]);
       if ((await watchdog(q.join(), 'a fresh process').catch(() => -1)) !== i + 1) failed++;
-      await stopping;
-      await p.join().catch(() => undefined);
+      await watchdog(stopping, `terminate ${i}`);
+      await watchdog(p.join().catch(() => undefined), `the join of the process terminated in round ${i}`);
     }
     expect(failed).toBe(0);
   });

@@ -276,7 +276,9 @@ export async function terminateProcess(rec: number, id: number): Promise<void> {
   const host = running.get(rec);
   const s = Atomics.load(h.i32, (rec >> 2) + P_STATE);
   if (s === P_OK || s === P_FAILED || s === P_SETTLING) return;
-  settle(rec, id, P_FAILED, new ProcessFailedError('process was terminated'));
+  // Settling races the process's own end: if that won, its result stands, and its worker (in the
+  // middle of writing it) must not be stopped, or the record would stay half-settled for good.
+  if (!settle(rec, id, P_FAILED, new ProcessFailedError('process was terminated'))) return;
   if (host !== undefined) {
     running.delete(rec);
     host.current = undefined;
