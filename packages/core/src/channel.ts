@@ -828,10 +828,19 @@ function napRing(rt: Runtime, m: Int32Array, g: Ring, attempt: () => number): bo
 }
 
 function deadlineOf(rt: Runtime, opts: OpOptions | undefined): number {
-  const t = opts?.timeout;
-  if (t === undefined) return Infinity;
-  if (typeof t !== 'number' || Number.isNaN(t)) throw new InvalidArgumentError(`timeout must be a number of milliseconds, got ${String(t)}`);
-  return rt.parker.now() + Math.max(0, t);
+  return deadlineAfter(rt, opts?.timeout);
+}
+
+/**
+ * The deadline (the runtime's clock, ms) of a wait of `timeout` ms: Infinity for none, now for a
+ * negative one. Not a number (NaN) is InvalidArgumentError. Channel ops and selects alike.
+ */
+export function deadlineAfter(rt: Runtime, timeout: number | undefined): number {
+  if (timeout === undefined) return Infinity;
+  if (typeof timeout !== 'number' || Number.isNaN(timeout)) {
+    throw new InvalidArgumentError(`timeout must be a number of milliseconds, got ${String(timeout)}`);
+  }
+  return rt.parker.now() + Math.max(0, timeout);
 }
 
 function cancelError(opts: OpOptions | undefined, o: Outcome): TimeoutError | AbortError {
@@ -1083,6 +1092,11 @@ export function withPoison<R>(channels: readonly ({ poison(): void } | null | un
  */
 export function preholdEnds(args: unknown, delta: number): void {
   for (const ch of channelsIn(args)) ch[PREHOLD](delta);
+}
+
+/** Releases every channel handle inside `values` (see `channelsIn`): each gives back its reference. */
+export function releaseChannelsIn(...values: unknown[]): void {
+  for (const ch of channelsIn(values)) ch.release();
 }
 
 /** Every channel handle inside `v` (arrays and plain objects, walked once each). */

@@ -4,7 +4,6 @@
  * module compiled once, for every worker to import). Not meant for programs.
  */
 export { decodeError, encodeError } from './internal/errcodec.js';
-import { endsByItself, holdTimed, runtime } from './internal/runtime.js';
 
 /**
  * A URL a worker can import for the module at `moduleUrl` (a TypeScript module is compiled into
@@ -25,9 +24,7 @@ export { markInternalSignal } from './internal/runtime.js';
  * A task that the program's own signal may end: until the returned function is called, deadlock
  * detection does not call the pool's wait for it stuck (as for a wait with that signal).
  */
-export function holdForSignal(signal: AbortSignal | undefined): () => void {
-  return endsByItself(signal) ? holdTimed(runtime()) : () => undefined;
-}
+export { holdForSignal } from './internal/runtime.js';
 
 /**
  * While set (a pool worker sets it around a task that has an abort channel), every blocking

@@ -15,7 +15,7 @@
 // The whole API, as the host loaded it: this entry then shares the host's chunks (no module of
 // core is split off into a file of its own for it).
 import './index.js';
-import { type Channel, channelCase, channelsIn, type Receiver, type Sender } from './channel.js';
+import { type Channel, channelCase, releaseChannelsIn, type Receiver, type Sender } from './channel.js';
 import { AbortError, InvalidArgumentError, NotSendableError } from './errors.js';
 import { setInterrupt } from './internal/engine.js';
 import { encodeError } from './internal/errcodec.js';
@@ -160,7 +160,7 @@ export async function poolWorker(
     // let go of: a worker may not collect garbage for long, and shared memory is no pressure.
     const end = (ok: 0 | 1, value: unknown): void => {
       finish(id, ok, value);
-      for (const ch of abort === null ? channelsIn(args) : [abort, ...channelsIn(args)]) ch.release();
+      releaseChannelsIn(abort, args);
     };
     ran++;
     const signal = abort === null ? undefined : new ChannelSignal(abort);

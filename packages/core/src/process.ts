@@ -9,7 +9,7 @@ import { channelsIn, poison, preholdEnds } from './channel.js';
 import { decodeError } from './internal/errcodec.js';
 import type { RunRequest } from './internal/host.js';
 import { P_ARGS, P_FAILED, P_ID, P_OK, P_SLOT, P_STATE, P_WORDS } from './internal/layout.js';
-import { endsByItself, holdAlive, holdTimed, releaseAlive, runtime, setRunning } from './internal/runtime.js';
+import { holdAlive, holdForSignal, releaseAlive, runtime, setRunning } from './internal/runtime.js';
 import { decodeSlot, encodeSlot } from './internal/values.js';
 
 /** Options of `spawn`. */
@@ -256,8 +256,8 @@ export function spawn<R = unknown>(
     else {
       opts.signal.addEventListener('abort', () => void proc.terminate(), { once: true });
       // Until it ends, the signal may stop it: a join of it is not a deadlock.
-      if (isMainThread && endsByItself(opts.signal)) {
-        const release = holdTimed(runtime());
+      if (isMainThread) {
+        const release = holdForSignal(opts.signal);
         proc.join({ ref: false }).then(release, release);
       }
     }

@@ -11,7 +11,7 @@
  * `never` below is the reference implementation of a case: it is never ready and registers
  * nothing. A timer is a case whose `deadline` is its due time and whose `try` fires once due.
  */
-import { channelCase, type ChannelCase, type Receiver, type Sender } from './channel.js';
+import { channelCase, deadlineAfter as channelDeadline, type ChannelCase, type Receiver, type Sender } from './channel.js';
 import { SyncOnMainError } from './errors.js';
 import { selectAsync as engineAsync, selectSync as engineSync, type Outcome, type Selectable } from './internal/engine.js';
 export { INTERRUPTED } from './internal/engine.js';
@@ -57,6 +57,11 @@ export function sendCase<T>(ch: Sender<T>): ChannelCase {
 /** The runtime's clock (ms, monotonic): deadlines of cases are on it. */
 export function now(): number {
   return runtime().parker.now();
+}
+
+/** The deadline on `now()`'s clock of a select with `timeout` ms (Infinity for none); NaN is ERR_INVALID_ARGUMENT. */
+export function deadlineAfter(timeout: number | undefined): number {
+  return channelDeadline(runtime(), timeout);
 }
 
 /** Limits of one select. */

@@ -5,7 +5,7 @@
 import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
 // The whole API first: decoding arguments needs the channel module's handle support installed.
 import './index.js';
-import { channelsIn, poison, preholdEnds } from './channel.js';
+import { channelsIn, poison, preholdEnds, releaseChannelsIn } from './channel.js';
 import { ChannelPoisonedError, ProcessNotFoundError } from './errors.js';
 import type { RunRequest } from './internal/host.js';
 import { settle } from './internal/record.js';
@@ -66,13 +66,8 @@ async function run(req: RunRequest): Promise<void> {
     // The handles its arguments brought hold a reference each: let go of them now (a host may
     // idle for long, and its garbage collector would not free the channels for shared memory
     // it does not see). A process is over when its function returns: later use is an error.
-    for (const ch of channelsIn(args)) {
-      try {
-        ch.release();
-      } catch {
-        // released by the process itself already
-      }
-    }
+    // (Releasing a handle the process released already does nothing.)
+    releaseChannelsIn(args);
   } finally {
     // Blocks this thread cached go back to the shared lists: a host may be retired while idle.
     rt.heap.flushCaches();

@@ -11,15 +11,14 @@ import {
   ChannelClosedError,
   ChannelPoisonedError,
   EmptySelectError,
-  InvalidArgumentError,
   TimeoutError,
 } from '@occam/core';
 import {
   CLOSED,
+  deadlineAfter,
   FIRED,
   INTERRUPTED,
   never as neverReady,
-  now,
   PEER_DIED,
   POISONED,
   selectAsync as kitAsync,
@@ -171,10 +170,7 @@ function discardSends(cases: readonly Case[], list: readonly Selectable[], end: 
 }
 
 function deadlineOf(opts: SelectOptions | undefined): number {
-  const t = opts?.timeout;
-  if (t === undefined) return Infinity;
-  if (typeof t !== 'number' || Number.isNaN(t)) throw new InvalidArgumentError(`timeout must be a number of milliseconds, got ${String(t)}`);
-  return now() + Math.max(0, t);
+  return deadlineAfter(opts?.timeout);
 }
 
 /** Turns the engine's outcome into the caller's result (or error). */

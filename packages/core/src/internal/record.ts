@@ -5,7 +5,7 @@
 import { encodeError } from './errcodec.js';
 import { P_ARGS, P_FAILED, P_ID, P_OK, P_PENDING, P_RUNNING, P_SETTLING, P_SLOT, P_STATE } from './layout.js';
 import { runtime } from './runtime.js';
-import { channelsIn, preholdEnds } from '../channel.js';
+import { preholdEnds, releaseChannelsIn } from '../channel.js';
 import { decodeSlot, encodeSlot } from './values.js';
 
 /**
@@ -29,7 +29,7 @@ export function settle(rec: number, id: number, state: typeof P_OK | typeof P_FA
       if (s === P_PENDING) {
         const args = decodeSlot(rt, h.i32.slice((rec >> 2) + P_ARGS, (rec >> 2) + P_ARGS + 4));
         preholdEnds(args, -1);
-        for (const ch of channelsIn(args)) ch.release();
+        releaseChannelsIn(args);
       }
       break;
     }

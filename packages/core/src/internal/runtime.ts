@@ -220,6 +220,14 @@ export function holdTimed(rt: Runtime): () => void {
   };
 }
 
+/**
+ * Work (a pool task, a spawned process) that `signal` may stop: held as timed (`holdTimed`) if
+ * it is the program's own signal, until the returned function is called; else nothing held.
+ */
+export function holdForSignal(signal: AbortSignal | undefined): () => void {
+  return endsByItself(signal) ? holdTimed(runtime()) : () => undefined;
+}
+
 /** Holds the event loop open while an async op is pending: Atomics.waitAsync alone does not. */
 export function holdAlive(rt: Runtime): void {
   if (rt.pendingAsync++ === 0) {
