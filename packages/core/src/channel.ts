@@ -90,7 +90,7 @@ import {
 } from './internal/layout.js';
 import { setBrokenLockError } from './internal/heap.js';
 import { loadName, storeName } from './internal/names.js';
-import { countUser, diedOn, noteUse } from './internal/reap.js';
+import { countUser, diedOn, dropDeadUse, noteUse } from './internal/reap.js';
 import { runtime, type Runtime } from './internal/runtime.js';
 import { NOT_READY, pumpReceiversLocked, pumpSendersLocked, ringAt, shutLocked } from './internal/transfer.js';
 import { decodeSlot, discardSlot, encodeSlot, installHandleSupport } from './internal/values.js';
@@ -547,8 +547,11 @@ export class Channel<T> implements Sender<T>, Receiver<T> {
   }
 
   /** @internal Counts (+1) or uncounts (-1) a user of this handle's end, if it is a typed end. */
-  [PREHOLD](delta: number): void {
-    if (this.#dir !== BOTH) countUser(runtime(), this.#off, this.#dir === SEND_ONLY ? K_SEND : K_RECV, delta);
+  [PREHOLD](delta: number, died?: string): void {
+    if (this.#dir === BOTH) return;
+    const end = this.#dir === SEND_ONLY ? K_SEND : K_RECV;
+    if (died !== undefined) dropDeadUse(runtime(), this.#off, this.#id, end, died);
+    else countUser(runtime(), this.#off, end, delta);
   }
 
   /** @internal A typed end arriving in a process makes it a user of that end at once. */
@@ -1088,10 +1091,11 @@ export function withPoison<R>(channels: readonly ({ poison(): void } | null | un
 /**
  * @internal The typed ends among a process's arguments count as used by it from its spawn
  * (`delta` 1, by the spawner) until it has taken them itself (-1, by its host): a process that
- * has not started yet still counts (see internal/reap.ts).
+ * has not started yet still counts (see internal/reap.ts). One that never starts because it
+ * `died` (its name) gives them back as a dead user: an end it leaves unused is disconnected.
  */
-export function preholdEnds(args: unknown, delta: number): void {
-  for (const ch of channelsIn(args)) ch[PREHOLD](delta);
+export function preholdEnds(args: unknown, delta: number, died?: string): void {
+  for (const ch of channelsIn(args)) ch[PREHOLD](delta, died);
 }
 
 /** Releases every channel handle inside `values` (see `channelsIn`): each gives back its reference. */

@@ -177,9 +177,9 @@ export class Process<R = unknown> {
     if (this.#settled !== undefined) return;
     if (isMainThread) {
       const { terminateProcess } = await import('./internal/host.js');
-      await terminateProcess(this.#rec, this.#id);
+      await terminateProcess(this.#rec, this.#id, this.name);
     } else {
-      parentPort!.postMessage({ type: 'occam:terminate', rec: this.#rec, id: this.#id });
+      parentPort!.postMessage({ type: 'occam:terminate', rec: this.#rec, id: this.#id, name: this.name });
     }
   }
 

@@ -62,7 +62,7 @@ async function run(req: RunRequest): Promise<void> {
     // disconnected (internal/reap.ts): before its joiner hears of it.
     endUses(rt, rt.slot, state === P_FAILED && !(value instanceof ChannelPoisonedError), req.name);
     publishProcess(rt, undefined);
-    settle(req.rec, req.id, state, value);
+    settle(req.rec, req.id, state, value, req.name);
     // The handles its arguments brought hold a reference each: let go of them now (a host may
     // idle for long, and its garbage collector would not free the channels for shared memory
     // it does not see). A process is over when its function returns: later use is an error.

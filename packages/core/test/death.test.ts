@@ -137,8 +137,8 @@ describe('a process that dies releases its peers with ERR_PEER_DIED', () => {
       await d.kill();
       await expect(watchdog(d.proc.join(), 'the dying process')).rejects.toThrow();
       // A process that threw gave its ends back before its join failed (its host lives on, and
-      // may be a new one); a terminated one's thread is reaped by the supervisor: wait for that.
-      if (how === 'terminate') await until(() => threadStats().slots <= before, 'the dead thread to be reaped');
+      // may be a new one); a terminated one's thread was cleaned up after before terminate() returned.
+      if (how === 'terminate') expect(threadStats().slots).toBeLessThanOrEqual(before);
       await go.sendAsync(0);
       expect(await watchdog(pending, 'the pending recv')).toBe(42);
       await watchdog(survivor.join(), 'the survivor');
@@ -154,6 +154,15 @@ test('a process that dies before the supervisor is up still releases its peer', 
   expect(out.died).toMatch(/exit code 3/);
   expect(out.receiver.code).toBe('ERR_PEER_DIED');
   expect(out.receiver.message).toContain('dies-early');
+});
+
+test('a send after a peer was terminated, or after its join failed, fails: it is never lost', () => {
+  const r = runFixture('dead-peer-main.mjs');
+  expect(r.signal, `the program hung:\n${r.stderr}`).toBeNull();
+  expect(r.status, r.stderr).toBe(0);
+  const out = JSON.parse(r.stdout) as { terminated: string; died: string; exited: string };
+  expect(out.died).toBe('ERR_PROCESS_FAILED');
+  expect(out).toMatchObject({ terminated: 'ERR_PEER_DIED', exited: 'ERR_PEER_DIED' });
 });
 
 test('main blocked on a lock that a worker died holding, before the supervisor is up, is released', () => {
@@ -186,9 +195,12 @@ describe('users of channel ends', () => {
     const p = spawn(procs, 'recvOnce', [ch.receiver()]);
     expect(endUsers(ch).receivers).toBe(1);
     await p.terminate();
-    await expect(watchdog(p.join(), 'the terminated process')).rejects.toThrow();
-    // (Given back at once if it never started; by the supervisor if its worker had begun it.)
-    await until(() => endUsers(ch).receivers === 0, 'its receive end to be given back');
+    // Given back, and the end disconnected, before terminate() returns: it died unused.
+    expect(endUsers(ch).receivers).toBe(0);
+    await expect(watchdog(p.join(), 'the terminated process')).rejects.toThrow(/terminated/);
+    const sent = await watchdog(ch.sendAsync(1).catch((e: unknown) => e), 'a send to the dead end');
+    expect(sent).toBeInstanceOf(PeerDiedError);
+    expect((sent as Error).message).toContain(p.name);
   });
 
   test('a two-way handle counts only the ends a process uses', async () => {

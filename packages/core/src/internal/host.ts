@@ -9,9 +9,10 @@
  */
 import { isMainThread, MessageChannel, Worker, type ResourceLimits } from 'node:worker_threads';
 import { ProcessFailedError } from '../errors.js';
-import { P_FAILED, P_ID, P_OK, P_PENDING, P_SETTLING, P_STATE } from './layout.js';
+import { P_FAILED, P_PENDING, P_STATE } from './layout.js';
 import { reviveOccamError } from './errcodec.js';
-import { settle } from './record.js';
+import { claimRecord, publishResult, settle } from './record.js';
+import { reapThread } from './reap.js';
 import { setStuckHook } from './heap.js';
 import { runtime } from './runtime.js';
 import type { WatchRequest } from '../supervisor.js';
@@ -36,7 +37,7 @@ export interface RunRequest {
 }
 
 /** Messages a host sends to main. */
-export type HostMessage = RunRequest | { type: 'occam:idle' } | { type: 'occam:terminate'; rec: number; id: number };
+export type HostMessage = RunRequest | { type: 'occam:idle' } | { type: 'occam:terminate'; rec: number; id: number; name: string };
 
 interface Host {
   worker: Worker;
@@ -57,7 +58,21 @@ function hostUrl(): URL {
 }
 
 function settleFailed(req: RunRequest, err: Error): void {
-  settle(req.rec, req.id, P_FAILED, err);
+  settle(req.rec, req.id, P_FAILED, err, req.name);
+}
+
+/**
+ * Cleans up after host thread `threadId`, which has ended (internal/reap.ts), here and now: the
+ * supervisor would too, but a peer must not hear of the death first (a send after `join()`
+ * rejected, or after `terminate()`, could hand its value to the dead thread). Whoever comes
+ * first does it; the other finds nothing to do.
+ */
+function reapHere(threadId: number): void {
+  try {
+    reapThread(runtime(), threadId);
+  } catch (e) {
+    process.emitWarning(`occam: ${(e as Error).message}: ${(e as Error).stack ?? ''}`);
+  }
 }
 
 let supervisor: Worker | undefined;
@@ -156,6 +171,7 @@ function newHost(key: string, limits: ResourceLimits | undefined, preload: strin
     const cur = host.current;
     host.current = undefined;
     dropIdle(host);
+    reapHere(threadId);
     if (cur !== undefined) {
       unrefd.delete(cur.id);
       forget(cur.rec, host);
@@ -190,7 +206,7 @@ function onMessage(host: Host, msg: HostMessage): void {
       void startProcess(msg);
       return;
     case 'occam:terminate':
-      void terminateProcess(msg.rec, msg.id);
+      void terminateProcess(msg.rec, msg.id, msg.name);
       return;
     case 'occam:idle': {
       // The record may already be joined, freed and reused by a process on another host.
@@ -267,26 +283,30 @@ export function refProcess(rec: number, id: number, ref: boolean): void {
   else host.worker.unref();
 }
 
-/** Stops a process's worker now; its record fails with ERR_PROCESS_FAILED. */
-export async function terminateProcess(rec: number, id: number): Promise<void> {
-  const h = runtime().heap;
-  h.sync();
-  // The record may already be joined, freed and reused by another process: check the id.
-  if (Atomics.load(h.i32, (rec >> 2) + P_ID) !== id) return;
+/**
+ * Stops a process's worker now; its record fails with ERR_PROCESS_FAILED once the worker has
+ * ended and been cleaned up after, so that its peers (and whoever awaits this) find it dead.
+ * `name`: the process's.
+ */
+export async function terminateProcess(rec: number, id: number, name: string): Promise<void> {
   const host = running.get(rec);
-  const s = Atomics.load(h.i32, (rec >> 2) + P_STATE);
-  if (s === P_OK || s === P_FAILED || s === P_SETTLING) return;
   // Settling races the process's own end: if that won, its result stands, and its worker (in the
   // middle of writing it) must not be stopped, or the record would stay half-settled for good.
-  if (!settle(rec, id, P_FAILED, new ProcessFailedError('process was terminated'))) return;
-  if (host !== undefined) {
-    running.delete(rec);
-    host.current = undefined;
-    host.dying = true;
-    dropIdle(host);
-    // Held until it has ended: whoever awaits this (par, a pool) must find the program running.
-    host.worker.ref();
-    await host.worker.terminate();
+  // (The record may also be joined, freed and reused by another process: the claim checks the id.)
+  if (!claimRecord(rec, id, name)) return;
+  try {
+    if (host !== undefined) {
+      running.delete(rec);
+      host.current = undefined;
+      host.dying = true;
+      dropIdle(host);
+      // Held until it has ended: whoever awaits this (par, a pool) must find the program running.
+      host.worker.ref();
+      await host.worker.terminate();
+      reapHere(host.threadId);
+    }
+  } finally {
+    publishResult(rec, P_FAILED, new ProcessFailedError(`process ${name} was terminated`));
   }
 }
 

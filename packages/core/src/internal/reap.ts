@@ -287,6 +287,17 @@ export function endUses(rt: Runtime, slot: number, died: boolean, who: string): 
 }
 
 /**
+ * A process that never started, and failed (terminated, or its module would not load), gives
+ * back the use its spawner counted for a typed end (see `noteUse`): the end is disconnected if
+ * that leaves it with no user, as for a process that died after it started.
+ */
+export function dropDeadUse(rt: Runtime, off: number, id: number, end: number, who: string): void {
+  rt.heap.sync();
+  if (Atomics.sub(rt.heap.i32, usersWord(off >> 2, end), 1) !== 1) return;
+  if (!disconnect(rt, off, id, end, who)) unfinished.push(() => disconnect(rt, off, id, end, who));
+}
+
+/**
  * The last user of `end` died: unless a new user came meanwhile, mark the end gone and fail
  * the parties waiting at the other end. False if the lock was busy (try again later).
  */

@@ -12,9 +12,22 @@ import { decodeSlot, encodeSlot } from './values.js';
  * Settles process record `rec` of process `id` once: the first caller to move it out of
  * PENDING/RUNNING writes the result slot; later callers do nothing, and so does a caller whose
  * record has meanwhile been joined, freed and reused by another process. Used by hosts (return,
- * throw) and by main (worker died).
+ * throw) and by main (worker died). `who` names the process (for the peers of one that failed
+ * before it started).
  */
-export function settle(rec: number, id: number, state: typeof P_OK | typeof P_FAILED, value: unknown): boolean {
+export function settle(rec: number, id: number, state: typeof P_OK | typeof P_FAILED, value: unknown, who: string): boolean {
+  if (!claimRecord(rec, id, state === P_FAILED ? who : undefined)) return false;
+  publishResult(rec, state, value);
+  return true;
+}
+
+/**
+ * The first half of `settle`: moves the record to SETTLING, if it is still process `id`'s and
+ * unsettled (else false). Joiners wait on until `publishResult`. A process that never started
+ * drops its arguments here (main thread), with the users counted for its typed ends; if it
+ * `died` (its name), an end it leaves with no user is disconnected.
+ */
+export function claimRecord(rec: number, id: number, died: string | undefined): boolean {
   const rt = runtime();
   const h = rt.heap;
   h.sync();
@@ -23,17 +36,20 @@ export function settle(rec: number, id: number, state: typeof P_OK | typeof P_FA
     if (Atomics.load(h.i32, (rec >> 2) + P_ID) !== id) return false;
     const s = Atomics.load(h.i32, st);
     if (s !== P_PENDING && s !== P_RUNNING) return false;
-    if (Atomics.compareExchange(h.i32, st, s, P_SETTLING) === s) {
-      // Never started: the arguments (and the channel references inside them) are dropped here,
-      // with the users counted for its typed ends (main thread).
-      if (s === P_PENDING) {
-        const args = decodeSlot(rt, h.i32.slice((rec >> 2) + P_ARGS, (rec >> 2) + P_ARGS + 4));
-        preholdEnds(args, -1);
-        releaseChannelsIn(args);
-      }
-      break;
+    if (Atomics.compareExchange(h.i32, st, s, P_SETTLING) !== s) continue;
+    if (s === P_PENDING) {
+      const args = decodeSlot(rt, h.i32.slice((rec >> 2) + P_ARGS, (rec >> 2) + P_ARGS + 4));
+      preholdEnds(args, -1, died);
+      releaseChannelsIn(args);
     }
+    return true;
   }
+}
+
+/** The second half of `settle`: writes the result of a record claimed by `claimRecord`, and wakes its joiners. */
+export function publishResult(rec: number, state: typeof P_OK | typeof P_FAILED, value: unknown): void {
+  const rt = runtime();
+  const h = rt.heap;
   const slot = new Int32Array(4);
   try {
     encodeSlot(rt, state === P_OK ? value : encodeError(value), slot);
@@ -43,9 +59,8 @@ export function settle(rec: number, id: number, state: typeof P_OK | typeof P_FA
   }
   h.sync();
   h.i32.set(slot, (rec >> 2) + P_SLOT);
+  const st = (rec >> 2) + P_STATE;
   // seq-cst store publishes the slot to joiners.
   Atomics.store(h.i32, st, state);
   Atomics.notify(h.i32, st);
-  return true;
 }
-
