@@ -7,6 +7,8 @@
  * sees which job never came back and hands it out again. Then a pipeline whose middle stage runs
  * out of memory: the producer blocked sending to it and main waiting for its output both get
  * PeerDiedError (ERR_PEER_DIED) naming the dead stage, at once — without any spawn option.
+ * Last, a server selecting over three sensors, one of which crashes: the select serves the live
+ * sensors first, and fails for the dead one only when nothing else is ready, saying which case.
  *
  * The rule, in one paragraph. A process uses a channel end from its first operation on it, or
  * from the moment it receives a typed end (`ch.sender()`, `ch.receiver()`); main, once it has
@@ -25,12 +27,14 @@
  *   - giving a process typed ends, so that it is a user from the start.
  *   - re-issuing work lost with a dead worker (the job it held is gone: nothing is sent twice).
  *   - `ch.broken`: whether a death broke the channel itself (then make a new one; see above).
+ *   - a select over many peers: PeerDiedError's `caseIndex` names the case to drop.
  *
  * Left for later: a pool that restarts dead workers for you (@occam/pool).
  *
  * Run: occam run docs/12-a-crashing-worker.ts
  */
 import { chan, main, PeerDiedError, spawn, type Receiver, type Sender } from '@occam/core';
+import { recv, selectAsync } from '@occam/select';
 
 /** A farm worker: squares job numbers until the jobs channel closes; job 13 makes it crash. */
 export function farmWorker(jobs: Receiver<number>, results: Sender<[number, number]>): number {
@@ -60,6 +64,15 @@ export function hoarder(input: Receiver<number>, out: Sender<number>): never {
     kept.push(new Array(10_000).fill(v));
     if (kept.length % 100 === 0) out.send(kept.length);
   }
+}
+
+/** A sensor: sends readings 1..count, then closes its channel; at reading `crashAt` its worker ends instead. */
+export function sensor(out: Sender<number>, count: number, crashAt: number): void {
+  for (let i = 1; i <= count; i++) {
+    if (i === crashAt) process.exit(1);
+    out.send(i);
+  }
+  out.close();
 }
 
 main(async () => {
@@ -123,6 +136,27 @@ main(async () => {
   if (!(mainSaw instanceof PeerDiedError) || !prodSaw.startsWith('ERR_PEER_DIED') || !prodSaw.includes('hoarder')) {
     throw new Error('a neighbour of the dead stage was not told');
   }
+
+  // ── a server selecting over sensors, one of which dies ─────────────────────
+  let feeds = ['north', 'south', 'east'].map((name) => ({ name, ch: chan<number>(0, { name }), readings: 0 }));
+  const all = [...feeds];
+  const sensors = feeds.map((f) =>
+    spawn(import.meta.url, 'sensor', [f.ch.sender(), 5, f.name === 'south' ? 3 : 0], { name: `sensor-${f.name}` }),
+  );
+  while (feeds.length > 0) {
+    try {
+      const r = await selectAsync(feeds.map((f) => recv(f.ch)));
+      if (r.ok) feeds[r.index]!.readings++;
+      else feeds = feeds.filter((_, i) => i !== r.index); // closed: that sensor is done
+    } catch (e) {
+      if (!(e instanceof PeerDiedError) || e.caseIndex === undefined) throw e;
+      console.log(`server: case ${e.caseIndex} failed: ${e.message}`);
+      feeds = feeds.filter((_, i) => i !== e.caseIndex); // its sensor is dead: stop listening to it
+    }
+  }
+  console.log(`  readings: ${all.map((f) => `${f.name} ${f.readings}`).join(', ')}`);
+  if (all.map((f) => f.readings).join() !== '5,2,5') throw new Error('the server lost or invented readings');
+  await Promise.all(sensors.map((p) => p.join().catch(() => undefined)));
   console.log('nobody hangs; the program exits with code 0');
 });
 

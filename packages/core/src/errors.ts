@@ -35,6 +35,11 @@ export type OccamErrorCode =
 export class OccamError extends Error {
   /** A stable identifier: match on this, not on the message. */
   readonly code: OccamErrorCode;
+  /**
+   * Set when a select failed because of one of its cases (poisoned, a send on a closed channel,
+   * a peer that died): that case's index, as a result's `index` would be.
+   */
+  declare readonly caseIndex?: number;
   constructor(code: OccamErrorCode, message: string, options?: ErrorOptions) {
     super(message, options);
     this.code = code;

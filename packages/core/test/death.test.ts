@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, test } from 'vitest';
 import { chan, PeerDiedError, spawn, waitReport, type Process } from '@occam/core';
 import { endUsers, lockState, setFault, threadStats } from '@occam/core/testing';
-import { recv, selectAsync } from '@occam/select';
+import { recv, selectAsync, send } from '@occam/select';
 import type { Death, Ending } from './fixtures/death-procs.js';
 import { runFixture, until, watchdog } from './helpers.js';
 
@@ -103,6 +103,29 @@ describe('a process that dies releases its peers with ERR_PEER_DIED', () => {
     const r = await watchdog(selecting.join(), 'the select');
     expect(r.code).toBe('ERR_PEER_DIED');
     expect(b.waitingReceivers).toBe(0); // its other case was withdrawn
+  });
+
+  test('a select serves its ready cases before failing for a case whose peer died', async () => {
+    const gone = chan<number>(0, { name: 'gone-in' });
+    const noReader = chan<number>(0, { name: 'gone-out' });
+    const live = chan<number>(1);
+    for (const [end, name] of [[gone.sender(), 'sender'], [noReader.receiver(), 'receiver']] as const) {
+      const d = dying(end, 'throw');
+      await expect(watchdog(d.proc.join(), `the dying ${name}`)).rejects.toThrow();
+    }
+    // The fair order tries the dead case first about half the time: it must never win.
+    for (let i = 0; i < 40; i++) {
+      await live.sendAsync(i);
+      const r = await watchdog(selectAsync([recv(gone), send(noReader, i), recv(live)]), 'the select');
+      expect(r).toMatchObject({ index: 2, value: i });
+    }
+    // Nothing else ready: the dead case fails the select, and says which it is.
+    const err = await watchdog(selectAsync([recv(live), recv(gone)]).catch((e: unknown) => e), 'the failing select');
+    expect(err).toBeInstanceOf(PeerDiedError);
+    expect((err as PeerDiedError).caseIndex).toBe(1);
+    expect((err as Error).message).toContain('gone-in');
+    const sendErr = await watchdog(selectAsync([send(noReader, 1)], { priority: true }).catch((e: unknown) => e), 'the send');
+    expect(sendErr).toMatchObject({ code: 'ERR_PEER_DIED', caseIndex: 0 });
   });
 
   test('main waiting in recvAsync is released too, and a new sender reconnects the end', async () => {

@@ -191,17 +191,23 @@ function finish(
     throw new TimeoutError(opts?.timeout ?? 0);
   }
   const c = cases[i]!;
-  if (o.result === POISONED) throw new ChannelPoisonedError();
-  if (o.result === PEER_DIED && (c.kind === 'recv' || c.kind === 'send')) throw c.impl!.peerDied();
+  if (o.result === POISONED) throw ofCase(new ChannelPoisonedError(), i);
+  if (o.result === PEER_DIED && (c.kind === 'recv' || c.kind === 'send')) throw ofCase(c.impl!.peerDied(), i);
   if (c.kind === 'recv') {
     if (o.result === CLOSED) return { index: i, kind: 'recv', ok: false, value: undefined };
     return { index: i, kind: 'recv', ok: true, value: c.impl!.take(slot) };
   }
   if (c.kind === 'send') {
-    if (o.result === CLOSED) throw new ChannelClosedError(`send on a closed channel (select case ${i}); the value was not sent`);
+    if (o.result === CLOSED) throw ofCase(new ChannelClosedError(`send on a closed channel (select case ${i}); the value was not sent`), i);
     return { index: i, kind: 'send' };
   }
   return { index: i, kind: 'timer', at: (c as Timer).firedAt };
+}
+
+/** `err`, marked as the failure of case `i` (`caseIndex`): a loop can drop that case and go on. */
+function ofCase(err: Error, i: number): Error {
+  Object.defineProperty(err, 'caseIndex', { value: i, enumerable: true });
+  return err;
 }
 
 const DEFAULTED: Defaulted = Object.freeze({ index: -1, kind: 'default' });
@@ -209,7 +215,9 @@ const DEFAULTED: Defaulted = Object.freeze({ index: -1, kind: 'default' });
 /**
  * Waits until exactly one of `cases` happens, blocking this worker thread, and returns which and
  * how. A receive on a closed channel fires with `ok: false`; a send on a closed channel throws
- * ChannelClosedError; a poisoned channel throws ChannelPoisonedError. Throws SyncOnMainError on
+ * ChannelClosedError; a poisoned channel throws ChannelPoisonedError; a case whose peer died
+ * (its other end's last user, see PeerDiedError) throws PeerDiedError, but only when no other
+ * case is ready. Such an error's `caseIndex` is the case's index. Throws SyncOnMainError on
  * the main thread (use `selectAsync` there). The result narrows on `r.index` when the cases are
  * written inline or kept `as const`.
  *

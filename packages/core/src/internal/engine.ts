@@ -26,6 +26,7 @@ import {
   C_LOCK,
   H_RUNNING,
   K_RECV,
+  R_PEER_DIED,
   R_VALUE,
   K_SEND,
   O_CASE,
@@ -95,8 +96,9 @@ export interface Outcome {
 export interface Selectable {
   /**
    * Pass 1: completes the case now if it can, without blocking. Returns R_VALUE (it fired; a
-   * received value is in `out`), R_CLOSED or R_POISONED (it fired with that result), or
-   * NOT_READY. Called with no lock held.
+   * received value is in `out`), R_CLOSED or R_POISONED (it fired with that result),
+   * R_PEER_DIED (it would wait for a peer that died: it fires only if no other case is ready),
+   * or NOT_READY. Called with no lock held.
    */
   try(out: Int32Array): number;
   /**
@@ -563,11 +565,17 @@ function beginSelect(
   limits: SelectLimits,
 ): Outcome | number {
   for (;;) {
+    // A case whose peer died (or whose channel is broken) fails the select only if no other case
+    // is ready: as for a single op, it is the waiting that cannot be.
+    let dead = -1;
     for (let k = 0; k < order.length; k++) {
       const i = order[k]!;
       const r = cases[i]!.try(out);
-      if (r !== NOT_READY) return { index: i, result: r };
+      if (r === R_PEER_DIED) {
+        if (dead < 0) dead = i;
+      } else if (r !== NOT_READY) return { index: i, result: r };
     }
+    if (dead >= 0) return { index: dead, result: R_PEER_DIED };
     if (limits.poll || expired(rt, limits)) return CANCELLED;
     const op = acquireOp(rt, cases.length);
     let r: number;
