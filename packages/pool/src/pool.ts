@@ -178,6 +178,8 @@ export class Pool<M = Record<string, (...args: any[]) => any>> {
   #completed = 0;
   #failed = 0;
   readonly #histogram = new Array<number>(BUCKETS).fill(0);
+  /** Workers of `minSize` not started yet: they start when the first is ready (see the constructor). */
+  #deferred = 0;
   #closed: Promise<void> | undefined;
   #allEnded: (() => void) | undefined;
   /** Fails the pending close (deadlock detection found its workers blocked for good). */
@@ -197,11 +199,16 @@ export class Pool<M = Record<string, (...args: any[]) => any>> {
     // Main counts as a sender on the results channel, for good: the death of every worker at
     // once must not disconnect it (the pool learns of deaths from `join`, and replaces them).
     this.#results.trySend([-1, NOOP, 1, null]);
+    // No more workers start at once than there are cores beside main's: a start is CPU-bound, and
+    // on 2 cores two at once would make the first result later and the second worker no sooner
+    // ready. The others start when the first is ready.
+    const now = Math.min(this.#minSize, Math.max(1, CORES - 1));
+    this.#deferred = this.#minSize - now;
     // The workers' threads start now, while the module compiles; each preloads the pool worker.
-    warmHosts(this.#minSize, opts.resourceLimits, [POOL_WORKER_URL]);
+    warmHosts(now, opts.resourceLimits, [POOL_WORKER_URL]);
     this.#module = prepareModule(opts.module instanceof URL ? opts.module.href : opts.module);
     this.#module.catch(() => undefined); // reported by the tasks that need it
-    for (let i = 0; i < this.#minSize; i++) this.#startWorker();
+    for (let i = 0; i < now; i++) this.#startWorker();
   }
 
   /** Runs export `name` of the module with `args` in a worker; resolves to its result, or rejects with its error. */
@@ -215,6 +222,9 @@ export class Pool<M = Record<string, (...args: any[]) => any>> {
       if (this.#broken !== undefined) return reject(this.#broken);
       if (this.#closing) return reject(new PoolClosedError());
       if (typeof name !== 'string') return reject(new InvalidArgumentError('run() needs the name of an exported function'));
+      if (opts.timeout !== undefined && !(typeof opts.timeout === 'number' && opts.timeout >= 0)) {
+        return reject(new InvalidArgumentError(`timeout must be a number of ms ≥ 0 (Infinity: none), not ${String(opts.timeout)}`));
+      }
       if (opts.signal?.aborted) return reject(abortError(opts.signal.reason));
       const task = this.#task(name, args, resolve as (v: unknown) => void, reject, false);
       // (Its abort channel, if it has one, must exist before the task is sent.)
@@ -222,8 +232,9 @@ export class Pool<M = Record<string, (...args: any[]) => any>> {
       this.#outstanding++;
       this.#queue.push(task);
       this.#pump();
-      // Past maxQueue (tasks still waiting once every worker holds all it can): refused at once.
-      if (this.#queue.length > this.#maxQueue) {
+      // Past maxQueue (tasks still waiting once every worker holds all it can, counting those
+      // starting or that may start): refused at once.
+      if (this.#queue.length > this.#maxQueue + this.#startingRoom()) {
         this.#queue.pop();
         this.#outstanding--;
         task.settled = true;
@@ -308,38 +319,59 @@ export class Pool<M = Record<string, (...args: any[]) => any>> {
     type Slot = { done: boolean; value?: Ret<M, K>; error?: unknown; p: Promise<unknown> };
     const window: Slot[] = []; // in input order
     let inputDone = false;
-    const fill = async (): Promise<void> => {
-      while (!inputDone && window.length < limit) {
-        const n = await it.next();
-        if (n.done === true) {
-          inputDone = true;
-          break;
-        }
-        const slot: Slot = { done: false, p: Promise.resolve() };
-        slot.p = this.runWith({ signal }, name, ...([n.value] as Args<M, K>)).then(
-          (v) => ((slot.done = true), (slot.value = v)),
-          (e: unknown) => ((slot.done = true), (slot.error = e)),
-        );
-        window.push(slot);
-      }
+    const add = (item: Args<M, K>[0]): void => {
+      const slot: Slot = { done: false, p: Promise.resolve() };
+      slot.p = this.runWith({ signal }, name, ...([item] as Args<M, K>)).then(
+        (v) => ((slot.done = true), (slot.value = v)),
+        (e: unknown) => ((slot.done = true), (slot.error = e)),
+      );
+      window.push(slot);
     };
+    // An async input is read one item at a time, while finished results are yielded and the
+    // signal is watched: a slow input holds back neither. A sync one is read at once.
+    let next: Promise<IteratorResult<Args<M, K>[0]>> | undefined;
+    const stopped = new Promise<'stopped'>((resolve) => {
+      if (opts.signal?.aborted === true) resolve('stopped');
+      else opts.signal?.addEventListener('abort', () => resolve('stopped'), { once: true, signal: over.signal });
+    });
     try {
-      await fill();
-      while (window.length > 0) {
-        let k = 0;
-        if (ordered) await window[0]!.p;
-        else {
-          await Promise.race(window.map((s) => s.p));
-          k = window.findIndex((s) => s.done);
+      for (;;) {
+        while (!inputDone && next === undefined && window.length < limit) {
+          if (!asyncInput) {
+            const n = (it as Iterator<Args<M, K>[0]>).next();
+            if (n.done === true) inputDone = true;
+            else add(n.value);
+          } else next = (it as AsyncIterator<Args<M, K>[0]>).next();
         }
+        if (window.length === 0 && next === undefined) break;
+        const head = window.length === 0 ? undefined : ordered ? window[0]!.p : Promise.race(window.map((x) => x.p));
+        const first = await Promise.race([
+          stopped,
+          ...(head === undefined ? [] : [head.then(() => 'result' as const)]),
+          ...(next === undefined ? [] : [next.then(() => 'input' as const)]),
+        ]);
+        if (first === 'stopped') throw abortError(opts.signal?.reason);
+        if (first === 'input') {
+          const n = await next!;
+          next = undefined;
+          if (n.done === true) inputDone = true;
+          else add(n.value);
+          continue;
+        }
+        const k = ordered ? 0 : window.findIndex((x) => x.done);
         const [slot] = window.splice(k, 1);
         if (slot!.error !== undefined) throw slot!.error;
         yield slot!.value!;
-        await fill();
       }
     } finally {
       over.abort(new Error('the iteration of pool.map ended before this task'));
-      if (!inputDone) await it.return?.();
+      if (!inputDone) {
+        // An input still producing its next item is not waited for (an async generator would
+        // finish that first): it is told to stop once it has.
+        const closing = next === undefined ? it.return?.() : next.then(() => it.return?.());
+        if (next === undefined) await closing;
+        else void Promise.resolve(closing).catch(() => undefined);
+      }
     }
   }
 
@@ -551,10 +583,32 @@ export class Pool<M = Record<string, (...args: any[]) => any>> {
       if (best === undefined || this.#dispatch(this.#queue, best) === 'full') break;
     }
     let starting = 0;
-    for (const w of this.#workers.values()) if (!w.ready) starting++;
+    let takers = 0;
+    // Tasks waiting: queued, or in a worker's channel behind another task.
+    let backlog = this.#queue.length;
+    for (const w of this.#workers.values()) {
+      if (!w.ready) starting++;
+      else if (!w.retiring) {
+        takers++; // (one hosting a process takes tasks again when it ends)
+        if (!w.hosting) backlog += Math.max(0, w.owned.size - 1);
+      }
+    }
     // A process waits for no other: each gets a worker, even past `size`.
     for (; starting < this.#spawnQueue.length; starting++) this.#startWorker();
-    if (this.#queue.length > 0 && this.#workers.size < this.size && !this.#closing && starting === 0) this.#startWorker();
+    if (this.#destroyed || this.#broken !== undefined) return;
+    // Below `size`, a worker starts for each task that waits (not counting those starting); the
+    // tasks are shared out again when it is ready. A closing pool grows no more, but a task
+    // queued with no worker left to take it (they all retired, or died) gets one.
+    let more = this.#closing ? 0 : Math.min(this.size - this.#workers.size - this.#deferred, backlog - starting);
+    if (more <= 0 && this.#queue.length > 0 && takers === 0 && starting === 0) more = 1;
+    for (; more > 0; more--) this.#startWorker();
+  }
+
+  /** Tasks the workers starting, or that may still start (up to `size`), will hold once ready. */
+  #startingRoom(): number {
+    let n = Math.max(0, this.size - this.#workers.size);
+    for (const w of this.#workers.values()) if (!w.ready && !w.retiring) n++;
+    return n * this.#depth;
   }
 
   #takesWork(w: Worker): boolean {
@@ -571,10 +625,11 @@ export class Pool<M = Record<string, (...args: any[]) => any>> {
     const task = queue.shift()!;
     const r = w.tasks.trySend([task.id, task.name, task.args, task.abort]);
     if (r.isErr()) {
-      if (r.error.code === 'ERR_CHANNEL_FULL' || r.error.code === 'ERR_PEER_DIED') {
+      const code = r.error.code;
+      if (code === 'ERR_CHANNEL_FULL' || code === 'ERR_PEER_DIED' || code === 'ERR_CHANNEL_CLOSED') {
         queue.unshift(task);
-        if (r.error.code === 'ERR_CHANNEL_FULL') return 'full';
-        w.retiring = true;
+        if (code === 'ERR_CHANNEL_FULL') return 'full';
+        w.retiring = true; // dead, or told to end (its channel closed): another worker takes it
         return 'dead';
       }
       // (The task message is [id, name, args, abort]: say "argument 1 of f", not "value[2][1]".)
@@ -600,7 +655,8 @@ export class Pool<M = Record<string, (...args: any[]) => any>> {
    * idle pool is never taken for a deadlock.
    */
   #drive(): void {
-    if (this.#driving !== undefined) {
+    // (A loop told to stop that has not reached its end yet does not count: a new one starts.)
+    if (this.#driving !== undefined && !this.#driving.signal.aborted) {
       // Taking results for background processes only, without holding the program: no longer.
       if (this.#backgroundWait !== undefined && (this.#outstanding > this.#background || this.#allEnded !== undefined)) {
         for (const w of this.#workers.values()) w.proc?.ref();
@@ -802,8 +858,14 @@ export class Pool<M = Record<string, (...args: any[]) => any>> {
     }
     const w = this.#workers.get(index);
     if (id === READY) {
-      if (w !== undefined) w.ready = true;
+      if (w === undefined) return;
+      w.ready = true;
+      for (; this.#deferred > 0; this.#deferred--) if (!this.#closing && !this.#destroyed) this.#startWorker();
+      // Tasks that went to the workers ready before it, and wait there behind others, are shared
+      // out again: a worker that starts late (the pool grew, or one was replaced) gets its part.
+      for (const x of this.#workers.values()) if (x !== w && x.ready && !x.hosting && x.owned.size > 1) this.#takeBack(x, undefined);
       this.#pump();
+      if (w.owned.size === 0 && this.#workers.get(w.index) === w) this.#armIdle(w);
       return;
     }
     if (id === INIT_FAILED) return this.#breakPool(decodeError(value));
@@ -899,11 +961,12 @@ export class Pool<M = Record<string, (...args: any[]) => any>> {
     const onAbort = (): void => fire(aborted(opts.signal?.reason));
     const group = opts.signal === undefined ? undefined : onAbortOf(opts.signal);
     group?.add(onAbort);
-    const timer = opts.timeout === undefined ? undefined : setTimeout(() => fire(new TimeoutError(opts.timeout!, `the task did not finish within its timeout of ${opts.timeout} ms`)), opts.timeout);
+    const ms = opts.timeout ?? Infinity;
+    const stopTimer = ms === Infinity ? undefined : timeoutAfter(ms, () => fire(new TimeoutError(ms, `the task did not finish within its timeout of ${ms} ms`)));
     const release = holdForSignal(opts.signal);
     task.cleanup = () => {
       group?.delete(onAbort);
-      clearTimeout(timer);
+      stopTimer?.();
       release();
     };
   }
@@ -914,7 +977,9 @@ export class Pool<M = Record<string, (...args: any[]) => any>> {
     if (!this.#destroyed && this.#queue.length === 0 && this.#spawnQueue.length === 0) {
       for (const w of this.#workers.values()) if (w.owned.size === 0) closeOnce(w.tasks);
     }
-    if (this.#workers.size === 0 && this.#allEnded !== undefined) {
+    // (Tasks still queued need a worker first: see #pump.)
+    const queued = !this.#destroyed && (this.#queue.length > 0 || this.#spawnQueue.length > 0);
+    if (this.#workers.size === 0 && !queued && this.#allEnded !== undefined) {
       this.#driving?.abort();
       this.#allEnded();
       this.#allEnded = undefined;
@@ -1005,6 +1070,19 @@ function closeOnce(ch: Channel<TaskMessage>): void {
     const code = (e as { code?: unknown }).code;
     if (code !== 'ERR_PEER_DIED' && code !== 'ERR_CHANNEL_CLOSED') throw e;
   }
+}
+
+/** Longest delay setTimeout takes (ms): a longer one would fire at once. */
+const MAX_DELAY = 2 ** 31 - 1;
+
+/** Calls `fire` after `ms` (any length: a long wait is re-armed in steps); returns what cancels it. */
+function timeoutAfter(ms: number, fire: () => void): () => void {
+  let timer: ReturnType<typeof setTimeout>;
+  const arm = (left: number): void => {
+    timer = left > MAX_DELAY ? setTimeout(() => arm(left - MAX_DELAY), MAX_DELAY) : setTimeout(fire, left);
+  };
+  arm(ms);
+  return () => clearTimeout(timer);
 }
 
 function positive(n: number, what: string): number {

@@ -270,6 +270,48 @@ describe('Pool', () => {
     await p.close();
   });
 
+  test('map over a slow async input yields each result when it is ready, and sees its signal meanwhile', async () => {
+    const p = pool();
+    // The next item comes only once the previous result has been seen (a crawler's feedback):
+    // a map that waited for its window to fill first would never yield.
+    let seen = 0;
+    let wake: (() => void) | undefined;
+    async function* feedback(): AsyncGenerator<number> {
+      for (let i = 0; i < 4; i++) {
+        while (seen < i) await new Promise<void>((r) => (wake = r));
+        yield i;
+      }
+    }
+    const got: number[] = [];
+    await watchdog(
+      (async () => {
+        for await (const r of p.map('inc', feedback(), { concurrency: 4 })) {
+          got.push(r);
+          seen++;
+          wake?.();
+        }
+      })(),
+      'a map fed by its own results',
+    );
+    expect(got).toEqual([1, 2, 3, 4]);
+    // An input that never yields again: the signal still ends the iteration.
+    const ac = new AbortController();
+    async function* stalls(): AsyncGenerator<number> {
+      yield 1;
+      await new Promise(() => undefined);
+    }
+    const ended = (async () => {
+      const out: number[] = [];
+      for await (const r of p.map('inc', stalls(), { signal: ac.signal })) {
+        out.push(r);
+        ac.abort();
+      }
+      return out;
+    })();
+    await expect(watchdog(ended, 'a map whose input stalls')).rejects.toBeInstanceOf(AbortError);
+    await p.close();
+  });
+
   test('leaving a map early (break, its signal) aborts its tasks in flight; a string is an iterable input', async () => {
     const p = pool({ size: 2 });
     // break after the first result: the three long tasks still in flight are aborted
@@ -397,6 +439,75 @@ describe('Pool', () => {
     expect(await p.run('inc', 1)).toBe(2); // the one left still serves
     // Never below minSize: the worker serving is one of the first two, not a replacement.
     expect(p.stats().workers.map((w) => w.index).every((i) => i < 2)).toBe(true);
+    await p.close();
+  });
+
+  test('close while the last worker dies with a task queued: the task runs on a replacement, then close resolves', async () => {
+    const p = pool({ size: 1, depth: 1 });
+    await p.run('inc', 0);
+    const dying = p.run('exitsAfter', 30, 3);
+    const queued = p.run('inc', 41); // (depth 1: it waits in the pool's queue)
+    expect(p.stats().queued).toBe(1);
+    const closed = p.close();
+    await expect(watchdog(dying, 'the dying task')).rejects.toBeInstanceOf(WorkerDiedError);
+    expect(await watchdog(queued, 'the queued task')).toBe(42);
+    await watchdog(closed, 'close');
+    expect(p.stats().queued).toBe(0);
+  });
+
+  test('close while the only worker is retiring: the task queued meanwhile still runs', async () => {
+    const p = pool({ size: 1, minSize: 0, idleTimeout: 0 });
+    expect(await p.run('inc', 0)).toBe(1);
+    // Its idle timer (0 ms) fires on the next turn: the worker is told to end.
+    await new Promise((r) => setTimeout(r, 0));
+    await new Promise((r) => setImmediate(r));
+    const task = p.run('inc', 6);
+    await watchdog(p.close(), 'close');
+    expect(await watchdog(task, 'the task')).toBe(7);
+  });
+
+  test('tasks sent to a fresh pool, or one that grows, are shared out as workers become ready', async () => {
+    for (const opts of [{ size: 2 }, { size: 3, minSize: 1 }]) {
+      const p = pool(opts);
+      const n = 3 * opts.size;
+      await watchdog(Promise.all(Array.from({ length: n }, () => p.run('busy', 60))), 'the busy tasks');
+      const per = p.stats().workers.map((w) => w.tasks);
+      expect(per.length, JSON.stringify(opts)).toBe(opts.size);
+      expect(Math.min(...per), `tasks per worker ${per.join(',')}`).toBeGreaterThan(0);
+      await p.close();
+    }
+  });
+
+  test('a worker that never got a task is retired when idle, as any other', async () => {
+    const p = pool({ size: 2, minSize: 0, idleTimeout: 50 });
+    const ac = new AbortController();
+    const t = p.runWith({ signal: ac.signal }, 'inc', 1); // starts a worker; gone before it is ready
+    ac.abort();
+    await expect(t).rejects.toBeInstanceOf(AbortError);
+    await until(() => p.stats().workers.length === 0, 'the idle worker to retire', 5000);
+    await p.close();
+  });
+
+  test('maxQueue counts what the workers starting will hold: a fresh pool takes its first tasks', async () => {
+    const p = pool({ size: 2, minSize: 0, maxQueue: 0, depth: 1, idleTimeout: 20 });
+    // Two workers may start, holding one task each: two accepted, the third refused.
+    const first = [p.run('inc', 1), p.run('inc', 2)];
+    await expect(p.run('inc', 3)).rejects.toBeInstanceOf(QueueFullError);
+    expect(await watchdog(Promise.all(first), 'the first tasks')).toEqual([2, 3]);
+    await until(() => p.stats().workers.length === 0, 'the workers to retire', 5000);
+    expect(await watchdog(p.run('inc', 4), 'a task after they retired')).toBe(5);
+    await p.close();
+  });
+
+  test('a task timeout must be a number ≥ 0; Infinity means none', async () => {
+    const p = pool({ size: 1 });
+    for (const timeout of [-1, Number.NaN, '10' as unknown as number]) {
+      await expect(p.runWith({ timeout }, 'inc', 1)).rejects.toMatchObject({ code: 'ERR_INVALID_ARGUMENT' });
+    }
+    expect(await watchdog(p.runWith({ timeout: Infinity }, 'later', 1, 20), 'no timeout')).toBe(2);
+    expect(await watchdog(p.runWith({ timeout: 2 ** 31 }, 'later', 2, 20), 'a timeout past setTimeout’s range')).toBe(4);
+    await expect(p.runWith({ timeout: 0 }, 'later', 3, 50)).rejects.toBeInstanceOf(TimeoutError);
+    expect(p.stats().queued).toBe(0);
     await p.close();
   });
 
