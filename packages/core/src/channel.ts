@@ -325,6 +325,7 @@ export class Channel<T> implements Sender<T>, Receiver<T> {
   /** Sends, blocking this worker until a receiver takes the value (or it is buffered). */
   send(value: T, opts?: OpOptions): void {
     const rt = this.#check('send', SEND_ONLY, true);
+    checkOptions(opts);
     encodeSlot(rt, value, sendVal);
     // With no limits, a full buffer is waited out by polling, then napping: a receiver that makes
     // room then need not wake us (see napRing).
@@ -358,6 +359,7 @@ export class Channel<T> implements Sender<T>, Receiver<T> {
   /** Sends without blocking the thread (main thread, or a process that also does I/O). */
   async sendAsync(value: T, opts?: OpOptions): Promise<void> {
     const rt = this.#check('send', SEND_ONLY, false);
+    checkOptions(opts);
     const val = new Int32Array(4);
     encodeSlot(rt, value, val);
     if (opts?.signal?.aborted !== true && this.#fastSend(rt, val)) return;
@@ -577,12 +579,14 @@ export class Channel<T> implements Sender<T>, Receiver<T> {
 
   /** A blocking receive into `recvOut`: the lock-free buffer path first (not once aborted), then the engine. */
   #recvSync(rt: Runtime, opts: OpOptions | undefined): Outcome {
+    checkOptions(opts);
     if (opts?.signal?.aborted !== true && this.#fastRecv(rt, recvOut, POLL)) return RECEIVED;
     return this.#blockSync(rt, K_RECV, undefined, opts);
   }
 
   /** The same without blocking the thread, into `out`. */
   #recvAsync(rt: Runtime, out: Int32Array, opts: OpOptions | undefined): Outcome | Promise<Outcome> {
+    checkOptions(opts);
     if (opts?.signal?.aborted !== true && this.#fastRecv(rt, out)) return RECEIVED;
     return this.#blockAsync(rt, K_RECV, undefined, out, opts);
   }
@@ -832,6 +836,22 @@ function napRing(rt: Runtime, m: Int32Array, g: Ring, attempt: () => number): bo
 
 function deadlineOf(rt: Runtime, opts: OpOptions | undefined): number {
   return deadlineAfter(rt, opts?.timeout);
+}
+
+/**
+ * Refuses options that are not what they say (InvalidArgumentError), before the operation does
+ * anything: a `timeout` that is not a number (NaN included), a `signal` that is not an
+ * AbortSignal. Channel ops and selects alike.
+ */
+export function checkOptions(opts: { timeout?: unknown; signal?: unknown } | undefined): void {
+  if (opts === undefined) return;
+  if (typeof opts !== 'object' || opts === null) throw new InvalidArgumentError(`options must be an object, got ${String(opts)}`);
+  if (opts.timeout !== undefined && (typeof opts.timeout !== 'number' || Number.isNaN(opts.timeout))) {
+    throw new InvalidArgumentError(`timeout must be a number of milliseconds, got ${String(opts.timeout)}`);
+  }
+  if (opts.signal !== undefined && !(opts.signal instanceof AbortSignal)) {
+    throw new InvalidArgumentError(`signal must be an AbortSignal, got ${String(opts.signal)}`);
+  }
 }
 
 /**

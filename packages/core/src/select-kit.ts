@@ -59,6 +59,9 @@ export function now(): number {
   return runtime().parker.now();
 }
 
+/** Refuses a select's options that are not what they say: a timeout not a number, a signal not an AbortSignal (ERR_INVALID_ARGUMENT). */
+export { checkOptions } from './channel.js';
+
 /** The deadline on `now()`'s clock of a select with `timeout` ms (Infinity for none); NaN is ERR_INVALID_ARGUMENT. */
 export function deadlineAfter(timeout: number | undefined): number {
   return channelDeadline(runtime(), timeout);

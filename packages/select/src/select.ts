@@ -14,6 +14,7 @@ import {
   TimeoutError,
 } from '@occam/core';
 import {
+  checkOptions,
   CLOSED,
   deadlineAfter,
   FIRED,
@@ -230,6 +231,7 @@ export function select<const C extends readonly Case[]>(cases: C, opts: SelectOp
 export function select<const C extends readonly Case[]>(cases: C, opts: SelectOptions & { default: boolean }): Selected<C> | Defaulted;
 export function select<const C extends readonly Case[]>(cases: C, opts?: SelectOptions): Selected<C>;
 export function select(cases: readonly Case[], opts?: SelectOptions): unknown {
+  checkOptions(opts);
   const list = syncList;
   const flags = prepare(cases, opts, list);
   let o: Outcome;
@@ -257,6 +259,7 @@ export function selectAsync<const C extends readonly Case[]>(
 ): Promise<Selected<C> | Defaulted>;
 export function selectAsync<const C extends readonly Case[]>(cases: C, opts?: SelectOptions): Promise<Selected<C>>;
 export async function selectAsync(cases: readonly Case[], opts?: SelectOptions): Promise<unknown> {
+  checkOptions(opts);
   const list: Selectable[] = [];
   const flags = prepare(cases, opts, list);
   const slot = new Int32Array(4);

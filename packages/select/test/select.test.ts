@@ -121,6 +121,29 @@ describe('select on the main thread (async)', () => {
     expect(checkInvariants(a)).toEqual([]);
   });
 
+  test('a signal aborted already: no case fires, however many are ready', async () => {
+    const ch = chan<number>(1);
+    const out = chan<string>(1);
+    await ch.sendAsync(7);
+    const signal = AbortSignal.abort('stop');
+    await expect(selectAsync([recv(ch), send(out, 'x')], { signal })).rejects.toBeInstanceOf(AbortError);
+    await expect(selectAsync([recv(ch)], { signal, default: true })).rejects.toBeInstanceOf(AbortError);
+    expect([ch.len, out.len]).toEqual([1, 0]); // nothing taken, nothing sent
+    expect(await ch.recvAsync()).toBe(7);
+  });
+
+  test('options that are not what they say are refused before anything is offered or taken', async () => {
+    const ch = chan<number>(1);
+    const bogus = [{ signal: { aborted: false } }, { signal: null }, { timeout: 'x' }, { timeout: Number.NaN }] as never[];
+    for (const opts of bogus) {
+      await expect(selectAsync([recv(ch), send(ch, 1)], opts)).rejects.toBeInstanceOf(InvalidArgumentError);
+      await expect(ch.sendAsync(1, opts)).rejects.toBeInstanceOf(InvalidArgumentError);
+      await expect(ch.recvAsync(opts)).rejects.toBeInstanceOf(InvalidArgumentError);
+      expect([ch.len, ch.waitingReceivers, ch.waitingSenders]).toEqual([0, 0, 0]); // (room for the value: not sent)
+    }
+    expect(checkInvariants(ch)).toEqual([]);
+  });
+
   test('bad input: an empty select, a select that can never fire, a bad timer, a wrong end, a released handle', async () => {
     await expect(selectAsync([])).rejects.toBeInstanceOf(EmptySelectError);
     await expect(selectAsync([recv(chan()).when(false), never()])).rejects.toMatchObject({ code: 'ERR_EMPTY_SELECT' });

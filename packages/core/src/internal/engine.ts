@@ -564,6 +564,8 @@ function beginSelect(
   out: Int32Array,
   limits: SelectLimits,
 ): Outcome | number {
+  // Aborted already: no case fires (as for a single op), however many are ready.
+  if (limits.signal?.aborted === true) return CANCELLED;
   for (;;) {
     // A case whose peer died (or whose channel is broken) fails the select only if no other case
     // is ready: as for a single op, it is the waiting that cannot be.

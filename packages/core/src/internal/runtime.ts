@@ -203,7 +203,7 @@ export function markInternalSignal(signal: AbortSignal): void {
  * anything else the program does.
  */
 export function endsByItself(signal: AbortSignal | undefined): boolean {
-  return signal !== undefined && !internalSignals.has(signal);
+  return signal != null && !internalSignals.has(signal); // (null: no signal, as undefined)
 }
 
 /**
