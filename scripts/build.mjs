@@ -48,6 +48,9 @@ await Promise.all(
       // cost a worker ~10 ms to resolve and load one by one.
       external: ['@occam/*', 'esbuild'],
       chunkNames: 'chunks/[name]-[hash]',
+      // Classes keep their names (`NotSendableError`, not the `_NotSendableError` esbuild makes of
+      // a class that names itself in its body): errors show and cross threads by name.
+      keepNames: true,
       format: 'esm',
       platform: 'node',
       target: 'node20',

@@ -974,10 +974,25 @@ export function chan<T>(capacity = 0, opts: { name?: string } = {}): Channel<T> 
   if (!Number.isInteger(capacity) || capacity < 0 || capacity > MAX_CAPACITY) {
     throw new InvalidCapacityError(capacity, MAX_CAPACITY);
   }
+  if (typeof opts !== 'object' || opts === null) throw new InvalidArgumentError(`chan() options must be an object, not ${describe(opts)}`);
+  const name = opts.name;
+  if (name !== undefined && typeof name !== 'string') {
+    throw new InvalidArgumentError(`a channel's name must be a string, not ${describe(name)}`);
+  }
   const rt = runtime();
   const h = rt.heap;
-  const off = h.alloc(C_WORDS * 4);
-  const buf = capacity > 0 ? h.alloc(ringBytes(capacity)) : 0;
+  // Everything allocated before anything is counted: a heap that cannot hold it all keeps nothing.
+  const nameAt = name === undefined ? 0 : storeName(h, name);
+  let off = 0;
+  let buf = 0;
+  try {
+    off = h.alloc(C_WORDS * 4);
+    buf = capacity > 0 ? h.alloc(ringBytes(capacity)) : 0;
+  } catch (e) {
+    if (off !== 0) h.free(off);
+    if (nameAt !== 0) h.free(nameAt);
+    throw e;
+  }
   h.sync();
   const m = h.i32;
   const c = off >> 2;
@@ -995,10 +1010,9 @@ export function chan<T>(capacity = 0, opts: { name?: string } = {}): Channel<T> 
   m[c + C_ID] = id;
   Atomics.store(m, c + C_MAGIC, CHAN_MAGIC);
   Atomics.add(m, H_LIVE_CHANNELS, 1);
-  if (opts.name !== undefined) {
-    const at = storeName(h, opts.name);
-    h.i32[c + C_NAME] = at;
-    h.i32[c + C_NAME_LEN] = opts.name.length;
+  if (name !== undefined) {
+    h.i32[c + C_NAME] = nameAt;
+    h.i32[c + C_NAME_LEN] = name.length;
   }
   return new Channel<T>(off, id, BOTH);
 }

@@ -3,6 +3,7 @@
  * but the channels passed to them. `spawn` starts one, `join` waits for its result, `par` runs a
  * group and stops the rest on the first failure (occam's PAR).
  */
+import { pathToFileURL } from 'node:url';
 import { isMainThread, parentPort, type ResourceLimits } from 'node:worker_threads';
 import { ChannelPoisonedError, InvalidArgumentError, ProcessFailedError, SyncOnMainError } from './errors.js';
 import { channelsIn, poison, preholdEnds } from './channel.js';
@@ -205,7 +206,8 @@ function urlString(moduleUrl: string | URL): string {
   if (typeof moduleUrl !== 'string' || moduleUrl === '') {
     throw new InvalidArgumentError('spawn() needs a module URL, e.g. new URL("./worker.ts", import.meta.url)');
   }
-  return moduleUrl.startsWith('/') ? `file://${moduleUrl}` : moduleUrl;
+  // An absolute path may hold characters a URL escapes (`#`, `%`, `?`, spaces).
+  return moduleUrl.startsWith('/') ? pathToFileURL(moduleUrl).href : moduleUrl;
 }
 
 /**

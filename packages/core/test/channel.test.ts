@@ -5,6 +5,7 @@ import {
   ChannelEmptyError,
   ChannelFullError,
   chan,
+  InvalidArgumentError,
   InvalidCapacityError,
   InvalidHandleError,
   liveChannels,
@@ -440,6 +441,17 @@ describe('values, handles and bad input', () => {
     expect(liveChannels()).toBe(before + 2);
     carrier.release();
     expect(liveChannels()).toBe(before);
+  });
+});
+
+describe('chan() keeps nothing it cannot finish', () => {
+  test('a name that is not a string is refused before anything is made', () => {
+    const live = liveChannels();
+    for (const name of [null, 42, { toString: () => 'x' }]) {
+      expect(() => chan(8, { name: name as never })).toThrow(InvalidArgumentError);
+    }
+    expect(() => chan(0, null as never)).toThrow(InvalidArgumentError);
+    expect(liveChannels()).toBe(live);
   });
 });
 

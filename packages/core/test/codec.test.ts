@@ -360,6 +360,39 @@ describe('values that cannot be sent', () => {
   });
 });
 
+describe('limits every thread can take', () => {
+  const list = (n: number, leaf: unknown): unknown => {
+    let h = leaf;
+    for (let i = 0; i < n; i++) h = { v: i, next: h };
+    return h;
+  };
+  const depthOf = (x: unknown): number => {
+    let n = 0;
+    for (let h = x as { next?: unknown }; typeof h === 'object' && h !== null && 'next' in h; h = h.next as { next?: unknown }) n++;
+    return n;
+  };
+  it('values nested up to 1000 levels travel, deeper ones are refused at the send (a small stack could not decode them)', () => {
+    for (const leaf of [1, new Date(0)]) {
+      expect(depthOf(roundTrip(list(1000, leaf)))).toBe(1000);
+      const e = refusal(list(1001, leaf));
+      expect(e.message).toMatch(/nested more than 1000 levels/);
+      expect(e.path.length).toBeLessThan(200); // a long path keeps its ends only
+    }
+    let arr: unknown = 0;
+    for (let i = 0; i < 1001; i++) arr = [arr];
+    expect(refusal(arr).message).toMatch(/nested more than 1000 levels/);
+  });
+
+  it('a detached buffer, or a view on one, is refused like any value that cannot cross', () => {
+    const ab = new ArrayBuffer(8);
+    const views = [new Uint8Array(ab), new Float64Array(ab), Buffer.from(ab)];
+    structuredClone(ab, { transfer: [ab] });
+    expect(refusal({ ab }).message).toMatch(/value\.ab is a detached ArrayBuffer/);
+    for (const v of views) expect(refusal([v]).message).toMatch(/value\[0\] is a view on a detached ArrayBuffer/);
+    expect(roundTrip([new Uint8Array(0), new ArrayBuffer(0)])).toEqual([new Uint8Array(0), new ArrayBuffer(0)]); // empty, not detached
+  });
+});
+
 describe('malformed bytes', () => {
   it('fail with ERR_INVALID_ARGUMENT', () => {
     const good = encode({ a: 'text', b: [1, 2, 3] }, hooks).slice();

@@ -11,7 +11,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { InvalidArgumentError } from '../src/errors.js';
-import { cacheDir, compileStats, forgetCompiledModules, loadableModuleUrl } from '../src/internal/compile.js';
+import { CACHE_FORMAT, cacheDir, compileStats, forgetCompiledModules, loadableModuleUrl } from '../src/internal/compile.js';
 
 const coreDir = fileURLToPath(new URL('..', import.meta.url));
 const repoRoot = join(coreDir, '..', '..');
@@ -108,9 +108,9 @@ describe('loadableModuleUrl', () => {
       .filter((f) => f.endsWith('.json'))
       .map((f) => join(cacheDir(), f))
       .filter((f) => {
-        const m = JSON.parse(readFileSync(f, 'utf8')) as { input?: string; entry?: string };
+        const m = JSON.parse(readFileSync(f, 'utf8')) as { format?: number; input?: string; entry?: string };
         // (Older formats have no entry; other Node or esbuild versions name theirs in it.)
-        return m.input === fixture('module.ts') && typeof m.entry === 'string' && m.entry.includes(`\0${esbuildVersion}\0${process.versions.node}\0`);
+        return m.format === CACHE_FORMAT && m.input === fixture('module.ts') && typeof m.entry === 'string' && m.entry.includes(`\0${esbuildVersion}\0${process.versions.node}\0`);
       });
     expect(manifests).toHaveLength(1);
     const manifest = manifests[0]!;

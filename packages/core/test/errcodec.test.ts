@@ -245,6 +245,27 @@ describe('built-in errors', () => {
   });
 });
 
+describe('codes', () => {
+  it('a code set without enumerating it (defineProperty) comes back, on built-in and registered classes', () => {
+    class QuietError extends Error {
+      constructor(message: string) {
+        super(message);
+        this.name = 'QuietError';
+        Object.defineProperty(this, 'code', { value: 'E_QUIET', writable: true, configurable: true });
+      }
+    }
+    registerError(QuietError);
+    const builtin = new TypeError('bad input');
+    Object.defineProperty(builtin, 'code', { value: 'E_INPUT', configurable: true });
+    for (const [thrown, cls, code] of [[new QuietError('hush'), QuietError, 'E_QUIET'], [builtin, TypeError, 'E_INPUT']] as const) {
+      const back = cross(thrown);
+      expect(back).toBeInstanceOf(cls);
+      expect((back as { code?: string }).code).toBe(code);
+      expectSame(back, thrown); // (its keys too: the code is still not enumerated)
+    }
+  });
+});
+
 describe('thrown values that are not errors', () => {
   const thrown: unknown[] = ['a string', 42, null, undefined, { reason: 'object', list: [1] }, [1, 2]];
   for (const t of thrown) {

@@ -12,6 +12,7 @@ describe('heap limits', () => {
       'ERR_MESSAGE_TOO_LARGE',
       'len 0',
       'still works',
+      'ERR_HEAP_EXHAUSTED, room for as many channels',
     ]);
   });
 });

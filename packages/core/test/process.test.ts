@@ -18,6 +18,9 @@ import {
 } from '@occam/core';
 import { heapUsage, setMaxThreads, threadStats } from '@occam/core/testing';
 import { until, watchdog } from './helpers.js';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 /**
  * Resolves once `p` is parked (in the wait-for report), not merely queued: a process seen in a
@@ -169,6 +172,24 @@ describe('spawn and join', () => {
     await until(() => ch.waitingReceivers === 1, 'the process to block');
     ac.abort();
     await expect(watchdog(p.join(), 'join')).rejects.toBeInstanceOf(ProcessFailedError);
+  });
+});
+
+describe('module paths', () => {
+  test('an absolute path with characters a URL escapes (#, %, a space) names that file', async () => {
+    const root = mkdtempSync(join(tmpdir(), 'occam-paths-'));
+    try {
+      const dirs = ['C#', '100%', 'a b', 'a%20b'];
+      for (const d of dirs) {
+        mkdirSync(join(root, d));
+        writeFileSync(join(root, d, 'proc.mjs'), `export function where() { return ${JSON.stringify(d)}; }\n`);
+      }
+      for (const d of dirs) {
+        expect(await watchdog(spawn<string>(join(root, d, 'proc.mjs'), 'where').join(), `the process in ${d}`)).toBe(d);
+      }
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
   });
 });
 

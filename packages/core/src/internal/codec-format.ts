@@ -39,6 +39,12 @@ export interface HandleHooks {
 
 /** The largest encoding the scratch buffer will grow to; the channel layer may set a lower limit. */
 export const CODEC_MAX_BYTES = 2 ** 30;
+/**
+ * Deepest nesting a value may have (objects, arrays, maps, sets, error causes inside each
+ * other): the decoders recurse, and a thread with a small stack (main's is ~1 MB, a worker's
+ * 4 MB) must be able to take whatever another sends. Deeper fails at the send, ERR_NOT_SENDABLE.
+ */
+export const CODEC_MAX_DEPTH = 1000;
 
 export const HANDLE_BYTES = HANDLE_WORDS * 4;
 

@@ -18,7 +18,7 @@ import { Buffer } from 'node:buffer';
 import { types } from 'node:util';
 import v8 from 'node:v8';
 import { NotSendableError } from '../errors.js';
-import { HANDLE_BRAND, STEP_INDEX, STEP_MAP_KEY, STEP_MAP_VALUE, STEP_PROP, STEP_SET } from './codec-format.js';
+import { CODEC_MAX_DEPTH, HANDLE_BRAND, STEP_INDEX, STEP_MAP_KEY, STEP_MAP_VALUE, STEP_PROP, STEP_SET } from './codec-format.js';
 
 const OBJECT_PROTO = Object.prototype;
 const ARRAY_PROTO = Array.prototype;
@@ -58,8 +58,20 @@ export function slowKind(o: object, proto: object | null): number | string {
   if (types.isMap(o)) return K_MAP;
   if (types.isSet(o)) return K_SET;
   if (types.isDate(o) || types.isRegExp(o) || types.isBoxedPrimitive(o)) return K_LEAF;
-  if (types.isAnyArrayBuffer(o) || types.isArrayBufferView(o)) return K_LEAF;
+  if (types.isAnyArrayBuffer(o)) return isDetached(o as ArrayBuffer) ? 'a detached ArrayBuffer' : K_LEAF;
+  if (types.isArrayBufferView(o)) return isDetached(o.buffer as ArrayBuffer) ? 'a view on a detached ArrayBuffer' : K_LEAF;
   return K_PLAIN;
+}
+
+/** Whether `b` was transferred away (Node 20 has no `detached`: only an empty buffer can be, and one that is cannot be viewed). */
+export function isDetached(b: ArrayBuffer): boolean {
+  if (b.byteLength !== 0) return false;
+  try {
+    new Uint8Array(b);
+    return false;
+  } catch {
+    return true;
+  }
 }
 
 export function describeClass(proto: object | null): string {
@@ -81,6 +93,8 @@ export function describeFunction(f: unknown): string {
 }
 
 const IDENT = /^[A-Za-z_$][\w$]*$/;
+/** Steps kept at each end of a long path. */
+const PATH_ENDS = 8;
 
 /**
  * Formats a path such as `value.a[3]` from `n` segments. A segment without a kind (or
@@ -94,6 +108,11 @@ export function formatPath(
 ): string {
   let s = 'value';
   for (let i = 0; i < n; i++) {
+    // A deep path keeps its first and last steps (a value too deep to send has a thousand).
+    if (n > 2 * PATH_ENDS && i === PATH_ENDS) {
+      s += `…(${n - 2 * PATH_ENDS} more)…`;
+      i = n - PATH_ENDS;
+    }
     const k = keys[i]!;
     switch (kinds?.[i]) {
       case STEP_MAP_KEY:
@@ -180,6 +199,7 @@ class Walk {
   /** Visits `v` as the child reached by one more step. */
   private step(kind: number, key: string | number, v: unknown, mapKey?: unknown): unknown {
     const d = this.depth;
+    if (d >= CODEC_MAX_DEPTH) throw this.fail(`nested more than ${CODEC_MAX_DEPTH} levels deep (the most a thread's stack is sure to decode)`);
     this.kinds[d] = kind;
     this.keys[d] = key;
     this.mapKeys[d] = mapKey;

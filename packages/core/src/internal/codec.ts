@@ -19,12 +19,12 @@ import { Buffer } from 'node:buffer';
 import { types } from 'node:util';
 import { InvalidArgumentError, InvalidHandleError, MessageTooLargeError, NotSendableError } from '../errors.js';
 import {
-  CODEC_MAX_BYTES, HANDLE_BRAND, HANDLE_BYTES, HANDLE_WORDS, STEP_PROP, T_ARRAY, T_BYTES, T_FALSE, T_FLOAT64,
+  CODEC_MAX_BYTES, CODEC_MAX_DEPTH, HANDLE_BRAND, HANDLE_BYTES, HANDLE_WORDS, STEP_PROP, T_ARRAY, T_BYTES, T_FALSE, T_FLOAT64,
   T_HANDLE, T_HOLE, T_HOLEY, T_INT32, T_NULL, T_OBJECT, T_SMALL_INT, T_SPARSE, T_STRING, T_TRUE, T_UNDEFINED, T_V8,
   type HandleHooks,
 } from './codec-format.js';
 import {
-  describeClass, describeFunction, formatPath, isIndexKey, ownCount, serializeSlow, slowKind,
+  describeClass, describeFunction, formatPath, isDetached, isIndexKey, ownCount, serializeSlow, slowKind,
 } from './codec-v8.js';
 
 export { CODEC_MAX_BYTES, HANDLE_BRAND, HANDLE_WORDS, type HandleHooks } from './codec-format.js';
@@ -136,6 +136,10 @@ function grow(need: number): void {
 
 function notSendable(what: string): NotSendableError {
   return new NotSendableError(formatPath(depth, segs), what);
+}
+
+function tooDeep(): NotSendableError {
+  return notSendable(`nested more than ${CODEC_MAX_DEPTH} levels deep (the most a thread's stack is sure to decode)`);
 }
 
 function writeVarint(n: number): void {
@@ -292,6 +296,7 @@ function writePlain(o: Record<string, unknown>): void {
   buf[pos++] = T_OBJECT;
   const countAt = pos++;
   const d = depth;
+  if (d >= CODEC_MAX_DEPTH) throw tooDeep();
   depth = d + 1;
   let n = 0;
   for (const k in o) {
@@ -331,6 +336,7 @@ function writeArray(a: unknown[]): void {
   buf[pos++] = T_ARRAY;
   writeVarint(len);
   const d = depth;
+  if (d >= CODEC_MAX_DEPTH) throw tooDeep();
   depth = d + 1;
   let holes = 0;
   for (let i = 0; i < len; i++) {
@@ -370,6 +376,7 @@ function writeSparse(a: unknown[], len: number): void {
   writeVarint(len);
   writeVarint(n);
   const d = depth;
+  if (d >= CODEC_MAX_DEPTH) throw tooDeep();
   depth = d + 1;
   for (let j = 0; j < n; j++) {
     const i = +keys[j]!;
@@ -390,6 +397,7 @@ function writeExtras(a: unknown[], keys: readonly string[] | undefined, from: nu
   writeVarint(m);
   if (m === 0 || keys === undefined) return;
   const d = depth;
+  if (d >= CODEC_MAX_DEPTH) throw tooDeep();
   depth = d + 1;
   for (let j = from; j < keys.length; j++) {
     const k = keys[j]!;
@@ -404,6 +412,7 @@ function writeExtras(a: unknown[], keys: readonly string[] | undefined, from: nu
 function writeBytes(u: Uint8Array): void {
   if (types.isSharedArrayBuffer(u.buffer)) throw notSendable('a view on a SharedArrayBuffer');
   const n = u.length;
+  if (n === 0 && isDetached(u.buffer as ArrayBuffer)) throw notSendable('a view on a detached ArrayBuffer');
   if (pos + 6 + n > buf.length) grow(pos + 6 + n);
   buf[pos++] = T_BYTES;
   writeVarint(n);

@@ -50,7 +50,9 @@ const { lstatSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, renameSyn
 const crypto = (): typeof import('node:crypto') => require('node:crypto') as typeof import('node:crypto');
 
 /** Bump when the bundle options or the cache format change: old entries then miss. */
-const FORMAT = 2;
+const FORMAT = 3;
+/** @internal The cache format this build writes (for tests). */
+export const CACHE_FORMAT = FORMAT;
 /** Extensions a worker imports as they are. */
 const LOADABLE = new Set(['.js', '.mjs', '.cjs']);
 /** Extensions that need compiling, with esbuild's loader for each. */
@@ -279,6 +281,9 @@ async function bundle(path: string, dir: string, config: ResolveConfig) {
       bundle: true,
       format: 'esm',
       platform: 'node',
+      // A class that names itself inside its body keeps its name (esbuild would rename it
+      // `_MyError`): error classes cross threads by name.
+      keepNames: true,
       // This Node, not plain `node20`: for node20 (20.0) esbuild silently drops import
       // attributes (`with { type: 'json' }`), which Node 20.10+ requires.
       target: `node${process.versions.node}`,

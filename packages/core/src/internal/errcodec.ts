@@ -278,6 +278,10 @@ function decodeAny(rep: unknown, depth: number): Error {
     if (ctor === undefined && (key === 'name' || key === 'code')) continue;
     define(e, key, props[key], true);
   }
+  // A code the error held but did not enumerate (set with defineProperty): kept, unenumerated.
+  if (ctor !== undefined && code !== undefined && !(Object.hasOwn(e, 'code') || (e as { code?: unknown }).code === code)) {
+    define(e, 'code', code, false);
+  }
   const cause = rep['cause'];
   if (isRecord(cause)) define(e, 'cause', decodePart(cause, depth), rep['causeEnumerable'] === true);
   const errors = rep['errors'];
