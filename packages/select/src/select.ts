@@ -11,6 +11,7 @@ import {
   ChannelClosedError,
   ChannelPoisonedError,
   EmptySelectError,
+  InvalidArgumentError,
   TimeoutError,
 } from '@occam/core';
 import {
@@ -132,6 +133,9 @@ function prepare(cases: readonly Case[], opts: SelectOptions | undefined, list: 
   try {
     for (; i < cases.length; i++) {
       const c = cases[i]!;
+      if (typeof (c as Partial<Case> | null)?.selectable !== 'function') {
+        throw new InvalidArgumentError(`select case ${i} is not a case (recv, send, after, tick, deadline, never): ${String(c)}`);
+      }
       const s = c.selectable();
       list[i] = s;
       if (s === neverReady) continue;

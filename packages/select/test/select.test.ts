@@ -142,6 +142,11 @@ describe('select on the main thread (async)', () => {
       expect([ch.len, ch.waitingReceivers, ch.waitingSenders]).toEqual([0, 0, 0]); // (room for the value: not sent)
     }
     expect(checkInvariants(ch)).toEqual([]);
+    // Something that is not a case, among cases: refused as such, and the send case's value freed.
+    const out = chan<number>(1);
+    await expect(selectAsync([send(out, 1), { kind: 'recv' } as never])).rejects.toThrow(/select case 1 is not a case/);
+    await expect(selectAsync([send(out, 1), null as never])).rejects.toBeInstanceOf(InvalidArgumentError);
+    expect(out.len).toBe(0);
   });
 
   test('bad input: an empty select, a select that can never fire, a bad timer, a wrong end, a released handle', async () => {
