@@ -194,6 +194,8 @@ const CASE = Symbol('case');
 const CHECK = Symbol('check');
 const HOLD = Symbol('hold');
 const PREHOLD = Symbol('prehold');
+const REF = Symbol('ref');
+const ABANDON = Symbol('abandon');
 
 const names = new Map<number, string>(); // channel id → name, cached from the heap
 const registry = new FinalizationRegistry<{ off: number; id: number }>((h) => releaseRef(runtime(), h.off, h.id));
@@ -556,6 +558,20 @@ export class Channel<T> implements Sender<T>, Receiver<T> {
     else countUser(runtime(), this.#off, end, delta);
   }
 
+  /** @internal The channel this handle holds a reference to: byte offset and id. */
+  [REF](): [number, number] {
+    return [this.#off, this.#id];
+  }
+
+  /**
+   * @internal Lets go of the handle without giving back its reference, which someone else gives
+   * back for it (main, for a process it failed: see `releaseRefs`).
+   */
+  [ABANDON](): void {
+    this.#released = true;
+    registry.unregister(this);
+  }
+
   /** @internal A typed end arriving in a process makes it a user of that end at once. */
   [HOLD](): void {
     if (this.#dir !== BOTH) this.#use(runtime(), this.#dir);
@@ -759,7 +775,7 @@ export class ChannelCase implements Case, Selectable {
         return R_VALUE;
       }
     }
-    return tryCase(rt, this, out);
+    return tryOnce(rt, this, out); // (a broken channel: R_PEER_DIED, for the select to weigh)
   }
 
   register(op: number, index: number): boolean {
@@ -1130,6 +1146,22 @@ export function withPoison<R>(channels: readonly ({ poison(): void } | null | un
  */
 export function preholdEnds(args: unknown, delta: number, died?: string): void {
   for (const ch of channelsIn(args)) ch[PREHOLD](delta, died);
+}
+
+/** @internal The references the handles inside `values` hold, as [offset, id, offset, id, ...]. */
+export function refsIn(values: unknown): number[] {
+  return channelsIn(values).flatMap((ch) => ch[REF]());
+}
+
+/** @internal Gives back references listed by `refsIn` (of handles on a thread that died). */
+export function releaseRefs(refs: readonly number[]): void {
+  const rt = runtime();
+  for (let k = 0; k + 1 < refs.length; k += 2) releaseRef(rt, refs[k]!, refs[k + 1]!);
+}
+
+/** @internal Abandons every handle inside `values` (see ABANDON): their references are someone else's to give back. */
+export function abandonChannelsIn(values: unknown): void {
+  for (const ch of channelsIn(values)) ch[ABANDON]();
 }
 
 /** Releases every channel handle inside `values` (see `channelsIn`): each gives back its reference. */

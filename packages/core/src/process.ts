@@ -6,7 +6,7 @@
 import { pathToFileURL } from 'node:url';
 import { isMainThread, parentPort, type ResourceLimits } from 'node:worker_threads';
 import { ChannelPoisonedError, InvalidArgumentError, ProcessFailedError, SyncOnMainError } from './errors.js';
-import { channelsIn, poison, preholdEnds } from './channel.js';
+import { channelsIn, poison, preholdEnds, refsIn } from './channel.js';
 import { decodeError } from './internal/errcodec.js';
 import type { RunRequest } from './internal/host.js';
 import { P_ARGS, P_FAILED, P_ID, P_OK, P_SLOT, P_STATE, P_WORDS } from './internal/layout.js';
@@ -111,17 +111,18 @@ export class Process<R = unknown> {
 
   /** The wait itself: it neither holds the program alive nor counts as main waiting (see `join`). */
   async #join(): Promise<R> {
-    if (this.#settled === undefined) {
-      const rt = runtime();
+    const rt = runtime();
+    const at = (this.#rec >> 2) + P_STATE;
+    // (joinSync may settle it meanwhile, and free the record: looked at before every read.)
+    while (this.#settled === undefined) {
       const m = rt.heap.i32;
-      const at = (this.#rec >> 2) + P_STATE;
-      for (;;) {
-        const s = Atomics.load(m, at);
-        if (s === P_OK || s === P_FAILED) break;
-        const r = rt.parker.waitAsync(m, at, s, Infinity);
-        if (typeof r !== 'string') await r;
+      const s = Atomics.load(m, at);
+      if (s === P_OK || s === P_FAILED) {
+        this.#settle();
+        break;
       }
-      this.#settle();
+      const r = rt.parker.waitAsync(m, at, s, Infinity);
+      if (typeof r !== 'string') await r;
     }
     return this.#result();
   }
@@ -181,10 +182,13 @@ export class Process<R = unknown> {
       await terminateProcess(this.#rec, this.#id, this.name);
     } else {
       parentPort!.postMessage({ type: 'occam:terminate', rec: this.#rec, id: this.#id, name: this.name });
+      // Main stops it, cleans up after it, then fails its record: returns once that is done.
+      await this.join({ ref: false }).catch(() => undefined);
     }
   }
 
   #settle(): void {
+    if (this.#settled !== undefined) return; // once: the record is freed here
     const rt = runtime();
     rt.heap.sync();
     const m = rt.heap.i32;
@@ -192,12 +196,24 @@ export class Process<R = unknown> {
     const value = decodeSlot(rt, m.slice((this.#rec >> 2) + P_SLOT, (this.#rec >> 2) + P_SLOT + 4));
     rt.heap.free(this.#rec);
     this.#settled = ok ? { ok: true, value: value as R } : { ok: false, error: decodeError(value) };
+    // A join's async wait on this thread, if one is pending (joinSync settled it): it looks again.
+    Atomics.notify(m, (this.#rec >> 2) + P_STATE);
   }
 
   #result(): R {
     const s = this.#settled!;
     if (s.ok) return s.value;
     throw s.error;
+  }
+}
+
+/** Refuses options that are not what they say, before anything is started (ERR_INVALID_ARGUMENT). */
+function checkSpawnOptions(opts: SpawnOptions): void {
+  if (typeof opts !== 'object' || opts === null) throw new InvalidArgumentError(`spawn() options must be an object, not ${String(opts)}`);
+  if (opts.name !== undefined && typeof opts.name !== 'string') throw new InvalidArgumentError(`a process's name must be a string, not ${String(opts.name)}`);
+  if (opts.signal !== undefined && !(opts.signal instanceof AbortSignal)) throw new InvalidArgumentError(`signal must be an AbortSignal, not ${String(opts.signal)}`);
+  if (opts.resourceLimits !== undefined && (typeof opts.resourceLimits !== 'object' || opts.resourceLimits === null)) {
+    throw new InvalidArgumentError(`resourceLimits must be an object (Node's ResourceLimits), not ${String(opts.resourceLimits)}`);
   }
 }
 
@@ -223,6 +239,7 @@ export function spawn<R = unknown>(
   const url = urlString(moduleUrl);
   if (typeof exportName !== 'string') throw new InvalidArgumentError('spawn() needs the name of an exported function');
   if (!Array.isArray(args)) throw new InvalidArgumentError('spawn() takes the process arguments as an array');
+  checkSpawnOptions(opts);
   const rt = runtime();
   const slot = new Int32Array(4);
   encodeSlot(rt, args, slot); // throws NotSendableError before anything is started
@@ -245,6 +262,7 @@ export function spawn<R = unknown>(
     resourceLimits: opts.resourceLimits,
     propagatePoison: opts.propagatePoison === true,
     poisonOnDeath: opts.poisonOnDeath === true,
+    refs: refsIn(args),
   };
   if (isMainThread) {
     void import('./internal/host.js').then((host) => host.startProcess(req));
@@ -253,15 +271,20 @@ export function spawn<R = unknown>(
   }
   const proc = new Process<R>(rec, id, name);
   if (opts.poisonOnDeath === true) poisonOnDeath(proc, args);
-  if (opts.signal !== undefined) {
-    if (opts.signal.aborted) void proc.terminate();
+  const signal = opts.signal;
+  if (signal !== undefined) {
+    if (signal.aborted) void proc.terminate();
     else {
-      opts.signal.addEventListener('abort', () => void proc.terminate(), { once: true });
-      // Until it ends, the signal may stop it: a join of it is not a deadlock.
-      if (isMainThread) {
-        const release = holdForSignal(opts.signal);
-        proc.join({ ref: false }).then(release, release);
-      }
+      const onAbort = (): void => void proc.terminate();
+      signal.addEventListener('abort', onAbort, { once: true });
+      // Until it ends, the signal may stop it: a join of it is not a deadlock. Once it has ended,
+      // the signal (which may outlive many processes) lets go of it.
+      const release = isMainThread ? holdForSignal(signal) : (): void => undefined;
+      const ended = (): void => {
+        release();
+        signal.removeEventListener('abort', onAbort);
+      };
+      proc.join({ ref: false }).then(ended, ended);
     }
   }
   return proc;

@@ -5,7 +5,7 @@
 import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
 // The whole API first: decoding arguments needs the channel module's handle support installed.
 import './index.js';
-import { channelsIn, poison, preholdEnds, releaseChannelsIn } from './channel.js';
+import { abandonChannelsIn, channelsIn, poison, preholdEnds, releaseChannelsIn } from './channel.js';
 import { ChannelPoisonedError, ProcessNotFoundError } from './errors.js';
 import type { RunRequest } from './internal/host.js';
 import { settle } from './internal/record.js';
@@ -62,12 +62,13 @@ async function run(req: RunRequest): Promise<void> {
     // disconnected (internal/reap.ts): before its joiner hears of it.
     endUses(rt, rt.slot, state === P_FAILED && !(value instanceof ChannelPoisonedError), req.name);
     publishProcess(rt, undefined);
-    settle(req.rec, req.id, state, value, req.name);
     // The handles its arguments brought hold a reference each: let go of them now (a host may
     // idle for long, and its garbage collector would not free the channels for shared memory
     // it does not see). A process is over when its function returns: later use is an error.
-    // (Releasing a handle the process released already does nothing.)
-    releaseChannelsIn(args);
+    // (Releasing a handle the process released already does nothing.) If main settled it first
+    // (it terminated the process), main gives those references back.
+    if (settle(req.rec, req.id, state, value, req.name) >= 0) releaseChannelsIn(args);
+    else abandonChannelsIn(args);
   } finally {
     // Blocks this thread cached go back to the shared lists: a host may be retired while idle.
     rt.heap.flushCaches();

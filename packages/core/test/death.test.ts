@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, test } from 'vitest';
-import { chan, PeerDiedError, spawn, waitReport, type Process } from '@occam/core';
+import { chan, liveChannels, PeerDiedError, spawn, waitReport, type Process } from '@occam/core';
 import { endUsers, lockState, setFault, threadStats } from '@occam/core/testing';
 import { recv, selectAsync, send } from '@occam/select';
 import type { Death, Ending } from './fixtures/death-procs.js';
@@ -198,6 +198,54 @@ test('main blocked on a lock that a worker died holding, before the supervisor i
   expect(out.ms).toBeLessThan(5000);
 });
 
+describe('peers hear of a death before whoever awaits it', () => {
+  test('a process whose thread crashes (a timer throws): join rejects, then a send to it fails', async () => {
+    for (let i = 0; i < 5; i++) {
+      const ch = chan<number>(0, { name: 'to-crasher' });
+      const p = spawn(procs, 'crashesFromTimer', [ch.receiver()], { name: 'crasher' });
+      await expect(watchdog(p.join(), 'the crashing process')).rejects.toThrow(/boom from a timer/);
+      await expect(watchdog(ch.sendAsync(1), 'a send to it')).rejects.toBeInstanceOf(PeerDiedError);
+    }
+  });
+
+  test('terminate() called twice at once, or from inside a process, returns once the process is dead', async () => {
+    for (let i = 0; i < 5; i++) {
+      const ch = chan<number>(0, { name: 'to-parked' });
+      const p = spawn(procs, 'recvOnce', [ch.receiver()], { name: 'parked' });
+      await until(() => ch.waitingReceivers === 1, 'the receiver to park');
+      const first = p.terminate();
+      await p.terminate();
+      await expect(watchdog(ch.sendAsync(1), 'a send to it')).rejects.toBeInstanceOf(PeerDiedError);
+      await first;
+    }
+    for (let i = 0; i < 3; i++) {
+      expect(await watchdog(spawn<string>(procs, 'terminatesChild').join(), 'a process terminating its child')).toBe('ERR_PEER_DIED');
+    }
+  });
+
+  test('the channels a dead process was given are freed with it', async () => {
+    const before = liveChannels();
+    for (const how of ['exit', 'terminate'] as const) {
+      for (let i = 0; i < 4; i++) {
+        const ch = chan<number>(2);
+        const gate = chan<number>();
+        const [tx, rx] = [ch.sender(), gate.receiver()];
+        const proc = spawn(procs, 'die', [tx, how, rx, 0]);
+        tx.release(); // (the process holds references of its own: its arguments')
+        rx.release();
+        if (how === 'terminate') {
+          await until(() => gate.waitingReceivers === 1, 'the process to park');
+          await proc.terminate();
+        }
+        await expect(watchdog(proc.join(), 'the dying process')).rejects.toThrow();
+        ch.release();
+        gate.release();
+      }
+    }
+    await until(() => liveChannels() === before, 'the dead processes\' channels to be freed', 5000);
+  });
+});
+
 describe('users of channel ends', () => {
   test('a typed end counts as used by its process from the spawn, until the process ends', async () => {
     const ch = chan<number>(1);
@@ -258,6 +306,13 @@ describe('a process that dies inside a channel operation', () => {
     expect(tried.isErr() && tried.error).toBeInstanceOf(PeerDiedError);
     await expect(selectAsync([recv(ch)])).rejects.toBeInstanceOf(PeerDiedError);
     expect(() => ch.poison()).not.toThrow(); // harmless, as poisoning twice is
+    // In a select, the broken case fails it only when no other case is ready, and says which.
+    const live = chan<number>(1);
+    for (let i = 0; i < 20; i++) {
+      await live.sendAsync(i);
+      expect(await selectAsync([recv(ch), recv(live)])).toMatchObject({ index: 1, value: i });
+    }
+    await expect(selectAsync([recv(live), recv(ch)])).rejects.toMatchObject({ code: 'ERR_PEER_DIED', caseIndex: 1 });
   });
 
   test('a worker that dies holding a claim on a parked receiver fails that receive', async () => {

@@ -3,6 +3,7 @@ import {
   ChannelClosedError,
   PeerDiedError,
   chan,
+  InvalidArgumentError,
   InvalidHandleError,
   liveChannels,
   NotSendableError,
@@ -20,6 +21,7 @@ import { heapUsage, setMaxThreads, threadStats } from '@occam/core/testing';
 import { until, watchdog } from './helpers.js';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { getEventListeners } from 'node:events';
 import { join } from 'node:path';
 
 /**
@@ -172,6 +174,30 @@ describe('spawn and join', () => {
     await until(() => ch.waitingReceivers === 1, 'the process to block');
     ac.abort();
     await expect(watchdog(p.join(), 'join')).rejects.toBeInstanceOf(ProcessFailedError);
+  });
+});
+
+describe('joins and options', () => {
+  const deathProcs = new URL('./fixtures/death-procs.ts', import.meta.url);
+  test('join() left pending while joinSync() settles the same process: both give its result, once', async () => {
+    const r = await watchdog(spawn<number[][]>(deathProcs, 'joinBoth', [4]).join(), 'the joining process');
+    expect(r).toEqual([0, 1, 2, 3].map((i) => [i, i]));
+  });
+
+  test('spawn options that are not what they say are refused before anything starts', () => {
+    const live = liveChannels();
+    const ch = chan<number>();
+    for (const opts of [{ signal: null }, { signal: 'soon' }, { name: 5 }, { resourceLimits: 1 }, null]) {
+      expect(() => spawn(fails, 'add', [ch, 1], opts as never)).toThrow(InvalidArgumentError);
+    }
+    ch.release();
+    expect(liveChannels()).toBe(live);
+  });
+
+  test('a signal that outlives its processes keeps no listener for them', async () => {
+    const ac = new AbortController();
+    for (let i = 0; i < 20; i++) await watchdog(spawn<number>(fails, 'add', [i, 1], { signal: ac.signal }).join(), 'a process');
+    await until(() => getEventListeners(ac.signal, 'abort').length === 0, 'the listeners to go');
   });
 });
 

@@ -342,7 +342,7 @@ export class Pool<M = Record<string, (...args: any[]) => any>> {
             const n = (it as Iterator<Args<M, K>[0]>).next();
             if (n.done === true) inputDone = true;
             else add(n.value);
-          } else next = (it as AsyncIterator<Args<M, K>[0]>).next();
+          } else next = Promise.resolve((it as AsyncIterator<Args<M, K>[0]>).next()); // (a plain result too, as for await takes)
         }
         if (window.length === 0 && next === undefined) break;
         const head = window.length === 0 ? undefined : ordered ? window[0]!.p : Promise.race(window.map((x) => x.p));
@@ -591,7 +591,8 @@ export class Pool<M = Record<string, (...args: any[]) => any>> {
       if (!w.ready) starting++;
       else if (!w.retiring) {
         takers++; // (one hosting a process takes tasks again when it ends)
-        if (!w.hosting) backlog += Math.max(0, w.owned.size - 1);
+        // Tasks still in its channel: not started (async tasks it has taken run side by side).
+        if (!w.hosting && w.owned.size > 1) backlog += w.tasks.len;
       }
     }
     // A process waits for no other: each gets a worker, even past `size`.

@@ -294,6 +294,14 @@ describe('Pool', () => {
       'a map fed by its own results',
     );
     expect(got).toEqual([1, 2, 3, 4]);
+    // An async iterator whose next() gives a plain result, as for await takes.
+    let k = 0;
+    const plain: AsyncIterable<number> = {
+      [Symbol.asyncIterator]: () => ({ next: () => (k < 3 ? { done: false, value: k++ } : { done: true, value: undefined }) as never }),
+    };
+    const fromPlain: number[] = [];
+    for await (const r of p.map('inc', plain)) fromPlain.push(r);
+    expect(fromPlain).toEqual([1, 2, 3]);
     // An input that never yields again: the signal still ends the iteration.
     const ac = new AbortController();
     async function* stalls(): AsyncGenerator<number> {
@@ -476,6 +484,21 @@ describe('Pool', () => {
       expect(Math.min(...per), `tasks per worker ${per.join(',')}`).toBeGreaterThan(0);
       await p.close();
     }
+  });
+
+  test('async tasks running side by side in one worker do not make the pool start workers over and over', async () => {
+    const p = pool({ size: 2, minSize: 1, idleTimeout: 10 });
+    await p.run('inc', 0);
+    const seen = new Set<number>();
+    const tasks = Promise.all([1, 2, 3, 4].map((x) => p.run('later', x, 300)));
+    const t0 = performance.now();
+    while (performance.now() - t0 < 300) {
+      for (const w of p.stats().workers) seen.add(w.index);
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    expect(await watchdog(tasks, 'the async tasks')).toEqual([2, 4, 6, 8]);
+    expect(seen.size, `workers seen: ${[...seen].join(',')}`).toBeLessThanOrEqual(2);
+    await p.close();
   });
 
   test('a worker that never got a task is retired when idle, as any other', async () => {

@@ -9,10 +9,11 @@
  */
 import { isMainThread, MessageChannel, Worker, type ResourceLimits } from 'node:worker_threads';
 import { ProcessFailedError } from '../errors.js';
-import { P_FAILED, P_PENDING, P_STATE } from './layout.js';
+import { P_FAILED, P_PENDING, P_RUNNING, P_STATE } from './layout.js';
+import { releaseRefs } from '../channel.js';
 import { reviveOccamError } from './errcodec.js';
 import { claimRecord, publishResult, settle } from './record.js';
-import { reapThread } from './reap.js';
+import { beingReaped, reapThread } from './reap.js';
 import { setStuckHook } from './heap.js';
 import { runtime } from './runtime.js';
 import type { WatchRequest } from '../supervisor.js';
@@ -34,6 +35,8 @@ export interface RunRequest {
   propagatePoison: boolean;
   /** On dying (a throw of anything but poison), poison every channel in the arguments. */
   poisonOnDeath: boolean;
+  /** The channels its arguments hold references to (`refsIn`): given back by main if its thread dies running it. */
+  refs: number[];
 }
 
 /** Messages a host sends to main. */
@@ -47,6 +50,8 @@ interface Host {
   current: RunRequest | undefined;
   /** Being terminated: never idle again (a spawn must not land on it). */
   dying: boolean;
+  /** What crashed its thread ('error' comes before 'exit'): the process fails with it at exit. */
+  crash?: Error;
 }
 
 const MAX_IDLE = 8;
@@ -58,7 +63,9 @@ function hostUrl(): URL {
 }
 
 function settleFailed(req: RunRequest, err: Error): void {
-  settle(req.rec, req.id, P_FAILED, err, req.name);
+  // Failed while it ran (its thread died): the references its arguments' handles held in that
+  // thread are given back here. (Not started: claimRecord dropped its arguments.)
+  if (settle(req.rec, req.id, P_FAILED, err, req.name) === P_RUNNING) releaseRefs(req.refs);
 }
 
 /**
@@ -68,12 +75,21 @@ function settleFailed(req: RunRequest, err: Error): void {
  * first does it; the other finds nothing to do.
  */
 function reapHere(threadId: number): void {
+  const rt = runtime();
   try {
-    reapThread(runtime(), threadId);
+    reapThread(rt, threadId);
   } catch (e) {
     process.emitWarning(`occam: ${(e as Error).message}: ${(e as Error).stack ?? ''}`);
   }
+  // The supervisor came first and is still at it: its work takes milliseconds (a lock it must
+  // wait for is retried later, with the slot freed). Wait for it, within reason.
+  const until = performance.now() + REAP_WAIT_MS;
+  while (beingReaped(rt, threadId) && performance.now() < until) Atomics.wait(napWord, 0, 0, 1);
 }
+
+/** How long (ms) main waits for the supervisor's cleaning up after a thread, at most. */
+const REAP_WAIT_MS = 1000;
+const napWord = new Int32Array(new SharedArrayBuffer(4));
 
 let supervisor: Worker | undefined;
 
@@ -163,9 +179,10 @@ function newHost(key: string, limits: ResourceLimits | undefined, preload: strin
   watch({ port: port2, threadId });
   const host: Host = { worker, threadId, key, current: undefined, dying: false };
   worker.on('message', (msg: HostMessage) => onMessage(host, msg));
-  // A worker error must never crash the host process: it settles the process instead.
+  // A worker error must never crash the host process: it fails the process instead, once the
+  // thread has ended and been cleaned up after ('exit' follows), so its peers hear of it first.
   worker.on('error', (err) => {
-    if (host.current !== undefined) settleFailed(host.current, wrapCrash(host.current, err));
+    host.crash = err;
   });
   worker.on('exit', (code) => {
     const cur = host.current;
@@ -175,7 +192,12 @@ function newHost(key: string, limits: ResourceLimits | undefined, preload: strin
     if (cur !== undefined) {
       unrefd.delete(cur.id);
       forget(cur.rec, host);
-      settleFailed(cur, new ProcessFailedError(`process ${cur.name} ended its worker (exit code ${code}) before returning`));
+      settleFailed(
+        cur,
+        host.crash !== undefined
+          ? wrapCrash(cur, host.crash)
+          : new ProcessFailedError(`process ${cur.name} ended its worker (exit code ${code}) before returning`),
+      );
     }
   });
   return host;
@@ -289,11 +311,31 @@ export function refProcess(rec: number, id: number, ref: boolean): void {
  * `name`: the process's.
  */
 export async function terminateProcess(rec: number, id: number, name: string): Promise<void> {
+  // A second terminate while the first is under way returns when the first does.
+  const under = terminating.get(rec);
+  if (under?.id === id) return under.done;
   const host = running.get(rec);
   // Settling races the process's own end: if that won, its result stands, and its worker (in the
   // middle of writing it) must not be stopped, or the record would stay half-settled for good.
   // (The record may also be joined, freed and reused by another process: the claim checks the id.)
-  if (!claimRecord(rec, id, name)) return;
+  const was = claimRecord(rec, id, name);
+  if (was < 0) return;
+  const req = host?.current?.id === id ? host.current : undefined;
+  const done = stop(rec, id, name, host, was === P_RUNNING ? req?.refs : undefined);
+  terminating.set(rec, { id, done });
+  try {
+    await done;
+  } finally {
+    if (terminating.get(rec)?.id === id) terminating.delete(rec);
+  }
+}
+
+/** Terminations under way: process record → the process's id, and the end of its termination. */
+const terminating = new Map<number, { id: number; done: Promise<void> }>();
+
+/** The rest of `terminateProcess`, the record claimed: the worker stopped, cleaned up after, the record failed. */
+async function stop(rec: number, id: number, name: string, host: Host | undefined, refs: number[] | undefined): Promise<void> {
+  unrefd.delete(id);
   try {
     if (host !== undefined) {
       running.delete(rec);
@@ -305,6 +347,7 @@ export async function terminateProcess(rec: number, id: number, name: string): P
       await host.worker.terminate();
       reapHere(host.threadId);
     }
+    if (refs !== undefined) releaseRefs(refs);
   } finally {
     publishResult(rec, P_FAILED, new ProcessFailedError(`process ${name} was terminated`));
   }

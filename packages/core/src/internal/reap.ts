@@ -417,6 +417,16 @@ export function reapThread(rt: Runtime, threadId: number): string | undefined {
   return undefined;
 }
 
+/** Whether a thread-table slot of thread `threadId` is being cleaned up after now (by another thread). */
+export function beingReaped(rt: Runtime, threadId: number): boolean {
+  const m = rt.heap.i32;
+  for (let slot = 0; slot < MAX_THREADS; slot++) {
+    const at = slotWord(slot, 0);
+    if (Atomics.load(m, at + T_STATE) === T_DEAD && Atomics.load(m, at + T_THREAD_ID) === threadId) return true;
+  }
+  return false;
+}
+
 /**
  * If dead thread `slot` held a lock: the allocator's is released now; a channel's is to be
  * broken (returns the channel's word index), else 0.

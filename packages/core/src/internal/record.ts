@@ -10,39 +10,44 @@ import { decodeSlot, encodeSlot } from './values.js';
 
 /**
  * Settles process record `rec` of process `id` once: the first caller to move it out of
- * PENDING/RUNNING writes the result slot; later callers do nothing, and so does a caller whose
+ * PENDING/RUNNING writes the result slot (and gets the state it had); later callers do nothing (-1), and so does a caller whose
  * record has meanwhile been joined, freed and reused by another process. Used by hosts (return,
  * throw) and by main (worker died). `who` names the process (for the peers of one that failed
  * before it started).
  */
-export function settle(rec: number, id: number, state: typeof P_OK | typeof P_FAILED, value: unknown, who: string): boolean {
-  if (!claimRecord(rec, id, state === P_FAILED ? who : undefined)) return false;
-  publishResult(rec, state, value);
-  return true;
+export function settle(rec: number, id: number, state: typeof P_OK | typeof P_FAILED, value: unknown, who: string): number {
+  const was = claimRecord(rec, id, state === P_FAILED ? who : undefined);
+  if (was >= 0) publishResult(rec, state, value);
+  return was;
 }
 
 /**
  * The first half of `settle`: moves the record to SETTLING, if it is still process `id`'s and
- * unsettled (else false). Joiners wait on until `publishResult`. A process that never started
+ * unsettled; returns the state it had (P_PENDING or P_RUNNING), else -1. Joiners wait on until `publishResult`. A process that never started
  * drops its arguments here (main thread), with the users counted for its typed ends; if it
  * `died` (its name), an end it leaves with no user is disconnected.
  */
-export function claimRecord(rec: number, id: number, died: string | undefined): boolean {
+export function claimRecord(rec: number, id: number, died: string | undefined): number {
   const rt = runtime();
   const h = rt.heap;
   h.sync();
   const st = (rec >> 2) + P_STATE;
   for (;;) {
-    if (Atomics.load(h.i32, (rec >> 2) + P_ID) !== id) return false;
+    if (Atomics.load(h.i32, (rec >> 2) + P_ID) !== id) return -1;
     const s = Atomics.load(h.i32, st);
-    if (s !== P_PENDING && s !== P_RUNNING) return false;
+    if (s !== P_PENDING && s !== P_RUNNING) return -1;
     if (Atomics.compareExchange(h.i32, st, s, P_SETTLING) !== s) continue;
     if (s === P_PENDING) {
-      const args = decodeSlot(rt, h.i32.slice((rec >> 2) + P_ARGS, (rec >> 2) + P_ARGS + 4));
-      preholdEnds(args, -1, died);
-      releaseChannelsIn(args);
+      try {
+        const args = decodeSlot(rt, h.i32.slice((rec >> 2) + P_ARGS, (rec >> 2) + P_ARGS + 4));
+        preholdEnds(args, -1, died);
+        releaseChannelsIn(args);
+      } catch (e) {
+        // (A bug: the record must still be published, or its joiners would wait for ever.)
+        process.emitWarning(`occam: dropping the arguments of a process that never started failed: ${(e as Error).message}`);
+      }
     }
-    return true;
+    return s;
   }
 }
 
