@@ -1159,6 +1159,27 @@ export function releaseRefs(refs: readonly number[]): void {
   for (let k = 0; k + 1 < refs.length; k += 2) releaseRef(rt, refs[k]!, refs[k + 1]!);
 }
 
+/**
+ * @internal Poisons the channels listed by `refsIn` that still exist (main, for a process that
+ * died with `poisonOnDeath`: before its death is cleaned up after, so its peers see the poison).
+ */
+export function poisonRefs(refs: readonly number[]): void {
+  const rt = runtime();
+  for (let k = 0; k + 1 < refs.length; k += 2) {
+    const [off, id] = [refs[k]!, refs[k + 1]!];
+    rt.heap.sync();
+    const m = rt.heap.i32;
+    if (m[(off >> 2) + C_MAGIC] !== CHAN_MAGIC || m[(off >> 2) + C_ID] !== id) continue;
+    retainRef(rt, off); // a handle of our own for the moment: the channel stays while we poison it
+    const ch = new Channel<unknown>(off, id, BOTH);
+    try {
+      ch.poison();
+    } finally {
+      ch.release();
+    }
+  }
+}
+
 /** @internal Abandons every handle inside `values` (see ABANDON): their references are someone else's to give back. */
 export function abandonChannelsIn(values: unknown): void {
   for (const ch of channelsIn(values)) ch[ABANDON]();

@@ -38,6 +38,10 @@ async function run(req: RunRequest): Promise<void> {
   let args: unknown[] = [];
   let state: typeof P_OK | typeof P_FAILED = P_OK;
   let value: unknown;
+  // A process that calls process.exit() with poisonOnDeath poisons its channels on the way out,
+  // before its death is cleaned up after: its peers see the poison. (Terminated: main does it.)
+  const onExit = (): void => poison(...channelsIn(args));
+  if (req.poisonOnDeath) process.once('exit', onExit);
   try {
     args = decodeSlot(rt, m.slice((req.rec >> 2) + P_ARGS, (req.rec >> 2) + P_ARGS + 4)) as unknown[];
     preholdEnds(args, -1); // the typed ends are ours now: the spawner's count of them is handed over
@@ -70,6 +74,7 @@ async function run(req: RunRequest): Promise<void> {
     if (settle(req.rec, req.id, state, value, req.name) >= 0) releaseChannelsIn(args);
     else abandonChannelsIn(args);
   } finally {
+    process.off('exit', onExit);
     // Blocks this thread cached go back to the shared lists: a host may be retired while idle.
     rt.heap.flushCaches();
     setInProcess(rt, false);

@@ -155,10 +155,12 @@ describe('poison', () => {
 
 describe('poisonOnDeath', () => {
   test('a process that throws, rejects, exits or is terminated poisons its channels; its peers fail instead of hanging', async () => {
-    for (const how of ['throw', 'reject', 'exit', 'block'] as const) {
+    for (const how of ['throw', 'reject', 'exit', 'block', 'exit', 'block'] as const) {
       const input = chan<number>();
       const out = chan<number>(0, { name: `out-${how}` });
-      const p = spawn(procs, 'dies', [input, out, how], { poisonOnDeath: true, name: `dies-${how}` });
+      // (Its output a typed end: it is the end's only user, so its death also disconnects the end;
+      // the poison must come first, whichever way it dies.)
+      const p = spawn(procs, 'dies', [input, out.sender(), how], { poisonOnDeath: true, name: `dies-${how}` });
       // A peer waiting for the dying process's output.
       const peer = spawn<string>(procs, 'blockOnce', [out, 'recv']);
       await until(() => out.waitingReceivers === 1, `${how}: peer to park`);

@@ -9,8 +9,8 @@
  */
 import { isMainThread, MessageChannel, Worker, type ResourceLimits } from 'node:worker_threads';
 import { ProcessFailedError } from '../errors.js';
-import { P_FAILED, P_PENDING, P_RUNNING, P_STATE } from './layout.js';
-import { releaseRefs } from '../channel.js';
+import { P_FAILED, P_ID, P_PENDING, P_RUNNING, P_STATE } from './layout.js';
+import { poisonRefs, releaseRefs } from '../channel.js';
 import { reviveOccamError } from './errcodec.js';
 import { claimRecord, publishResult, settle } from './record.js';
 import { beingReaped, reapThread } from './reap.js';
@@ -60,6 +60,13 @@ const running = new Map<number, Host>(); // process record → its host
 
 function hostUrl(): URL {
   return new URL('../worker-host.js', import.meta.url);
+}
+
+/** Whether record `rec` is process `id`'s and still running (not settled by the process itself). */
+function stillRunning(rec: number, id: number): boolean {
+  const h = runtime().heap;
+  h.sync();
+  return Atomics.load(h.i32, (rec >> 2) + P_ID) === id && Atomics.load(h.i32, (rec >> 2) + P_STATE) === P_RUNNING;
 }
 
 function settleFailed(req: RunRequest, err: Error): void {
@@ -188,6 +195,8 @@ function newHost(key: string, limits: ResourceLimits | undefined, preload: strin
     const cur = host.current;
     host.current = undefined;
     dropIdle(host);
+    // Died running, with poisonOnDeath: its peers see the poison, not the disconnection.
+    if (cur?.poisonOnDeath === true && stillRunning(cur.rec, cur.id)) poisonRefs(cur.refs);
     reapHere(threadId);
     if (cur !== undefined) {
       unrefd.delete(cur.id);
@@ -321,6 +330,8 @@ export async function terminateProcess(rec: number, id: number, name: string): P
   const was = claimRecord(rec, id, name);
   if (was < 0) return;
   const req = host?.current?.id === id ? host.current : undefined;
+  // With poisonOnDeath, its channels are poisoned first: its peers see the poison.
+  if (req?.poisonOnDeath === true) poisonRefs(req.refs);
   const done = stop(rec, id, name, host, was === P_RUNNING ? req?.refs : undefined);
   terminating.set(rec, { id, done });
   try {
