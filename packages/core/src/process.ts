@@ -11,7 +11,7 @@ import { decodeError } from './internal/errcodec.js';
 import type { RunRequest } from './internal/host.js';
 import { P_ARGS, P_FAILED, P_ID, P_OK, P_SLOT, P_STATE, P_WORDS } from './internal/layout.js';
 import { holdAlive, holdForSignal, releaseAlive, runtime, setRunning } from './internal/runtime.js';
-import { decodeSlot, encodeSlot } from './internal/values.js';
+import { decodeSlot, discardSlot, encodeSlot } from './internal/values.js';
 
 /** Options of `spawn`. */
 export interface SpawnOptions {
@@ -35,6 +35,29 @@ export interface SpawnOptions {
 }
 
 let current: string | undefined;
+
+/**
+ * Processes nobody joined (their handle was dropped): the record, and the result in it, are
+ * freed once the process has ended, as a join would.
+ */
+const unjoined = new FinalizationRegistry<{ rec: number; id: number }>(({ rec, id }) => void freeWhenEnded(rec, id));
+
+async function freeWhenEnded(rec: number, id: number): Promise<void> {
+  const rt = runtime();
+  const at = (rec >> 2) + P_STATE;
+  for (;;) {
+    rt.heap.sync();
+    const m = rt.heap.i32;
+    if (Atomics.load(m, (rec >> 2) + P_ID) !== id) return;
+    const s = Atomics.load(m, at);
+    if (s === P_OK || s === P_FAILED) break;
+    const r = rt.parker.waitAsync(m, at, s, Infinity); // (holds nothing open)
+    if (typeof r !== 'string') await r;
+  }
+  const m = rt.heap.i32;
+  discardSlot(rt, m.slice((rec >> 2) + P_SLOT, (rec >> 2) + P_SLOT + 4));
+  rt.heap.free(rec);
+}
 
 /** @internal Set by the worker host while a process body runs. */
 export function setCurrentProcess(name: string | undefined): void {
@@ -71,6 +94,7 @@ export class Process<R = unknown> {
     this.#rec = rec;
     this.#id = id;
     this.name = name;
+    unjoined.register(this, { rec, id }, this);
   }
 
   /**
@@ -189,6 +213,7 @@ export class Process<R = unknown> {
 
   #settle(): void {
     if (this.#settled !== undefined) return; // once: the record is freed here
+    unjoined.unregister(this);
     const rt = runtime();
     rt.heap.sync();
     const m = rt.heap.i32;

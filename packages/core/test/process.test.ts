@@ -22,6 +22,8 @@ import { until, watchdog } from './helpers.js';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { getEventListeners } from 'node:events';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { join } from 'node:path';
 
 /**
@@ -192,6 +194,24 @@ describe('joins and options', () => {
     }
     ch.release();
     expect(liveChannels()).toBe(live);
+  });
+
+  test('a process nobody joins has its record and result freed once its handle is gone', async () => {
+    setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as () => void;
+    const done = chan<number>(64);
+    const batch = async (): Promise<number> => {
+      for (let i = 0; i < 40; i++) spawn(fails, 'bigResult', [done.sender(), 20_000]); // handles dropped
+      for (let i = 0; i < 40; i++) await watchdog(done.recvAsync(), 'a process to run');
+      await new Promise((r) => setTimeout(r, 20)); // (they return just after telling us)
+      gc();
+      await new Promise((r) => setTimeout(r, 20)); // finalizers run
+      return heapUsage().bump;
+    };
+    const first = await batch();
+    for (let k = 0; k < 3; k++) await batch();
+    // Unfreed, three more batches would take 3 × 40 × 40 kB of results (UTF-16) more.
+    expect(heapUsage().bump - first).toBeLessThan(1_000_000);
   });
 
   test('a signal that outlives its processes keeps no listener for them', async () => {
