@@ -198,7 +198,11 @@ export class Process<R = unknown> {
     void hostModule.then((host) => host.refProcess(this.#rec, this.#id, ref));
   }
 
-  /** Stops the process now; `join` then rejects with ERR_PROCESS_FAILED. */
+  /**
+   * Stops the process now; `join` then rejects with ERR_PROCESS_FAILED. Resolves once its worker
+   * has stopped and its peers have been released (a send to it then fails); at once if it has
+   * ended already.
+   */
   async terminate(): Promise<void> {
     if (this.#settled !== undefined) return;
     if (isMainThread) {
