@@ -83,6 +83,7 @@ import {
   K_RECV,
   K_SEND,
   MAX_CAPACITY,
+  P_REFS,
   R_CLOSED,
   R_PEER_DIED,
   R_POISONED,
@@ -195,10 +196,17 @@ const CHECK = Symbol('check');
 const HOLD = Symbol('hold');
 const PREHOLD = Symbol('prehold');
 const REF = Symbol('ref');
-const ABANDON = Symbol('abandon');
+const ARG_ENTRY = Symbol('argEntry');
 
 const names = new Map<number, string>(); // channel id → name, cached from the heap
-const registry = new FinalizationRegistry<{ off: number; id: number }>((h) => releaseRef(runtime(), h.off, h.id));
+const registry = new FinalizationRegistry<{ off: number; id: number; argAt?: number }>((h) => {
+  if (h.argAt === undefined || claimEntry(h.argAt)) releaseRef(runtime(), h.off, h.id);
+});
+
+/** Claims entry `at` of a claim table (see `listArgRefs`): true for the one caller that may give its reference back. */
+function claimEntry(at: number): boolean {
+  return Atomics.exchange(runtime().heap.i32, at, 0) !== 0;
+}
 
 /** A channel handle. Create one with `chan()`. */
 export class Channel<T> implements Sender<T>, Receiver<T> {
@@ -206,6 +214,8 @@ export class Channel<T> implements Sender<T>, Receiver<T> {
   readonly #id: number;
   readonly #dir: number;
   #released = false;
+  /** Its entry in a process's claim table (word index), or 0: see ARG_ENTRY. */
+  #argAt = 0;
   /** Async ops of this handle still in flight: `release()` waits for them to end. */
   #inFlight = 0;
   #releaseLater = false;
@@ -472,6 +482,7 @@ export class Channel<T> implements Sender<T>, Receiver<T> {
     if (this.#released) return;
     this.#released = true;
     registry.unregister(this);
+    if (this.#argAt !== 0 && !claimEntry(this.#argAt)) return; // given back already (main, for a dead thread)
     // A pending async op still has a waiter linked in the channel: free only after it ends.
     if (this.#inFlight > 0) this.#releaseLater = true;
     else releaseRef(runtime(), this.#off, this.#id);
@@ -564,12 +575,13 @@ export class Channel<T> implements Sender<T>, Receiver<T> {
   }
 
   /**
-   * @internal Lets go of the handle without giving back its reference, which someone else gives
-   * back for it (main, for a process it failed: see `releaseRefs`).
+   * @internal This handle's reference is entry `at` (word index) of its process's claim table
+   * (see `listArgRefs`): it is given back only by whoever claims the entry first.
    */
-  [ABANDON](): void {
-    this.#released = true;
+  [ARG_ENTRY](at: number): void {
+    this.#argAt = at;
     registry.unregister(this);
+    registry.register(this, { off: this.#off, id: this.#id, argAt: at }, this);
   }
 
   /** @internal A typed end arriving in a process makes it a user of that end at once. */
@@ -1148,41 +1160,69 @@ export function preholdEnds(args: unknown, delta: number, died?: string): void {
   for (const ch of channelsIn(args)) ch[PREHOLD](delta, died);
 }
 
-/** @internal The references the handles inside `values` hold, as [offset, id, offset, id, ...]. */
-export function refsIn(values: unknown): number[] {
-  return channelsIn(values).flatMap((ch) => ch[REF]());
+/**
+ * @internal The worker of a process lists the references its argument handles adopted (`handles`,
+ * as `decodeSlotAdopting` gave them) in a claim table, published in record `rec` (P_REFS): each
+ * handle's release claims its entry, and main gives back those left when the thread dies.
+ */
+export function listArgRefs(rec: number, handles: readonly unknown[]): void {
+  const chans = handles.filter((x): x is Channel<unknown> => x instanceof Channel);
+  if (chans.length === 0) return;
+  const rt = runtime();
+  const h = rt.heap;
+  const table = h.alloc((1 + 2 * chans.length) * 4);
+  h.sync();
+  const m = h.i32;
+  const t = table >> 2;
+  m[t] = chans.length;
+  chans.forEach((ch, k) => {
+    const [off, id] = ch[REF]();
+    m[t + 1 + 2 * k] = off;
+    m[t + 2 + 2 * k] = id;
+    ch[ARG_ENTRY](t + 1 + 2 * k);
+  });
+  Atomics.store(m, (rec >> 2) + P_REFS, table); // written whole first: main reads it only after
 }
 
-/** @internal Gives back references listed by `refsIn` (of handles on a thread that died). */
-export function releaseRefs(refs: readonly number[]): void {
+/** @internal Main, for a process whose thread died running: gives back the entries of its claim table still unclaimed. */
+export function releaseArgRefs(rec: number): void {
   const rt = runtime();
-  for (let k = 0; k + 1 < refs.length; k += 2) releaseRef(rt, refs[k]!, refs[k + 1]!);
+  rt.heap.sync();
+  const table = Atomics.load(rt.heap.i32, (rec >> 2) + P_REFS);
+  if (table === 0) return;
+  const t = table >> 2;
+  for (let k = 0, n = rt.heap.i32[t]!; k < n; k++) {
+    const m = rt.heap.i32;
+    const off = Atomics.exchange(m, t + 1 + 2 * k, 0);
+    if (off !== 0) releaseRef(rt, off, m[t + 2 + 2 * k]!);
+  }
 }
 
 /**
- * @internal Poisons the channels listed by `refsIn` that still exist (main, for a process that
- * died with `poisonOnDeath`: before its death is cleaned up after, so its peers see the poison).
+ * @internal Poisons the channels of record `rec`'s claim table still held (main, for a process
+ * that died with `poisonOnDeath`: before its death is cleaned up after, so its peers see the poison).
  */
-export function poisonRefs(refs: readonly number[]): void {
+export function poisonArgRefs(rec: number): void {
   const rt = runtime();
-  for (let k = 0; k + 1 < refs.length; k += 2) {
-    const [off, id] = [refs[k]!, refs[k + 1]!];
+  rt.heap.sync();
+  const table = Atomics.load(rt.heap.i32, (rec >> 2) + P_REFS);
+  if (table === 0) return;
+  const t = table >> 2;
+  for (let k = 0, n = rt.heap.i32[t]!; k < n; k++) {
     rt.heap.sync();
     const m = rt.heap.i32;
-    if (m[(off >> 2) + C_MAGIC] !== CHAN_MAGIC || m[(off >> 2) + C_ID] !== id) continue;
+    const [off, id] = [Atomics.load(m, t + 1 + 2 * k), m[t + 2 + 2 * k]!];
+    if (off === 0 || m[(off >> 2) + C_MAGIC] !== CHAN_MAGIC || m[(off >> 2) + C_ID] !== id) continue;
     retainRef(rt, off); // a handle of our own for the moment: the channel stays while we poison it
     const ch = new Channel<unknown>(off, id, BOTH);
     try {
       ch.poison();
+    } catch {
+      // broken meanwhile: it fails every op already
     } finally {
       ch.release();
     }
   }
-}
-
-/** @internal Abandons every handle inside `values` (see ABANDON): their references are someone else's to give back. */
-export function abandonChannelsIn(values: unknown): void {
-  for (const ch of channelsIn(values)) ch[ABANDON]();
 }
 
 /** Releases every channel handle inside `values` (see `channelsIn`): each gives back its reference. */

@@ -6,12 +6,13 @@
 import { pathToFileURL } from 'node:url';
 import { isMainThread, parentPort, type ResourceLimits } from 'node:worker_threads';
 import { ChannelPoisonedError, InvalidArgumentError, ProcessFailedError, SyncOnMainError } from './errors.js';
-import { channelsIn, poison, preholdEnds, refsIn } from './channel.js';
+import { channelsIn, poison, preholdEnds } from './channel.js';
 import { decodeError } from './internal/errcodec.js';
 import type { RunRequest } from './internal/host.js';
 import { P_ARGS, P_FAILED, P_ID, P_OK, P_SLOT, P_STATE, P_WORDS } from './internal/layout.js';
 import { holdAlive, holdForSignal, releaseAlive, runtime, setRunning } from './internal/runtime.js';
 import { decodeSlot, discardSlot, encodeSlot } from './internal/values.js';
+import { freeRecord } from './internal/record.js';
 
 /** Options of `spawn`. */
 export interface SpawnOptions {
@@ -40,7 +41,9 @@ let current: string | undefined;
  * Processes nobody joined (their handle was dropped): the record, and the result in it, are
  * freed once the process has ended, as a join would.
  */
-const unjoined = new FinalizationRegistry<{ rec: number; id: number }>(({ rec, id }) => void freeWhenEnded(rec, id));
+const unjoined = new FinalizationRegistry<{ rec: number; id: number }>(({ rec, id }) => {
+  freeWhenEnded(rec, id).catch((e: unknown) => process.emitWarning(`occam: freeing an unjoined process's record failed: ${String(e)}`));
+});
 
 async function freeWhenEnded(rec: number, id: number): Promise<void> {
   const rt = runtime();
@@ -56,7 +59,7 @@ async function freeWhenEnded(rec: number, id: number): Promise<void> {
   }
   const m = rt.heap.i32;
   discardSlot(rt, m.slice((rec >> 2) + P_SLOT, (rec >> 2) + P_SLOT + 4));
-  rt.heap.free(rec);
+  freeRecord(rec);
 }
 
 /** @internal Set by the worker host while a process body runs. */
@@ -223,10 +226,10 @@ export class Process<R = unknown> {
     const m = rt.heap.i32;
     const ok = Atomics.load(m, (this.#rec >> 2) + P_STATE) === P_OK;
     const value = decodeSlot(rt, m.slice((this.#rec >> 2) + P_SLOT, (this.#rec >> 2) + P_SLOT + 4));
-    rt.heap.free(this.#rec);
-    this.#settled = ok ? { ok: true, value: value as R } : { ok: false, error: decodeError(value) };
     // A join's async wait on this thread, if one is pending (joinSync settled it): it looks again.
+    this.#settled = ok ? { ok: true, value: value as R } : { ok: false, error: decodeError(value) };
     Atomics.notify(m, (this.#rec >> 2) + P_STATE);
+    freeRecord(this.#rec);
   }
 
   #result(): R {
@@ -291,7 +294,6 @@ export function spawn<R = unknown>(
     resourceLimits: opts.resourceLimits,
     propagatePoison: opts.propagatePoison === true,
     poisonOnDeath: opts.poisonOnDeath === true,
-    refs: refsIn(args),
   };
   if (isMainThread) {
     void import('./internal/host.js').then((host) => host.startProcess(req));

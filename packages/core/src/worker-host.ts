@@ -5,14 +5,14 @@
 import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
 // The whole API first: decoding arguments needs the channel module's handle support installed.
 import './index.js';
-import { abandonChannelsIn, channelsIn, poison, preholdEnds, releaseChannelsIn } from './channel.js';
+import { channelsIn, listArgRefs, poison, preholdEnds, releaseChannelsIn } from './channel.js';
 import { ChannelPoisonedError, ProcessNotFoundError } from './errors.js';
 import type { RunRequest } from './internal/host.js';
-import { settle } from './internal/record.js';
-import { P_ARGS, P_FAILED, P_OK, P_PENDING, P_RUNNING, P_STATE } from './internal/layout.js';
+import { claimRecord, encodeResult, storeResult } from './internal/record.js';
+import { P_ARGS, P_FAILED, P_ID, P_OK, P_PENDING, P_RUNNING, P_STATE } from './internal/layout.js';
 import { endUses, publishProcess } from './internal/reap.js';
 import { joinRuntime, runtime, setInProcess } from './internal/runtime.js';
-import { decodeSlot } from './internal/values.js';
+import { decodeSlotAdopting } from './internal/values.js';
 import { setCurrentProcess } from './process.js';
 
 // Stacks from TypeScript process modules point at their .ts lines (the bundles carry source maps).
@@ -32,18 +32,28 @@ async function run(req: RunRequest): Promise<void> {
   rt.heap.sync(); // main may have grown the heap since this warm host last ran
   const m = rt.heap.i32;
   if (Atomics.compareExchange(m, (req.rec >> 2) + P_STATE, P_PENDING, P_RUNNING) !== P_PENDING) return;
+  // The record was terminated, freed and reused by another process before this start came: its
+  // new owner's start is its own, and this one is void.
+  if (Atomics.load(m, (req.rec >> 2) + P_ID) !== req.id) {
+    Atomics.store(m, (req.rec >> 2) + P_STATE, P_PENDING);
+    return;
+  }
   setCurrentProcess(req.name);
   publishProcess(rt, req.name);
   setInProcess(rt, true);
   let args: unknown[] = [];
+  /** Every handle its arguments brought (one per reference they adopted, wherever it sits in them). */
+  const adopted: unknown[] = [];
   let state: typeof P_OK | typeof P_FAILED = P_OK;
   let value: unknown;
   // A process that calls process.exit() with poisonOnDeath poisons its channels on the way out,
   // before its death is cleaned up after: its peers see the poison. (Terminated: main does it.)
-  const onExit = (): void => poison(...channelsIn(args));
+  const onExit = (): void => poisonAll(args);
   if (req.poisonOnDeath) process.once('exit', onExit);
   try {
-    args = decodeSlot(rt, m.slice((req.rec >> 2) + P_ARGS, (req.rec >> 2) + P_ARGS + 4)) as unknown[];
+    args = decodeSlotAdopting(rt, m.slice((req.rec >> 2) + P_ARGS, (req.rec >> 2) + P_ARGS + 4), adopted) as unknown[];
+    // If this thread dies, main gives back the references its handles still hold (claim table).
+    listArgRefs(req.rec, adopted);
     preholdEnds(args, -1); // the typed ends are ours now: the spawner's count of them is handed over
     const mod = (await import(req.url)) as Record<string, unknown>;
     const fn = mod[req.exportName];
@@ -57,7 +67,7 @@ async function run(req: RunRequest): Promise<void> {
     // Ended by poison: pass it on to every channel the process was given (the protocol). Died
     // otherwise: poison them if asked to, before its peers hear of the death another way.
     const poisoned = err instanceof ChannelPoisonedError;
-    if (poisoned ? req.propagatePoison : req.poisonOnDeath) poison(...channelsIn(args));
+    if (poisoned ? req.propagatePoison : req.poisonOnDeath) poisonAll(args);
     state = P_FAILED;
     value = err;
   }
@@ -69,16 +79,31 @@ async function run(req: RunRequest): Promise<void> {
     // The handles its arguments brought hold a reference each: let go of them now (a host may
     // idle for long, and its garbage collector would not free the channels for shared memory
     // it does not see). A process is over when its function returns: later use is an error.
-    // (Releasing a handle the process released already does nothing.) If main settled it first
-    // (it terminated the process), main gives those references back.
-    if (settle(req.rec, req.id, state, value, req.name) >= 0) releaseChannelsIn(args);
-    else abandonChannelsIn(args);
+    // (Releasing a handle the process released already does nothing; each claims its entry of
+    // the claim table, so main, terminating it meanwhile, gives back only the others.) After the
+    // result is encoded (it may hold one of them), before it is published (the joiner frees the
+    // table with the record).
+    const was = claimRecord(req.rec, req.id, state === P_FAILED ? req.name : undefined);
+    const result = was >= 0 ? encodeResult(state, value) : undefined;
+    releaseChannelsIn(adopted);
+    if (result !== undefined) storeResult(req.rec, result);
   } finally {
     process.off('exit', onExit);
     // Blocks this thread cached go back to the shared lists: a host may be retired while idle.
     rt.heap.flushCaches();
     setInProcess(rt, false);
     setCurrentProcess(undefined);
+  }
+}
+
+/** Poisons every channel in `args` the process still holds (one it released is skipped). */
+function poisonAll(args: unknown): void {
+  for (const ch of channelsIn(args)) {
+    try {
+      poison(ch);
+    } catch {
+      // released by the process: not its to poison any more
+    }
   }
 }
 

@@ -244,6 +244,42 @@ describe('peers hear of a death before whoever awaits it', () => {
     }
     await until(() => liveChannels() === before, 'the dead processes\' channels to be freed', 5000);
   });
+
+  test('each reference is given back once: not again for a handle the process released, not lost for a repeated one', async () => {
+    for (const how of ['park', 'exit'] as const) {
+      const ch = chan<number>(4, { name: 'kept-by-main' });
+      const gate = chan<number>();
+      const p = spawn(procs, 'releasesThenDies', [ch, how, gate.receiver()]);
+      if (how === 'park') {
+        await until(() => gate.waitingReceivers === 1, 'the process to park');
+        await p.terminate();
+      }
+      await expect(watchdog(p.join(), 'the process')).rejects.toThrow();
+      // Main's handle still names a live channel: given back twice, it would be freed under it.
+      await ch.sendAsync(7);
+      const other = chan<number>(4);
+      expect([ch.len, other.len]).toEqual([1, 0]);
+      expect(await ch.recvAsync()).toBe(7);
+      other.release();
+      gate.release();
+      ch.release();
+    }
+    const before = liveChannels();
+    for (const shape of ['array', 'object', 'map'] as const) {
+      const ch = chan<number>(1);
+      const gate = chan<number>();
+      const held = shape === 'array' ? [ch, ch] : shape === 'object' ? { a: ch, b: ch } : new Map([[1, ch]]);
+      const rx = gate.receiver();
+      const p = spawn(procs, 'holdsAndParks', [held, rx]);
+      rx.release();
+      await until(() => gate.waitingReceivers === 1, 'the process to park');
+      await p.terminate();
+      await expect(p.join()).rejects.toThrow();
+      ch.release();
+      gate.release();
+    }
+    await until(() => liveChannels() === before, 'every reference the dead processes held to be given back', 5000);
+  });
 });
 
 describe('users of channel ends', () => {

@@ -186,6 +186,23 @@ describe('joins and options', () => {
     expect(r).toEqual([0, 1, 2, 3].map((i) => [i, i]));
   });
 
+  test('a start that comes after its process was terminated, and its record reused, does nothing', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'occam-stale-'));
+    try {
+      for (let i = 0; i < 3; i++) {
+        const file = join(dir, `slow${i}.ts`); // compiled on first spawn: the start comes late
+        writeFileSync(file, 'export function first(): string {\n  return "first ran";\n}\n');
+        const p = spawn(file, 'first');
+        await p.terminate();
+        await expect(p.join()).rejects.toThrow(/terminated/);
+        const q = spawn<number>(fails, 'add', [i, 1]); // likely on p's record
+        expect(await watchdog(q.join(), 'the next process')).toBe(i + 1);
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   test('spawn options that are not what they say are refused before anything starts', () => {
     const live = liveChannels();
     const ch = chan<number>();

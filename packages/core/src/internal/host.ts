@@ -10,9 +10,9 @@
 import { isMainThread, MessageChannel, Worker, type ResourceLimits } from 'node:worker_threads';
 import { ProcessFailedError } from '../errors.js';
 import { P_FAILED, P_ID, P_PENDING, P_RUNNING, P_STATE } from './layout.js';
-import { poisonRefs, releaseRefs } from '../channel.js';
+import { poisonArgRefs, releaseArgRefs } from '../channel.js';
 import { reviveOccamError } from './errcodec.js';
-import { claimRecord, publishResult, settle } from './record.js';
+import { claimRecord, publishResult } from './record.js';
 import { beingReaped, reapThread } from './reap.js';
 import { setStuckHook } from './heap.js';
 import { runtime } from './runtime.js';
@@ -35,8 +35,6 @@ export interface RunRequest {
   propagatePoison: boolean;
   /** On dying (a throw of anything but poison), poison every channel in the arguments. */
   poisonOnDeath: boolean;
-  /** The channels its arguments hold references to (`refsIn`): given back by main if its thread dies running it. */
-  refs: number[];
 }
 
 /** Messages a host sends to main. */
@@ -70,9 +68,13 @@ function stillRunning(rec: number, id: number): boolean {
 }
 
 function settleFailed(req: RunRequest, err: Error): void {
+  const was = claimRecord(req.rec, req.id, req.name);
+  if (was < 0) return;
   // Failed while it ran (its thread died): the references its arguments' handles held in that
-  // thread are given back here. (Not started: claimRecord dropped its arguments.)
-  if (settle(req.rec, req.id, P_FAILED, err, req.name) === P_RUNNING) releaseRefs(req.refs);
+  // thread are given back here, before the record is (the joiner frees its claim table with
+  // it). (Not started: claimRecord dropped its arguments.)
+  if (was === P_RUNNING) releaseArgRefs(req.rec);
+  publishResult(req.rec, P_FAILED, err);
 }
 
 /**
@@ -196,7 +198,7 @@ function newHost(key: string, limits: ResourceLimits | undefined, preload: strin
     host.current = undefined;
     dropIdle(host);
     // Died running, with poisonOnDeath: its peers see the poison, not the disconnection.
-    if (cur?.poisonOnDeath === true && stillRunning(cur.rec, cur.id)) poisonRefs(cur.refs);
+    if (cur?.poisonOnDeath === true && stillRunning(cur.rec, cur.id)) poisonArgRefs(cur.rec);
     reapHere(threadId);
     if (cur !== undefined) {
       unrefd.delete(cur.id);
@@ -290,7 +292,8 @@ export async function startProcess(req: RunRequest): Promise<void> {
   }
   const h = runtime().heap;
   h.sync();
-  if (Atomics.load(h.i32, (req.rec >> 2) + P_STATE) !== P_PENDING) return; // terminated before start
+  // Terminated before start (its record may even be freed and reused by another process: the id).
+  if (Atomics.load(h.i32, (req.rec >> 2) + P_ID) !== req.id || Atomics.load(h.i32, (req.rec >> 2) + P_STATE) !== P_PENDING) return;
   const key = JSON.stringify(req.resourceLimits ?? null);
   watchProgram(runtime()); // a program whose processes end up blocked must not hang
   const host = idle.get(key)?.pop() ?? newHost(key, req.resourceLimits);
@@ -331,8 +334,8 @@ export async function terminateProcess(rec: number, id: number, name: string): P
   if (was < 0) return;
   const req = host?.current?.id === id ? host.current : undefined;
   // With poisonOnDeath, its channels are poisoned first: its peers see the poison.
-  if (req?.poisonOnDeath === true) poisonRefs(req.refs);
-  const done = stop(rec, id, name, host, was === P_RUNNING ? req?.refs : undefined);
+  if (req?.poisonOnDeath === true) poisonArgRefs(rec);
+  const done = stop(rec, id, name, host, was === P_RUNNING);
   terminating.set(rec, { id, done });
   try {
     await done;
@@ -345,7 +348,7 @@ export async function terminateProcess(rec: number, id: number, name: string): P
 const terminating = new Map<number, { id: number; done: Promise<void> }>();
 
 /** The rest of `terminateProcess`, the record claimed: the worker stopped, cleaned up after, the record failed. */
-async function stop(rec: number, id: number, name: string, host: Host | undefined, refs: number[] | undefined): Promise<void> {
+async function stop(rec: number, id: number, name: string, host: Host | undefined, ran: boolean): Promise<void> {
   unrefd.delete(id);
   try {
     if (host !== undefined) {
@@ -358,7 +361,7 @@ async function stop(rec: number, id: number, name: string, host: Host | undefine
       await host.worker.terminate();
       reapHere(host.threadId);
     }
-    if (refs !== undefined) releaseRefs(refs);
+    if (ran) releaseArgRefs(rec); // (see settleFailed)
   } finally {
     publishResult(rec, P_FAILED, new ProcessFailedError(`process ${name} was terminated`));
   }

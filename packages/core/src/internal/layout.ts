@@ -213,6 +213,13 @@ export const K_RECV = 2;
 export const P_STATE = 0; // P_PENDING / P_RUNNING / P_OK / P_FAILED
 /** The process id: a terminate request names (record, id), so a reused record is never hit. */
 export const P_ID = 1;
+/**
+ * Byte offset of the claim table of the references the running process's argument handles hold
+ * (written by its worker once it has decoded them; 0 if none): [n, off, id, off, id, ...]. An
+ * entry is given back once, by whoever first swaps its offset to 0: the handle's own release, or
+ * main for a process whose thread died. Freed with the record.
+ */
+export const P_REFS = 2;
 /** The result (or encoded error) once settled. */
 export const P_SLOT = 4;
 /** The encoded argument array; whoever moves the record out of PENDING owns (decodes or drops) it. */

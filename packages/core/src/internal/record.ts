@@ -1,31 +1,26 @@
 /**
- * Process records in the shared heap: [state | result slot]. A record is settled exactly once;
- * joiners wait on its state word.
+ * Process records in the shared heap: [state | id | claim table | result slot | arguments]. A
+ * record is settled exactly once; joiners wait on its state word.
  */
 import { encodeError } from './errcodec.js';
-import { P_ARGS, P_FAILED, P_ID, P_OK, P_PENDING, P_RUNNING, P_SETTLING, P_SLOT, P_STATE } from './layout.js';
+import { P_ARGS, P_FAILED, P_ID, P_OK, P_PENDING, P_REFS, P_RUNNING, P_SETTLING, P_SLOT, P_STATE } from './layout.js';
 import { runtime } from './runtime.js';
 import { preholdEnds, releaseChannelsIn } from '../channel.js';
 import { decodeSlot, encodeSlot } from './values.js';
 
 /**
- * Settles process record `rec` of process `id` once: the first caller to move it out of
- * PENDING/RUNNING writes the result slot (and gets the state it had); later callers do nothing (-1), and so does a caller whose
- * record has meanwhile been joined, freed and reused by another process. Used by hosts (return,
- * throw) and by main (worker died). `who` names the process (for the peers of one that failed
- * before it started).
+ * Process records are settled exactly once: the first caller to move one out of PENDING/RUNNING
+ * (`claimRecord`) writes the result (`publishResult`, or `encodeResult` then `storeResult`);
+ * later callers do nothing, and so does a caller whose record has meanwhile been joined, freed
+ * and reused by another process. Hosts settle with the return value or the thrown error; main
+ * when a worker dies, or for a terminate.
  */
-export function settle(rec: number, id: number, state: typeof P_OK | typeof P_FAILED, value: unknown, who: string): number {
-  const was = claimRecord(rec, id, state === P_FAILED ? who : undefined);
-  if (was >= 0) publishResult(rec, state, value);
-  return was;
-}
 
 /**
- * The first half of `settle`: moves the record to SETTLING, if it is still process `id`'s and
- * unsettled; returns the state it had (P_PENDING or P_RUNNING), else -1. Joiners wait on until `publishResult`. A process that never started
- * drops its arguments here (main thread), with the users counted for its typed ends; if it
- * `died` (its name), an end it leaves with no user is disconnected.
+ * Moves record `rec` to SETTLING, if it is still process `id`'s and unsettled; returns the state
+ * it had (P_PENDING or P_RUNNING), else -1. Joiners wait on until the result is stored. A process
+ * that never started drops its arguments here (main thread), with the users counted for its
+ * typed ends; if it `died` (its name), an end it leaves with no user is disconnected.
  */
 export function claimRecord(rec: number, id: number, died: string | undefined): number {
   const rt = runtime();
@@ -51,10 +46,20 @@ export function claimRecord(rec: number, id: number, died: string | undefined): 
   }
 }
 
-/** The second half of `settle`: writes the result of a record claimed by `claimRecord`, and wakes its joiners. */
+/** Writes the result of a record claimed by `claimRecord`, and wakes its joiners. */
 export function publishResult(rec: number, state: typeof P_OK | typeof P_FAILED, value: unknown): void {
+  storeResult(rec, encodeResult(state, value));
+}
+
+/** A result encoded for its record (`storeResult`): its state, and the slot. */
+export interface EncodedResult {
+  state: typeof P_OK | typeof P_FAILED;
+  slot: Int32Array;
+}
+
+/** Encodes a result (a value that cannot be sent fails the process instead). */
+export function encodeResult(state: typeof P_OK | typeof P_FAILED, value: unknown): EncodedResult {
   const rt = runtime();
-  const h = rt.heap;
   const slot = new Int32Array(4);
   try {
     encodeSlot(rt, state === P_OK ? value : encodeError(value), slot);
@@ -62,10 +67,25 @@ export function publishResult(rec: number, state: typeof P_OK | typeof P_FAILED,
     state = P_FAILED;
     encodeSlot(rt, encodeError(e), slot);
   }
+  return { state, slot };
+}
+
+/** Writes an encoded result into claimed record `rec`, and wakes its joiners: the record is settled. */
+export function storeResult(rec: number, { state, slot }: EncodedResult): void {
+  const h = runtime().heap;
   h.sync();
   h.i32.set(slot, (rec >> 2) + P_SLOT);
   const st = (rec >> 2) + P_STATE;
   // seq-cst store publishes the slot to joiners.
   Atomics.store(h.i32, st, state);
   Atomics.notify(h.i32, st);
+}
+
+/** Frees a settled record, with its claim table (whose entries nobody holds any more: see P_REFS). */
+export function freeRecord(rec: number): void {
+  const h = runtime().heap;
+  h.sync();
+  const table = h.i32[(rec >> 2) + P_REFS]!;
+  if (table !== 0) h.free(table);
+  h.free(rec);
 }

@@ -41,6 +41,8 @@ export interface HandleSupport {
 }
 
 let support: HandleSupport | undefined;
+/** While set, every handle a decode adopts is listed here (see `decodeSlotAdopting`). */
+let adopting: unknown[] | undefined;
 /** Channel ids of the handles met by the encode under way (`nPending` of them). */
 const pending: number[] = [];
 let nPending = 0;
@@ -57,7 +59,9 @@ const encodeHooks: HandleHooks = {
     return w;
   },
   decodeHandle(words) {
-    return support!.adopt(words);
+    const h = support!.adopt(words);
+    adopting?.push(h);
+    return h;
   },
 };
 
@@ -113,6 +117,16 @@ export function encodeSlot(rt: Runtime, v: unknown, slot: Int32Array): void {
   slot[S_W2] = off;
   slot[S_W3] = nPending > 0 ? 1 : 0;
   nPending = 0;
+}
+
+/** `decodeSlot`, listing in `adopted` every handle it made (one per reference it adopted). */
+export function decodeSlotAdopting(rt: Runtime, slot: Int32Array, adopted: unknown[]): unknown {
+  adopting = adopted;
+  try {
+    return decodeSlot(rt, slot);
+  } finally {
+    adopting = undefined;
+  }
 }
 
 /** Decodes the value in `slot`, freeing its block. */
