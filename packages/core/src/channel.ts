@@ -877,8 +877,13 @@ export function checkOptions(opts: { timeout?: unknown; signal?: unknown } | und
   if (opts.timeout !== undefined && (typeof opts.timeout !== 'number' || Number.isNaN(opts.timeout))) {
     throw new InvalidArgumentError(`timeout must be a number of milliseconds, got ${String(opts.timeout)}`);
   }
-  if (opts.signal !== undefined && !(opts.signal instanceof AbortSignal)) {
-    throw new InvalidArgumentError(`signal must be an AbortSignal, got ${String(opts.signal)}`);
+  checkSignal(opts.signal);
+}
+
+/** @internal Refuses a `signal` option that is not an AbortSignal (`null` included): ERR_INVALID_ARGUMENT. */
+export function checkSignal(signal: unknown): void {
+  if (signal !== undefined && !(signal instanceof AbortSignal)) {
+    throw new InvalidArgumentError(`signal must be an AbortSignal, not ${String(signal)}`);
   }
 }
 

@@ -14,6 +14,9 @@ export async function prepareModule(moduleUrl: string | URL): Promise<string> {
   return loadableModuleUrl(moduleUrl);
 }
 
+/** Refuses a `signal` option that is not an AbortSignal, as channel operations do (ERR_INVALID_ARGUMENT). */
+export { checkSignal } from './channel.js';
+
 /**
  * A signal of the pool's own: the waits it ends are not taken for waits that the program's signal
  * may end (which deadlock detection never calls stuck).

@@ -6,7 +6,7 @@
 import { pathToFileURL } from 'node:url';
 import { isMainThread, parentPort, type ResourceLimits } from 'node:worker_threads';
 import { ChannelPoisonedError, InvalidArgumentError, ProcessFailedError, SyncOnMainError } from './errors.js';
-import { channelsIn, poison, preholdEnds } from './channel.js';
+import { channelsIn, checkSignal, poison, preholdEnds } from './channel.js';
 import { decodeError } from './internal/errcodec.js';
 import type { RunRequest } from './internal/host.js';
 import { P_ARGS, P_FAILED, P_ID, P_OK, P_SLOT, P_STATE, P_WORDS } from './internal/layout.js';
@@ -243,7 +243,7 @@ export class Process<R = unknown> {
 function checkSpawnOptions(opts: SpawnOptions): void {
   if (typeof opts !== 'object' || opts === null) throw new InvalidArgumentError(`spawn() options must be an object, not ${String(opts)}`);
   if (opts.name !== undefined && typeof opts.name !== 'string') throw new InvalidArgumentError(`a process's name must be a string, not ${String(opts.name)}`);
-  if (opts.signal !== undefined && !(opts.signal instanceof AbortSignal)) throw new InvalidArgumentError(`signal must be an AbortSignal, not ${String(opts.signal)}`);
+  checkSignal(opts.signal);
   if (opts.resourceLimits !== undefined && (typeof opts.resourceLimits !== 'object' || opts.resourceLimits === null)) {
     throw new InvalidArgumentError(`resourceLimits must be an object (Node's ResourceLimits), not ${String(opts.resourceLimits)}`);
   }

@@ -28,6 +28,7 @@ import {
   type Process,
 } from '@occam/core';
 import {
+  checkSignal,
   decodeError,
   holdForSignal,
   INIT_FAILED,
@@ -217,8 +218,10 @@ export class Pool<M = Record<string, (...args: any[]) => any>> {
       if (this.#broken !== undefined) return reject(this.#broken);
       if (this.#closing) return reject(new PoolClosedError());
       if (typeof name !== 'string') return reject(new InvalidArgumentError('run() needs the name of an exported function'));
-      if (opts.signal !== undefined && !(opts.signal instanceof AbortSignal)) {
-        return reject(new InvalidArgumentError(`signal must be an AbortSignal, not ${String(opts.signal)}`));
+      try {
+        checkSignal(opts.signal);
+      } catch (e) {
+        return reject(e as Error);
       }
       if (opts.timeout !== undefined && !(typeof opts.timeout === 'number' && opts.timeout >= 0)) {
         return reject(new InvalidArgumentError(`timeout must be a number of ms ≥ 0 (Infinity: none), not ${String(opts.timeout)}`));
@@ -306,9 +309,7 @@ export class Pool<M = Record<string, (...args: any[]) => any>> {
     input: Iterable<Args<M, K>[0]> | AsyncIterable<Args<M, K>[0]>,
     opts: MapOptions = {},
   ): AsyncGenerator<Ret<M, K>> {
-    if (opts.signal !== undefined && !(opts.signal instanceof AbortSignal)) {
-      throw new InvalidArgumentError(`signal must be an AbortSignal, not ${String(opts.signal)}`);
-    }
+    checkSignal(opts.signal);
     const ordered = opts.ordered ?? true;
     const limit = positive(opts.concurrency ?? this.size * 4, 'concurrency');
     const asyncInput = (input as Partial<AsyncIterable<unknown>>)[Symbol.asyncIterator] !== undefined; // (a string input too)
