@@ -31,6 +31,7 @@ async function run(req: RunRequest): Promise<void> {
   const rt = runtime();
   rt.heap.sync(); // main may have grown the heap since this warm host last ran
   const m = rt.heap.i32;
+  if (Atomics.load(m, (req.rec >> 2) + P_ID) !== req.id) return; // (see below)
   if (Atomics.compareExchange(m, (req.rec >> 2) + P_STATE, P_PENDING, P_RUNNING) !== P_PENDING) return;
   // The record was terminated, freed and reused by another process before this start came: its
   // new owner's start is its own, and this one is void.
