@@ -197,6 +197,7 @@ const HOLD = Symbol('hold');
 const PREHOLD = Symbol('prehold');
 const REF = Symbol('ref');
 const ARG_ENTRY = Symbol('argEntry');
+const DETACH = Symbol('detach');
 
 const names = new Map<number, string>(); // channel id → name, cached from the heap
 const registry = new FinalizationRegistry<{ off: number; id: number; argAt?: number }>((h) => {
@@ -482,10 +483,26 @@ export class Channel<T> implements Sender<T>, Receiver<T> {
     if (this.#released) return;
     this.#released = true;
     registry.unregister(this);
-    if (this.#argAt !== 0 && !claimEntry(this.#argAt)) return; // given back already (main, for a dead thread)
-    // A pending async op still has a waiter linked in the channel: free only after it ends.
+    // A pending async op still has a waiter linked in the channel: free only after it ends. (An
+    // argument's entry is claimed then too: should the thread die first, main gives it back.)
     if (this.#inFlight > 0) this.#releaseLater = true;
-    else releaseRef(runtime(), this.#off, this.#id);
+    else this.#giveBack();
+  }
+
+  /** Gives this handle's reference back, unless it is an argument's whose entry someone else claimed. */
+  #giveBack(): void {
+    if (this.#argAt !== 0 && !claimEntry(this.#argAt)) return; // given back already (main, for a dead thread)
+    releaseRef(runtime(), this.#off, this.#id);
+  }
+
+  /**
+   * @internal The process this argument handle came with is over: a release still waiting for an
+   * async op claims its entry now (the table goes with the record); the give-back follows later.
+   */
+  [DETACH](): void {
+    if (this.#argAt === 0) return;
+    if (this.#releaseLater && !claimEntry(this.#argAt)) this.#releaseLater = false;
+    this.#argAt = 0;
   }
 
   /** Receives until the channel is closed and drained (sync, in a worker). */
@@ -652,7 +669,7 @@ export class Channel<T> implements Sender<T>, Receiver<T> {
   [LEAVE](): void {
     if (--this.#inFlight === 0 && this.#releaseLater) {
       this.#releaseLater = false;
-      releaseRef(runtime(), this.#off, this.#id);
+      this.#giveBack();
     }
   }
 
@@ -1189,6 +1206,11 @@ export function listArgRefs(rec: number, handles: readonly unknown[]): void {
   Atomics.store(m, (rec >> 2) + P_REFS, table); // written whole first: main reads it only after
 }
 
+/** @internal The process of `handles` (its arguments', see `listArgRefs`) is over: each lets go of its claim-table entry. */
+export function detachArgs(handles: readonly unknown[]): void {
+  for (const h of handles) if (h instanceof Channel) h[DETACH]();
+}
+
 /** @internal Main, for a process whose thread died running: gives back the entries of its claim table still unclaimed. */
 export function releaseArgRefs(rec: number): void {
   const rt = runtime();
@@ -1218,7 +1240,9 @@ export function poisonArgRefs(rec: number): void {
     const m = rt.heap.i32;
     const [off, id] = [Atomics.load(m, t + 1 + 2 * k), m[t + 2 + 2 * k]!];
     if (off === 0 || m[(off >> 2) + C_MAGIC] !== CHAN_MAGIC || m[(off >> 2) + C_ID] !== id) continue;
-    retainRef(rt, off); // a handle of our own for the moment: the channel stays while we poison it
+    // A handle of our own for the moment. (The process may give its own reference back meanwhile,
+    // but not the last one: spawn's poisonOnDeath watcher holds one of its own until it ends.)
+    retainRef(rt, off);
     const ch = new Channel<unknown>(off, id, BOTH);
     try {
       ch.poison();

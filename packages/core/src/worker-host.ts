@@ -5,7 +5,7 @@
 import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
 // The whole API first: decoding arguments needs the channel module's handle support installed.
 import './index.js';
-import { channelsIn, listArgRefs, poison, preholdEnds, releaseChannelsIn } from './channel.js';
+import { channelsIn, detachArgs, listArgRefs, poison, preholdEnds, releaseChannelsIn } from './channel.js';
 import { ChannelPoisonedError, ProcessNotFoundError } from './errors.js';
 import type { RunRequest } from './internal/host.js';
 import { claimRecord, encodeResult, storeResult } from './internal/record.js';
@@ -36,7 +36,7 @@ async function run(req: RunRequest): Promise<void> {
   // The record was terminated, freed and reused by another process before this start came: its
   // new owner's start is its own, and this one is void.
   if (Atomics.load(m, (req.rec >> 2) + P_ID) !== req.id) {
-    Atomics.store(m, (req.rec >> 2) + P_STATE, P_PENDING);
+    Atomics.compareExchange(m, (req.rec >> 2) + P_STATE, P_RUNNING, P_PENDING);
     return;
   }
   setCurrentProcess(req.name);
@@ -87,6 +87,7 @@ async function run(req: RunRequest): Promise<void> {
     const was = claimRecord(req.rec, req.id, state === P_FAILED ? req.name : undefined);
     const result = was >= 0 ? encodeResult(state, value) : undefined;
     releaseChannelsIn(adopted);
+    detachArgs(adopted); // (a release waiting for an async op must not touch the table later)
     if (result !== undefined) storeResult(req.rec, result);
   } finally {
     process.off('exit', onExit);

@@ -279,6 +279,18 @@ describe('peers hear of a death before whoever awaits it', () => {
       gate.release();
     }
     await until(() => liveChannels() === before, 'every reference the dead processes held to be given back', 5000);
+    // A release still waiting for an async op when the thread dies: main gives that one back too.
+    const ch = chan<number>();
+    const gate = chan<number>();
+    const [rx, grx] = [ch.receiver(), gate.receiver()];
+    const p = spawn(procs, 'releasesWhileWaiting', [rx, grx]);
+    rx.release();
+    grx.release();
+    await until(() => gate.waitingReceivers === 1 && ch.waitingReceivers === 1, 'the process to wait');
+    await p.terminate();
+    ch.release();
+    gate.release();
+    await until(() => liveChannels() === before, 'the reference of a release that waited to be given back', 5000);
   });
 });
 
