@@ -15,6 +15,7 @@ import {
   C_SENDQ_HEAD,
   F_CLOSED,
   FAULT_DIE_CLAIMING,
+  FAULT_DIE_SETTLING,
   FAULT_DROP,
   FAULT_REORDER,
   H_FAULT,
@@ -39,12 +40,13 @@ import { runtime, slotWord } from './internal/runtime.js';
 import { ringAt } from './internal/transfer.js';
 import { holdSupervisor as setSupervisorHold, startedHosts } from './internal/host.js';
 
-const FAULTS = { drop: FAULT_DROP, reorder: FAULT_REORDER, 'die-claiming': FAULT_DIE_CLAIMING };
+const FAULTS = { drop: FAULT_DROP, reorder: FAULT_REORDER, 'die-claiming': FAULT_DIE_CLAIMING, 'die-settling': FAULT_DIE_SETTLING };
 
 /**
  * Switches a runtime-wide fault on, or off (null): 'drop' (a send's value is lost), 'reorder'
  * (two buffered values swap), 'die-claiming' (a worker thread that claims a waiting party
- * exits there and then, holding the channel's lock and the claim).
+ * exits there and then, holding the channel's lock and the claim), 'die-settling' (a worker exits
+ * between claiming its process's record and storing the result).
  */
 export function setFault(fault: keyof typeof FAULTS | null): void {
   const m = runtime().heap.i32;

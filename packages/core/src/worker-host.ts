@@ -9,7 +9,7 @@ import { channelsIn, detachArgs, listArgRefs, poison, preholdEnds, releaseChanne
 import { ChannelPoisonedError, ProcessNotFoundError } from './errors.js';
 import type { RunRequest } from './internal/host.js';
 import { claimRecord, encodeResult, storeResult } from './internal/record.js';
-import { P_ARGS, P_FAILED, P_ID, P_OK, P_PENDING, P_RUNNING, P_STATE } from './internal/layout.js';
+import { FAULT_DIE_SETTLING, H_FAULT, P_ARGS, P_FAILED, P_ID, P_OK, P_PENDING, P_RUNNING, P_STATE } from './internal/layout.js';
 import { endUses, publishProcess } from './internal/reap.js';
 import { joinRuntime, runtime, setInProcess } from './internal/runtime.js';
 import { decodeSlotAdopting } from './internal/values.js';
@@ -86,6 +86,7 @@ async function run(req: RunRequest): Promise<void> {
     // table with the record).
     const was = claimRecord(req.rec, req.id, state === P_FAILED ? req.name : undefined);
     const result = was >= 0 ? encodeResult(state, value) : undefined;
+    if (Atomics.load(rt.heap.i32, H_FAULT) === FAULT_DIE_SETTLING) process.exit(71); // test-only
     releaseChannelsIn(adopted);
     detachArgs(adopted); // (a release waiting for an async op must not touch the table later)
     if (result !== undefined) storeResult(req.rec, result);

@@ -363,6 +363,20 @@ describe('a process that dies inside a channel operation', () => {
     await expect(selectAsync([recv(live), recv(ch)])).rejects.toMatchObject({ code: 'ERR_PEER_DIED', caseIndex: 1 });
   });
 
+  test('a worker that dies while it settles its process (claimed, result not stored): join still fails, references come back', async () => {
+    const before = liveChannels();
+    const ch = chan<number>(1);
+    const tx = ch.sender();
+    setFault('die-settling');
+    const p = spawn<Ending>(procs, 'sendOnce', [tx, 5], { name: 'settler' });
+    tx.release();
+    await expect(watchdog(p.join(), 'the process that died settling')).rejects.toThrow(/exit code 71/);
+    setFault(null);
+    expect(await ch.recvAsync()).toBe(5); // (what it did before stays done)
+    ch.release();
+    await until(() => liveChannels() === before, 'its argument\'s reference to come back', 5000);
+  });
+
   test('a worker that dies holding a claim on a parked receiver fails that receive', async () => {
     const ch = chan<number>(0, { name: 'handoff' });
     const parked = spawn<Ending>(procs, 'recvOnce', [ch.receiver()]);

@@ -9,7 +9,7 @@
  */
 import { isMainThread, MessageChannel, Worker, type ResourceLimits } from 'node:worker_threads';
 import { ProcessFailedError } from '../errors.js';
-import { P_FAILED, P_ID, P_PENDING, P_RUNNING, P_STATE } from './layout.js';
+import { P_FAILED, P_ID, P_PENDING, P_RUNNING, P_SETTLING, P_STATE } from './layout.js';
 import { poisonArgRefs, releaseArgRefs } from '../channel.js';
 import { reviveOccamError } from './errcodec.js';
 import { claimRecord, publishResult } from './record.js';
@@ -60,6 +60,13 @@ function hostUrl(): URL {
   return new URL('../worker-host.js', import.meta.url);
 }
 
+/** Whether record `rec` is process `id`'s and claimed for settling, its result not stored yet. */
+function settlingStill(rec: number, id: number): boolean {
+  const h = runtime().heap;
+  h.sync();
+  return Atomics.load(h.i32, (rec >> 2) + P_ID) === id && Atomics.load(h.i32, (rec >> 2) + P_STATE) === P_SETTLING;
+}
+
 /** Whether record `rec` is process `id`'s and still running (not settled by the process itself). */
 function stillRunning(rec: number, id: number): boolean {
   const h = runtime().heap;
@@ -67,8 +74,11 @@ function stillRunning(rec: number, id: number): boolean {
   return Atomics.load(h.i32, (rec >> 2) + P_ID) === id && Atomics.load(h.i32, (rec >> 2) + P_STATE) === P_RUNNING;
 }
 
-function settleFailed(req: RunRequest, err: Error): void {
-  const was = claimRecord(req.rec, req.id, req.name);
+function settleFailed(req: RunRequest, err: Error, died = false): void {
+  let was = claimRecord(req.rec, req.id, req.name);
+  // Its thread died in the middle of settling the record itself (claimed, result not stored):
+  // nobody else will finish it (a terminate claims only after taking the host's process away).
+  if (was < 0 && died && settlingStill(req.rec, req.id)) was = P_RUNNING;
   if (was < 0) return;
   // Failed while it ran (its thread died): the references its arguments' handles held in that
   // thread are given back here, before the record is (the joiner frees its claim table with
@@ -208,6 +218,7 @@ function newHost(key: string, limits: ResourceLimits | undefined, preload: strin
         host.crash !== undefined
           ? wrapCrash(cur, host.crash)
           : new ProcessFailedError(`process ${cur.name} ended its worker (exit code ${code}) before returning`),
+        true,
       );
     }
   });

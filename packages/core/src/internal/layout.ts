@@ -57,6 +57,8 @@ export const HEADER_WORDS = 80;
 export const FAULT_DROP = 1;
 export const FAULT_REORDER = 2;
 export const FAULT_DIE_CLAIMING = 3;
+/** Test-only: a worker exits while it settles a process's record (claimed, result not yet stored). */
+export const FAULT_DIE_SETTLING = 4;
 /** Every FAULT_PERIOD-th operation misbehaves while a fault is on. */
 export const FAULT_PERIOD = 37;
 
