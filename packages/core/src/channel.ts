@@ -1211,25 +1211,11 @@ export function detachArgs(handles: readonly unknown[]): void {
   for (const h of handles) if (h instanceof Channel) h[DETACH]();
 }
 
-/** @internal Main, for a process whose thread died running: gives back the entries of its claim table still unclaimed. */
-export function releaseArgRefs(rec: number): void {
-  const rt = runtime();
-  rt.heap.sync();
-  const table = Atomics.load(rt.heap.i32, (rec >> 2) + P_REFS);
-  if (table === 0) return;
-  const t = table >> 2;
-  for (let k = 0, n = rt.heap.i32[t]!; k < n; k++) {
-    const m = rt.heap.i32;
-    const off = Atomics.exchange(m, t + 1 + 2 * k, 0);
-    if (off !== 0) releaseRef(rt, off, m[t + 2 + 2 * k]!);
-  }
-}
-
 /**
- * @internal Poisons the channels of record `rec`'s claim table still held (main, for a process
- * that died with `poisonOnDeath`: before its death is cleaned up after, so its peers see the poison).
+ * Calls `each` with the word index of every entry of record `rec`'s claim table (see
+ * `listArgRefs`), and the heap's current view (a call may grow the heap).
  */
-export function poisonArgRefs(rec: number): void {
+function forEachArgEntry(rec: number, each: (m: Int32Array, at: number) => void): void {
   const rt = runtime();
   rt.heap.sync();
   const table = Atomics.load(rt.heap.i32, (rec >> 2) + P_REFS);
@@ -1237,12 +1223,29 @@ export function poisonArgRefs(rec: number): void {
   const t = table >> 2;
   for (let k = 0, n = rt.heap.i32[t]!; k < n; k++) {
     rt.heap.sync();
-    const m = rt.heap.i32;
-    const [off, id] = [Atomics.load(m, t + 1 + 2 * k), m[t + 2 + 2 * k]!];
-    if (off === 0 || m[(off >> 2) + C_MAGIC] !== CHAN_MAGIC || m[(off >> 2) + C_ID] !== id) continue;
+    each(rt.heap.i32, t + 1 + 2 * k);
+  }
+}
+
+/** @internal Main, for a process whose thread died running: gives back the entries of its claim table still unclaimed. */
+export function releaseArgRefs(rec: number): void {
+  forEachArgEntry(rec, (m, at) => {
+    const off = Atomics.exchange(m, at, 0);
+    if (off !== 0) releaseRef(runtime(), off, m[at + 1]!);
+  });
+}
+
+/**
+ * @internal Poisons the channels of record `rec`'s claim table still held (main, for a process
+ * that died with `poisonOnDeath`: before its death is cleaned up after, so its peers see the poison).
+ */
+export function poisonArgRefs(rec: number): void {
+  forEachArgEntry(rec, (m, at) => {
+    const [off, id] = [Atomics.load(m, at), m[at + 1]!];
+    if (off === 0 || m[(off >> 2) + C_MAGIC] !== CHAN_MAGIC || m[(off >> 2) + C_ID] !== id) return;
     // A handle of our own for the moment. (The process may give its own reference back meanwhile,
     // but not the last one: spawn's poisonOnDeath watcher holds one of its own until it ends.)
-    retainRef(rt, off);
+    retainRef(runtime(), off);
     const ch = new Channel<unknown>(off, id, BOTH);
     try {
       ch.poison();
@@ -1251,7 +1254,7 @@ export function poisonArgRefs(rec: number): void {
     } finally {
       ch.release();
     }
-  }
+  });
 }
 
 /** Releases every channel handle inside `values` (see `channelsIn`): each gives back its reference. */
