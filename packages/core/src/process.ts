@@ -47,19 +47,28 @@ const unjoined = new FinalizationRegistry<{ rec: number; id: number }>(({ rec, i
 
 async function freeWhenEnded(rec: number, id: number): Promise<void> {
   const rt = runtime();
-  const at = (rec >> 2) + P_STATE;
-  for (;;) {
-    rt.heap.sync();
-    const m = rt.heap.i32;
-    if (Atomics.load(m, (rec >> 2) + P_ID) !== id) return;
-    const s = Atomics.load(m, at);
-    if (s === P_OK || s === P_FAILED) break;
-    const r = rt.parker.waitAsync(m, at, s, Infinity); // (holds nothing open)
-    if (typeof r !== 'string') await r;
-  }
+  if (!(await settledWhile(rec, () => Atomics.load(rt.heap.i32, (rec >> 2) + P_ID) === id))) return;
   const m = rt.heap.i32;
   discardSlot(rt, m.slice((rec >> 2) + P_SLOT, (rec >> 2) + P_SLOT + 4));
   freeRecord(rec);
+}
+
+/**
+ * Waits, without blocking the thread (and holding nothing open), until record `rec` is settled:
+ * true; false as soon as `still()` no longer holds (it is looked at before every read).
+ */
+async function settledWhile(rec: number, still: () => boolean): Promise<boolean> {
+  const rt = runtime();
+  const at = (rec >> 2) + P_STATE;
+  while (still()) {
+    rt.heap.sync();
+    const m = rt.heap.i32;
+    const s = Atomics.load(m, at);
+    if (s === P_OK || s === P_FAILED) return true;
+    const r = rt.parker.waitAsync(m, at, s, Infinity);
+    if (typeof r !== 'string') await r;
+  }
+  return false;
 }
 
 /** @internal Set by the worker host while a process body runs. */
@@ -138,19 +147,8 @@ export class Process<R = unknown> {
 
   /** The wait itself: it neither holds the program alive nor counts as main waiting (see `join`). */
   async #join(): Promise<R> {
-    const rt = runtime();
-    const at = (this.#rec >> 2) + P_STATE;
-    // (joinSync may settle it meanwhile, and free the record: looked at before every read.)
-    while (this.#settled === undefined) {
-      const m = rt.heap.i32;
-      const s = Atomics.load(m, at);
-      if (s === P_OK || s === P_FAILED) {
-        this.#settle();
-        break;
-      }
-      const r = rt.parker.waitAsync(m, at, s, Infinity);
-      if (typeof r !== 'string') await r;
-    }
+    // (joinSync may settle it meanwhile, and free the record.)
+    if (await settledWhile(this.#rec, () => this.#settled === undefined)) this.#settle();
     return this.#result();
   }
 
@@ -226,8 +224,8 @@ export class Process<R = unknown> {
     const m = rt.heap.i32;
     const ok = Atomics.load(m, (this.#rec >> 2) + P_STATE) === P_OK;
     const value = decodeSlot(rt, m.slice((this.#rec >> 2) + P_SLOT, (this.#rec >> 2) + P_SLOT + 4));
-    // A join's async wait on this thread, if one is pending (joinSync settled it): it looks again.
     this.#settled = ok ? { ok: true, value: value as R } : { ok: false, error: decodeError(value) };
+    // A join's async wait on this thread, if one is pending (joinSync settled it): it looks again.
     Atomics.notify(m, (this.#rec >> 2) + P_STATE);
     freeRecord(this.#rec);
   }

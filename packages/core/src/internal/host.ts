@@ -60,25 +60,18 @@ function hostUrl(): URL {
   return new URL('../worker-host.js', import.meta.url);
 }
 
-/** Whether record `rec` is process `id`'s and claimed for settling, its result not stored yet. */
-function settlingStill(rec: number, id: number): boolean {
+/** Whether record `rec` is process `id`'s, in `state` (P_RUNNING: not settled by the process itself). */
+function recordIn(rec: number, id: number, state: number): boolean {
   const h = runtime().heap;
   h.sync();
-  return Atomics.load(h.i32, (rec >> 2) + P_ID) === id && Atomics.load(h.i32, (rec >> 2) + P_STATE) === P_SETTLING;
-}
-
-/** Whether record `rec` is process `id`'s and still running (not settled by the process itself). */
-function stillRunning(rec: number, id: number): boolean {
-  const h = runtime().heap;
-  h.sync();
-  return Atomics.load(h.i32, (rec >> 2) + P_ID) === id && Atomics.load(h.i32, (rec >> 2) + P_STATE) === P_RUNNING;
+  return Atomics.load(h.i32, (rec >> 2) + P_ID) === id && Atomics.load(h.i32, (rec >> 2) + P_STATE) === state;
 }
 
 function settleFailed(req: RunRequest, err: Error, died = false): void {
   let was = claimRecord(req.rec, req.id, req.name);
   // Its thread died in the middle of settling the record itself (claimed, result not stored):
   // nobody else will finish it (a terminate claims only after taking the host's process away).
-  if (was < 0 && died && settlingStill(req.rec, req.id)) was = P_RUNNING;
+  if (was < 0 && died && recordIn(req.rec, req.id, P_SETTLING)) was = P_RUNNING;
   if (was < 0) return;
   // Failed while it ran (its thread died): the references its arguments' handles held in that
   // thread are given back here, before the record is (the joiner frees its claim table with
@@ -208,7 +201,7 @@ function newHost(key: string, limits: ResourceLimits | undefined, preload: strin
     host.current = undefined;
     dropIdle(host);
     // Died running, with poisonOnDeath: its peers see the poison, not the disconnection.
-    if (cur?.poisonOnDeath === true && stillRunning(cur.rec, cur.id)) poisonArgRefs(cur.rec);
+    if (cur?.poisonOnDeath === true && recordIn(cur.rec, cur.id, P_RUNNING)) poisonArgRefs(cur.rec);
     reapHere(threadId);
     if (cur !== undefined) {
       unrefd.delete(cur.id);
