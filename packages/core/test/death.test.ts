@@ -3,7 +3,7 @@ import { chan, liveChannels, PeerDiedError, spawn, waitReport, type Process } fr
 import { endUsers, lockState, setFault, threadStats } from '@occam/core/testing';
 import { recv, selectAsync, send } from '@occam/select';
 import type { Death, Ending } from './fixtures/death-procs.js';
-import { runFixture, until, watchdog } from './helpers.js';
+import { runFixture, settledLiveChannels, until, watchdog } from './helpers.js';
 
 const procs = new URL('./fixtures/death-procs.ts', import.meta.url);
 const OOM = { maxOldGenerationSizeMb: 16, maxYoungGenerationSizeMb: 4 };
@@ -224,7 +224,7 @@ describe('peers hear of a death before whoever awaits it', () => {
   });
 
   test('the channels a dead process was given are freed with it', async () => {
-    const before = liveChannels();
+    const before = await settledLiveChannels();
     for (const how of ['exit', 'terminate'] as const) {
       for (let i = 0; i < 4; i++) {
         const ch = chan<number>(2);
@@ -264,7 +264,7 @@ describe('peers hear of a death before whoever awaits it', () => {
       gate.release();
       ch.release();
     }
-    const before = liveChannels();
+    const before = await settledLiveChannels();
     for (const shape of ['array', 'object', 'map'] as const) {
       const ch = chan<number>(1);
       const gate = chan<number>();
@@ -364,7 +364,7 @@ describe('a process that dies inside a channel operation', () => {
   });
 
   test('a worker that dies while it settles its process (claimed, result not stored): join still fails, references come back', async () => {
-    const before = liveChannels();
+    const before = await settledLiveChannels();
     const ch = chan<number>(1);
     const tx = ch.sender();
     setFault('die-settling');

@@ -1,5 +1,8 @@
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+import { liveChannels } from '@occam/core';
 
 /**
  * Test helpers: watchdogs that turn a hang into a failure with a message, and a condition
@@ -47,4 +50,20 @@ export function runFixture(
   const file = fileURLToPath(new URL(`./fixtures/${fixture}`, import.meta.url));
   const r = spawnSync(process.execPath, [file, ...args], { encoding: 'utf8', timeout: 20_000 });
   return { stdout: r.stdout, stderr: r.stderr, status: r.status, signal: r.signal };
+}
+
+/** Runs the garbage collector now (in this thread). */
+export function collectGarbage(): void {
+  setFlagsFromString('--expose-gc');
+  (runInNewContext('gc') as () => void)();
+}
+
+/**
+ * Live channels once the garbage collector and its finalizers have run: handles earlier tests
+ * dropped no longer lower the count later, in the middle of a test that compares against it.
+ */
+export async function settledLiveChannels(): Promise<number> {
+  collectGarbage();
+  await new Promise((r) => setTimeout(r, 10));
+  return liveChannels();
 }

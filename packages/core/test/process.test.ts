@@ -18,12 +18,10 @@ import {
   type Process,
 } from '@occam/core';
 import { heapUsage, setMaxThreads, threadStats } from '@occam/core/testing';
-import { until, watchdog } from './helpers.js';
+import { collectGarbage, until, watchdog } from './helpers.js';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { getEventListeners } from 'node:events';
-import { setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
 import { join } from 'node:path';
 
 /**
@@ -214,14 +212,12 @@ describe('joins and options', () => {
   });
 
   test('a process nobody joins has its record and result freed once its handle is gone', async () => {
-    setFlagsFromString('--expose-gc');
-    const gc = runInNewContext('gc') as () => void;
     const done = chan<number>(64);
     const batch = async (): Promise<number> => {
       for (let i = 0; i < 40; i++) spawn(fails, 'bigResult', [done.sender(), 20_000]); // handles dropped
       for (let i = 0; i < 40; i++) await watchdog(done.recvAsync(), 'a process to run');
       await new Promise((r) => setTimeout(r, 20)); // (they return just after telling us)
-      gc();
+      collectGarbage();
       await new Promise((r) => setTimeout(r, 20)); // finalizers run
       return heapUsage().bump;
     };
