@@ -36,6 +36,12 @@ export { holdForSignal } from './internal/runtime.js';
 export { setInterrupt } from './internal/engine.js';
 
 /**
+ * What to do when `signal` aborts: a set to add callbacks to (and delete them from), behind one
+ * listener on the signal, kept while it lives (many tasks on one signal add no listener each).
+ */
+export { onAbortOf } from './internal/engine.js';
+
+/**
  * Makes `n` process hosts idle now, starting those missing (main thread only), so that processes
  * spawned soon find their worker up: a pool calls it before it compiles its module. Each host it
  * starts imports the URLs in `preload` as soon as it is up.

@@ -33,6 +33,7 @@ import {
   holdForSignal,
   INIT_FAILED,
   markInternalSignal,
+  onAbortOf,
   POOL_WORKER_URL,
   prepareModule,
   READY,
@@ -582,15 +583,20 @@ export class Pool<M = Record<string, (...args: any[]) => any>> {
       for (const w of this.#workers.values()) {
         if (this.#takesWork(w) && w.owned.size < this.#depth && (best === undefined || w.owned.size < best.owned.size)) best = w;
       }
+      // No ready worker has room: a worker still starting takes one task, to run as soon as its
+      // module is loaded (not a round trip to main later); taken back if another is ready first.
+      best ??= [...this.#workers.values()].find((w) => !w.ready && !w.retiring && !w.stopped && w.owned.size === 0);
       if (best === undefined || this.#dispatch(this.#queue, best) === 'full') break;
     }
     let starting = 0;
     let takers = 0;
-    // Tasks waiting: queued, or in a worker's channel behind another task.
+    // Tasks waiting: queued, in a worker's channel behind another task, or held by one starting.
     let backlog = this.#queue.length;
     for (const w of this.#workers.values()) {
-      if (!w.ready) starting++;
-      else if (!w.retiring) {
+      if (!w.ready) {
+        starting++;
+        backlog += w.owned.size;
+      } else if (!w.retiring) {
         takers++; // (one hosting a process takes tasks again when it ends)
         // Tasks still in its channel: not started (async tasks it has taken run side by side).
         if (!w.hosting && w.owned.size > 1) backlog += w.tasks.len;
@@ -609,9 +615,9 @@ export class Pool<M = Record<string, (...args: any[]) => any>> {
 
   /** Tasks the workers starting, or that may still start (up to `size`), will hold once ready. */
   #startingRoom(): number {
-    let n = Math.max(0, this.size - this.#workers.size);
-    for (const w of this.#workers.values()) if (!w.ready && !w.retiring) n++;
-    return n * this.#depth;
+    let n = Math.max(0, this.size - this.#workers.size) * this.#depth;
+    for (const w of this.#workers.values()) if (!w.ready && !w.retiring) n += this.#depth - w.owned.size; // (it may hold one already)
+    return n;
   }
 
   #takesWork(w: Worker): boolean {
@@ -729,8 +735,12 @@ export class Pool<M = Record<string, (...args: any[]) => any>> {
           } finally {
             if (this.#backgroundWait === wait) this.#backgroundWait = undefined;
           }
-          if (next.isOk()) this.#onResult(next.value);
-          else if (this.#results.broken) continue;
+          if (next.isOk()) {
+            this.#onResult(next.value);
+            // The caller it settled runs first (it may be waiting to send its next task), before
+            // this loop looks for more: after a park, main's code is cold and each step costs.
+            await undefined;
+          } else if (this.#results.broken) continue;
           else if (wait?.signal.aborted === true && !stop.signal.aborted) continue;
           else if (next.error.code !== 'ERR_TIMEOUT' || (this.#allEnded === undefined && this.#idle())) break;
         }
@@ -863,9 +873,13 @@ export class Pool<M = Record<string, (...args: any[]) => any>> {
     if (id === READY) {
       if (w === undefined) return;
       w.ready = true;
+      if (w.owned.size > 0) w.busySince = performance.now(); // (its task waited for the start)
       // Tasks that went to the workers ready before it, and wait there behind others, are shared
-      // out again: a worker that starts late (the pool grew, or one was replaced) gets its part.
-      for (const x of this.#workers.values()) if (x !== w && x.ready && !x.hosting && x.owned.size > 1) this.#takeBack(x, undefined);
+      // out again: a worker that starts late (the pool grew, or one was replaced) gets its part;
+      // so is a task given to a worker still starting.
+      for (const x of this.#workers.values()) {
+        if (x !== w && (x.ready ? !x.hosting && x.owned.size > 1 : x.owned.size > 0)) this.#takeBack(x, undefined);
+      }
       this.#pump();
       if (w.owned.size === 0 && this.#workers.get(w.index) === w) this.#armIdle(w);
       return;
@@ -1043,22 +1057,6 @@ function abortError(reason: unknown): AbortError {
   const e = new AbortError(reason);
   e.message = 'the task was aborted';
   return e;
-}
-
-/** Closes a worker's channel unless it is closed (or broken by the worker's death) already. */
-/**
- * What to do when `signal` aborts, for every task it governs: one listener on the signal for all
- * of them (many tasks on one signal, as a map's, are not a listener leak), kept while it lives.
- */
-const abortGroups = new WeakMap<AbortSignal, Set<() => void>>();
-function onAbortOf(signal: AbortSignal): Set<() => void> {
-  let group = abortGroups.get(signal);
-  if (group === undefined) {
-    const g = (group = new Set());
-    abortGroups.set(signal, g);
-    signal.addEventListener('abort', () => [...g].forEach((f) => f()), { once: true });
-  }
-  return group;
 }
 
 /** Closes a worker's task channel, unless it is closed already, or broken by a death in it. */

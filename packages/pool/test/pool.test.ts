@@ -486,6 +486,20 @@ describe('Pool', () => {
     }
   });
 
+  test('a task given to a worker still starting is taken back when another is ready first', async () => {
+    // The first task goes to a worker still starting; one worker's start takes 5 s, the other's
+    // none. Whichever holds the task, it runs on the quick one: three pools, as the task lands on
+    // the slow one about half the time.
+    for (let k = 0; k < 3; k++) {
+      const delays = chan<number>(2);
+      delays.trySend(5000);
+      delays.trySend(0);
+      const p = pool({ initializer: { name: 'delayedInit', args: [delays] } });
+      expect(await watchdog(p.run('initDelayTaken'), 'the task')).toBe(0);
+      await watchdog(p.destroy(), 'destroy');
+    }
+  });
+
   test('async tasks running side by side in one worker do not make the pool start workers over and over', async () => {
     const p = pool({ size: 2, minSize: 1, idleTimeout: 10 });
     await p.run('inc', 0);
