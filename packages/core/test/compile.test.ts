@@ -3,7 +3,7 @@
 // module runner; the CLI and cross-thread tests run the built dist/ (`pnpm test` builds first).
 
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -149,6 +149,33 @@ describe('loadableModuleUrl', () => {
     writeFileSync(dep, 'export const base: number = 1;\n');
     writeFileSync(entry, "import { base } from './dep.js';\nexport const value: number = base * 10;\n");
     expect(await loadableModuleUrl(entry)).toBe(first);
+  });
+
+  it('notices a new file that changes what an import resolves to, and nothing else added beside', async () => {
+    const dir = mkdtempSync(join(scratch, 'resolution-'));
+    const entry = join(dir, 'entry.ts');
+    mkdirSync(join(dir, 'lib'));
+    writeFileSync(join(dir, 'lib', 'index.ts'), "export const where: string = 'lib/index.ts';\n");
+    writeFileSync(entry, "import { where } from './lib';\nexport const from: string = where;\n");
+    const first = await loadableModuleUrl(entry);
+    expect(((await import(first)) as { from: string }).from).toBe('lib/index.ts');
+
+    // A log beside the sources: still fresh, no rebuild.
+    const builds = compileStats().builds;
+    writeFileSync(join(dir, 'run.log'), 'started\n');
+    expect(await loadableModuleUrl(entry)).toBe(first);
+    expect(compileStats().builds).toBe(builds);
+
+    // lib.ts now wins the resolution of './lib' (esbuild tries ./lib.ts before ./lib/index.ts).
+    writeFileSync(join(dir, 'lib.ts'), "export const where: string = 'lib.ts';\n");
+    const second = await loadableModuleUrl(entry);
+    expect(second).not.toBe(first);
+    expect(((await import(second)) as { from: string }).from).toBe('lib.ts');
+
+    // A module that changes no resolution is rebuilt to the same bytes: the same URL.
+    writeFileSync(join(dir, 'unrelated.ts'), 'export const x = 1;\n');
+    expect(await loadableModuleUrl(entry)).toBe(second);
+    expect(compileStats().builds).toBe(builds + 2);
   });
 
   it('builds once for concurrent calls in one thread', async () => {

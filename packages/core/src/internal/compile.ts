@@ -28,7 +28,9 @@
  * - A manifest records what its entryKey was made of, and is used only if that matches: the
  *   key is a quick 64-bit hash (a cache hit loads no crypto), so two inputs could share one.
  * - A memo or manifest entry is used only after every dependency it lists stats as recorded
- *   (and, for a file modified within RACY_MS of being recorded, hashes as recorded).
+ *   (and, for a file modified within RACY_MS of being recorded, hashes as recorded), and the
+ *   directory of every bundled file lists the same modules as when it was built (a new file
+ *   there may change what an import resolves to).
  */
 
 import type { Stats } from 'node:fs';
@@ -45,12 +47,12 @@ import { InvalidArgumentError } from '../errors.js';
 // same cores), and loading node:crypto costs main 2-3 ms; importing node:fs as an ES module builds
 // its module facade, which reads every export and so loads the fs streams too.
 const require = createRequire(import.meta.url);
-const { lstatSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, renameSync, rmSync, statSync, unlinkSync, writeFileSync } =
+const { lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, renameSync, rmSync, statSync, unlinkSync, writeFileSync } =
   require('node:fs') as typeof import('node:fs');
 const crypto = (): typeof import('node:crypto') => require('node:crypto') as typeof import('node:crypto');
 
 /** Bump when the bundle options or the cache format change: old entries then miss. */
-const FORMAT = 3;
+const FORMAT = 4;
 /** @internal The cache format this build writes (for tests). */
 export const CACHE_FORMAT = FORMAT;
 /** Extensions a worker imports as they are. */
@@ -79,15 +81,22 @@ export interface CompileStats {
   readonly builds: number;
 }
 
-/** A file a bundle was built from, as recorded. */
+/**
+ * A file a bundle was built from, as recorded; or (`dir`) a directory its imports were resolved
+ * in, as listed.
+ */
 interface Dep {
   readonly path: string;
-  /** `mtimeNs:ctimeNs:size`, or `-` for a file that did not exist. */
+  /** `mtimeNs:ctimeNs:size`, or `-` for a file that did not exist; '' for a directory. */
   readonly stamp: string;
-  /** sha256 of the contents; null where only the file's presence matters (an external). */
+  /**
+   * sha256 of the contents; null where only the file's presence matters (an external). For a
+   * directory, the hash of its listing (see `listingDigest`).
+   */
   readonly digest: string | null;
   /** See RACY_MS; cleared once the file has been quiet long enough. */
   racy: boolean;
+  readonly dir?: true;
 }
 
 interface Compiled {
@@ -323,6 +332,11 @@ async function bundle(path: string, dir: string, config: ResolveConfig) {
     if (tsconfig !== undefined) deps.push(recordFile(tsconfig, true));
   }
   const keyParts = deps.map((d) => `${d.path} ${d.digest ?? ''}`);
+  // A file added beside an input can change what an import resolves to (`./lib` was lib/index.ts,
+  // and lib.ts appears; a util.js appears beside the util.ts that './util.js' meant): the
+  // listing of each input's directory decides freshness too. Not the bundle's name: a rebuild
+  // that gives the same bytes keeps its URL.
+  for (const d of new Set(inputs.map((i) => dirname(i)))) deps.push({ path: d, stamp: '', digest: listingDigest(d), racy: false, dir: true });
   for (const [from, to] of [...externals].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
     keyParts.push(`${from} → ${to}`);
     // Stat the target too: a removed or reinstalled package must rebuild, which re-resolves.
@@ -357,14 +371,37 @@ function stampFile(path: string): { stamp: string; racy: boolean } {
   return { stamp: `${st.mtimeNs}:${st.ctimeNs}:${st.size}`, racy: now - Number(st.mtimeMs) < RACY_MS };
 }
 
+/** Entries that can decide an import's resolution: directories, and files Node or esbuild may pick. */
+const RESOLVABLE = /\.(?:[cm]?[jt]sx?|json|node)$/i;
+
+/**
+ * The hash of a directory's resolvable entries (names, sorted); '-' if it cannot be listed. A log
+ * or an editor's swap file written beside the sources changes nothing; a new module does.
+ */
+function listingDigest(dir: string): string {
+  let names: string[];
+  try {
+    names = readdirSync(dir, { withFileTypes: true })
+      .filter((e) => e.isDirectory() || RESOLVABLE.test(e.name))
+      .map((e) => (e.isDirectory() ? `${e.name}/` : e.name));
+  } catch {
+    return '-';
+  }
+  return fnv(names.sort().join('\0'));
+}
+
 function recordFile(path: string, withDigest: boolean): Dep {
   const stamped = stampFile(path);
   return { path, ...stamped, digest: withDigest && stamped.stamp !== '-' ? digestOf(path) ?? null : null };
 }
 
-/** The cache-hit check: a stat per dependency, and a read of any racy one. */
+/** The cache-hit check: a stat per dependency, a listing per source directory, and a read of any racy file. */
 function isFresh(entry: Compiled): boolean {
   for (const dep of entry.deps) {
+    if (dep.dir === true) {
+      if (listingDigest(dep.path) !== dep.digest) return false;
+      continue;
+    }
     const now = stampFile(dep.path);
     if (now.stamp !== dep.stamp) return false;
     if (dep.racy && dep.digest !== null) {
