@@ -16,9 +16,16 @@
  */
 import { Buffer } from 'node:buffer';
 import { types } from 'node:util';
-import v8 from 'node:v8';
+import { createRequire } from 'node:module';
 import { NotSendableError } from '../errors.js';
 import { CODEC_MAX_DEPTH, HANDLE_BRAND, STEP_INDEX, STEP_MAP_KEY, STEP_MAP_VALUE, STEP_PROP, STEP_SET } from './codec-format.js';
+
+/**
+ * node:v8, loaded on the first value that needs it: most programs send only what the fast path
+ * encodes, and loading it costs every thread ~2.5 ms of its start (a pool's workers, on 2 cores).
+ */
+let v8Module: typeof import('node:v8') | undefined;
+const v8 = (): typeof import('node:v8') => (v8Module ??= createRequire(import.meta.url)('node:v8') as typeof import('node:v8'));
 
 const OBJECT_PROTO = Object.prototype;
 const ARRAY_PROTO = Array.prototype;
@@ -348,7 +355,7 @@ export function serializeSlow(value: unknown): SlowValue {
     handles = w.handles;
     routes = w.routes;
   }
-  const ser = new v8.Serializer();
+  const ser = new (v8().Serializer)();
   ser.writeHeader();
   try {
     ser.writeValue(target);
@@ -379,7 +386,7 @@ export function deserializeSlow(
   handles: readonly unknown[],
   routes: readonly (readonly (number | string)[])[],
 ): unknown {
-  const des = new v8.Deserializer(bytes);
+  const des = new (v8().Deserializer)(bytes);
   des.readHeader();
   let root: unknown = des.readValue();
   for (let i = 0; i < handles.length; i++) root = place(root, routes[i]!, handles[i]);
