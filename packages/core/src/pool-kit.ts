@@ -36,10 +36,10 @@ export { holdForSignal } from './internal/runtime.js';
 export { setInterrupt } from './internal/engine.js';
 
 /**
- * What to do when `signal` aborts: a set to add callbacks to (and delete them from), behind one
- * listener on the signal, kept while it lives (many tasks on one signal add no listener each).
+ * Calls a function when a signal aborts, until the returned function is called: one listener
+ * per signal for all its callbacks (many tasks on one signal add no listener each).
  */
-export { onAbortOf } from './internal/engine.js';
+export { watchAbort } from './internal/engine.js';
 
 /**
  * Makes `n` process hosts idle now, starting those missing (main thread only), so that processes

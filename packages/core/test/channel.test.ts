@@ -1,3 +1,4 @@
+import { getEventListeners } from 'node:events';
 import { describe, expect, test } from 'vitest';
 import {
   AbortError,
@@ -239,6 +240,27 @@ describe('cancellation enqueues nothing', () => {
     await expect(watchdog(sent, 'aborted send')).rejects.toBeInstanceOf(AbortError);
     expect(ch.waitingSenders).toBe(0);
     expect(ch.tryRecv().isErr()).toBe(true);
+  });
+
+  test('a wait that ended leaves no listener on its signal (Node keeps a timeout or any() signal alive while it has one)', async () => {
+    const ch = chan<number>();
+    const ac = new AbortController();
+    const signals = [AbortSignal.timeout(60_000), AbortSignal.any([ac.signal]), ac.signal];
+    for (const signal of signals) {
+      const got = ch.recvAsync({ signal });
+      await until(() => ch.waitingReceivers === 1, 'the receiver to park');
+      expect(getEventListeners(signal, 'abort').length).toBe(1);
+      await watchdog(ch.sendAsync(7), 'the send');
+      expect(await watchdog(got, 'the receive')).toBe(7);
+      expect(getEventListeners(signal, 'abort').length).toBe(0);
+    }
+    // Many waits on one signal at once: one listener, gone with the last of them.
+    const many = [1, 2, 3].map(() => ch.recvAsync({ signal: ac.signal }));
+    await until(() => ch.waitingReceivers === 3, 'the receivers to park');
+    expect(getEventListeners(ac.signal, 'abort').length).toBe(1);
+    for (const v of [1, 2, 3]) await watchdog(ch.sendAsync(v), 'a send');
+    expect((await watchdog(Promise.all(many), 'the receives')).sort()).toEqual([1, 2, 3]);
+    expect(getEventListeners(ac.signal, 'abort').length).toBe(0);
   });
 
   test('an already-aborted signal fails at once', async () => {

@@ -33,11 +33,11 @@ import {
   holdForSignal,
   INIT_FAILED,
   markInternalSignal,
-  onAbortOf,
   POOL_WORKER_URL,
   prepareModule,
   READY,
   warmHosts,
+  watchAbort,
   type ResultMessage,
   type TaskMessage,
 } from '@occam/core/pool-kit';
@@ -495,9 +495,9 @@ export class Pool<M = Record<string, (...args: any[]) => any>> {
         this.#drive();
       },
       (e: unknown) => {
+        this.#breakPool(e); // (with the task this worker may hold, if the pool was not broken already)
         this.#workers.delete(index);
-        this.#breakPool(e);
-        this.#maybeFinish(); // (the pool was already broken by another worker's start)
+        this.#maybeFinish();
       },
     );
   }
@@ -578,14 +578,17 @@ export class Pool<M = Record<string, (...args: any[]) => any>> {
       if (sent === 'full') break;
       if (sent === 'sent') idle.hosting = true;
     }
+    // A worker still starting holds a task only while no ready worker has room for it (below).
+    if (this.#readyRoom()) for (const w of this.#workers.values()) if (!w.ready && w.owned.size > 0) this.#takeBack(w, undefined);
     while (this.#queue.length > 0) {
       let best: Worker | undefined;
       for (const w of this.#workers.values()) {
         if (this.#takesWork(w) && w.owned.size < this.#depth && (best === undefined || w.owned.size < best.owned.size)) best = w;
       }
       // No ready worker has room: a worker still starting takes one task, to run as soon as its
-      // module is loaded (not a round trip to main later); taken back if another is ready first.
-      best ??= [...this.#workers.values()].find((w) => !w.ready && !w.retiring && !w.stopped && w.owned.size === 0);
+      // module is loaded (not a round trip to main later). Not while a process waits for a
+      // worker: the one starting for it must come up idle.
+      if (this.#spawnQueue.length === 0) best ??= [...this.#workers.values()].find((w) => !w.ready && !w.retiring && !w.stopped && w.owned.size === 0);
       if (best === undefined || this.#dispatch(this.#queue, best) === 'full') break;
     }
     let starting = 0;
@@ -618,6 +621,12 @@ export class Pool<M = Record<string, (...args: any[]) => any>> {
     let n = Math.max(0, this.size - this.#workers.size) * this.#depth;
     for (const w of this.#workers.values()) if (!w.ready && !w.retiring) n += this.#depth - w.owned.size; // (it may hold one already)
     return n;
+  }
+
+  /** Whether a ready worker has room for a task. */
+  #readyRoom(): boolean {
+    for (const w of this.#workers.values()) if (this.#takesWork(w) && w.owned.size < this.#depth) return true;
+    return false;
   }
 
   #takesWork(w: Worker): boolean {
@@ -875,11 +884,9 @@ export class Pool<M = Record<string, (...args: any[]) => any>> {
       w.ready = true;
       if (w.owned.size > 0) w.busySince = performance.now(); // (its task waited for the start)
       // Tasks that went to the workers ready before it, and wait there behind others, are shared
-      // out again: a worker that starts late (the pool grew, or one was replaced) gets its part;
-      // so is a task given to a worker still starting.
-      for (const x of this.#workers.values()) {
-        if (x !== w && (x.ready ? !x.hosting && x.owned.size > 1 : x.owned.size > 0)) this.#takeBack(x, undefined);
-      }
+      // out again: a worker that starts late (the pool grew, or one was replaced) gets its part.
+      // (A task held by a worker still starting comes back in #pump.)
+      for (const x of this.#workers.values()) if (x !== w && x.ready && !x.hosting && x.owned.size > 1) this.#takeBack(x, undefined);
       this.#pump();
       if (w.owned.size === 0 && this.#workers.get(w.index) === w) this.#armIdle(w);
       return;
@@ -901,7 +908,8 @@ export class Pool<M = Record<string, (...args: any[]) => any>> {
   #letGo(w: Worker, task: Task): void {
     w.owned.delete(task.id);
     if (task.hosted) w.hosting = false;
-    if (w.owned.size === 0) {
+    // (A task taken back from a worker still starting: it was not busy, nor is it idle yet.)
+    if (w.owned.size === 0 && w.ready) {
       w.busyMs += performance.now() - w.busySince;
       if (this.#workers.get(w.index) === w) this.#armIdle(w); // (not one that has ended)
     }
@@ -975,13 +983,12 @@ export class Pool<M = Record<string, (...args: any[]) => any>> {
       }
     };
     const onAbort = (): void => fire(aborted(opts.signal?.reason));
-    const group = opts.signal === undefined ? undefined : onAbortOf(opts.signal);
-    group?.add(onAbort);
+    const unwatch = opts.signal === undefined ? undefined : watchAbort(opts.signal, onAbort);
     const ms = opts.timeout ?? Infinity;
     const stopTimer = ms === Infinity ? undefined : timeoutAfter(ms, () => fire(new TimeoutError(ms, `the task did not finish within its timeout of ${ms} ms`)));
     const release = holdForSignal(opts.signal);
     task.cleanup = () => {
-      group?.delete(onAbort);
+      unwatch?.();
       stopTimer?.();
       release();
     };

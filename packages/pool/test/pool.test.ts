@@ -500,6 +500,43 @@ describe('Pool', () => {
     }
   });
 
+  test('a task held by a worker still starting goes to a ready worker as soon as one has room', async () => {
+    const delays = chan<number>(2);
+    delays.trySend(0);
+    delays.trySend(5000);
+    const p = pool({ size: 2, minSize: 1, depth: 1, initializer: { name: 'delayedInit', args: [delays] } });
+    expect(await watchdog(p.run('initDelayTaken'), 'the first worker')).toBe(0);
+    const busy = p.run('naps', 100); // the ready worker is full (depth 1)
+    const held = p.run('initDelayTaken'); // so a second worker starts (5 s), and holds this one
+    const later = p.run('inc', 1);
+    expect(await watchdog(Promise.all([busy, later]), 'the tasks on the ready worker')).toEqual([100, 2]);
+    expect(await watchdog(held, 'the task held by the worker starting')).toBe(0);
+    await watchdog(p.destroy(), 'destroy');
+  });
+
+  test('a worker started for a process waiting to be spawned is not given a task meanwhile', async () => {
+    const p = pool({ size: 1 });
+    await watchdog(p.run('inc', 0), 'the first worker');
+    const hosting = p.spawn('naps', 300); // the one worker now hosts a process
+    await until(() => p.stats().workers.some((w) => w.hosting), 'the process to start');
+    const proc = p.spawn('inc', 1); // no idle worker: one starts for it
+    const task = p.run('inc', 2); // no ready worker takes tasks: it waits
+    expect(await watchdog(proc.join(), 'the process')).toBe(2);
+    expect(await watchdog(task, 'the task')).toBe(3);
+    expect(p.stats().workers.length, 'workers started').toBeLessThanOrEqual(2);
+    expect(await watchdog(hosting.join(), 'the first process')).toBe(300);
+    await watchdog(p.close(), 'close');
+  });
+
+  test('a task sent at once to a pool whose module cannot be loaded fails with the broken pool', async () => {
+    for (const missing of ['no-such-module.mjs', 'no-such-module.ts']) {
+      const p = new Pool({ module: new URL(`./fixtures/${missing}`, import.meta.url), size: 2 });
+      const e = await watchdog(p.run('inc', 1), `a task on a pool of ${missing}`).catch((x: unknown) => x);
+      expect(e).toBeInstanceOf(PoolBrokenError);
+      await watchdog(p.close(), 'close');
+    }
+  });
+
   test('async tasks running side by side in one worker do not make the pool start workers over and over', async () => {
     const p = pool({ size: 2, minSize: 1, idleTimeout: 10 });
     await p.run('inc', 0);

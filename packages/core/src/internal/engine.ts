@@ -59,7 +59,7 @@ import {
 import { TooManyWaitersError } from '../errors.js';
 import { link, queueHead, unlink } from './queue.js';
 import { waitingSince } from './heap.js';
-import { endsByItself, holdAlive, listOp, markRunningSlot, releaseAlive, setRunning, type Runtime } from './runtime.js';
+import { endsByItself, holdAlive, isInternalSignal, listOp, markRunningSlot, releaseAlive, setRunning, type Runtime } from './runtime.js';
 import { copy4, RING_OK, ringDequeue, ringEnqueue } from './ring.js';
 import {
   isReadyLocked,
@@ -670,21 +670,44 @@ async function selectAsyncWith(
 }
 
 /**
- * What to do when `signal` aborts, for everything waiting on it now: one listener on the signal
- * for all of them, added once and kept while the signal lives. Adding and removing a listener
- * for each wait cost ~10 µs on a path that had been idle (a pool's result after a pause); adding
- * to and deleting from a set costs next to nothing. Also keeps many tasks on one signal from
- * piling listeners on it.
+ * Calls `f` when `signal` aborts, until the returned function is called. All the callbacks on one
+ * signal share one listener. A signal of occam's own (`markInternalSignal`: a pool's, that many
+ * waits use one after another) keeps it while it lives: adding and removing a listener for each
+ * wait cost ~10 µs on a path that had been idle (a pool's result after a pause). Any other loses
+ * it with its last callback: Node keeps a signal with a listener alive (`AbortSignal.timeout()`
+ * until it fires, `AbortSignal.any()` while its sources live). A callback that throws does not
+ * keep the others from running (its error is reported as uncaught).
  */
-const abortGroups = new WeakMap<AbortSignal, Set<() => void>>();
-export function onAbortOf(signal: AbortSignal): Set<() => void> {
+const abortGroups = new WeakMap<AbortSignal, { fns: Set<() => void>; fire: () => void }>();
+export function watchAbort(signal: AbortSignal, f: () => void): () => void {
   let group = abortGroups.get(signal);
   if (group === undefined) {
-    const g = (group = new Set());
-    abortGroups.set(signal, g);
-    signal.addEventListener('abort', () => [...g].forEach((f) => f()), { once: true });
+    const fns = new Set<() => void>();
+    const fire = (): void => {
+      abortGroups.delete(signal);
+      for (const g of [...fns]) {
+        try {
+          g();
+        } catch (e) {
+          queueMicrotask(() => {
+            throw e;
+          });
+        }
+      }
+    };
+    group = { fns, fire };
+    abortGroups.set(signal, group);
+    signal.addEventListener('abort', fire, { once: true });
   }
-  return group;
+  const { fns, fire } = group;
+  fns.add(f);
+  return () => {
+    fns.delete(f);
+    if (fns.size === 0 && !isInternalSignal(signal) && abortGroups.get(signal)?.fns === fns) {
+      abortGroups.delete(signal);
+      signal.removeEventListener('abort', fire);
+    }
+  };
 }
 
 /** Waits for `op` without blocking the thread; resolves to the deadlock error that failed it, if one did. */
@@ -709,8 +732,7 @@ async function waitAsync(rt: Runtime, op: number, limits: WaitLimits): Promise<E
   // (A wait the program's own signal may end is not stuck either: see endsByItself.)
   const timed = limits.deadline !== Infinity || endsByItself(signal);
   const ref = limits.ref !== false;
-  const group = signal === undefined ? undefined : onAbortOf(signal);
-  group?.add(onAbort);
+  const unwatch = signal === undefined ? undefined : watchAbort(signal, onAbort);
   if (ref) holdAlive(rt);
   if (rt.isMain && ref) {
     rt.waits.add(onDeadlock);
@@ -750,7 +772,7 @@ async function waitAsync(rt: Runtime, op: number, limits: WaitLimits): Promise<E
       if (timed) rt.timedWaits--;
     }
     if (ref) releaseAlive(rt);
-    group?.delete(onAbort);
+    unwatch?.();
   }
   return failedBy;
 }

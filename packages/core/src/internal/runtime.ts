@@ -203,7 +203,12 @@ export function markInternalSignal(signal: AbortSignal): void {
  * anything else the program does.
  */
 export function endsByItself(signal: AbortSignal | undefined): boolean {
-  return signal != null && !internalSignals.has(signal); // (null: no signal, as undefined)
+  return signal != null && !isInternalSignal(signal); // (null: no signal, as undefined)
+}
+
+/** Whether `signal` is occam's own (`markInternalSignal`). */
+export function isInternalSignal(signal: AbortSignal): boolean {
+  return internalSignals.has(signal);
 }
 
 /**
