@@ -507,6 +507,9 @@ export class Pool<M = Record<string, (...args: any[]) => any>> {
     // What it sent before it ended comes first: results of tasks it finished (not failed as
     // lost with it), or the report that its initializer failed (not a reason to replace it).
     while (this.#takeNow());
+    // Ended by itself before it was ready: its start failed (its INIT_FAILED report may still be
+    // on its way), and it never took the task it was given while starting: back to the queue.
+    if (error === undefined && !w.ready) this.#takeBack(w, undefined);
     this.#workers.delete(w.index);
     clearTimeout(w.idleTimer);
     if (error !== undefined && !w.ready && !w.stopped && !this.#destroyed && this.#broken === undefined) {
