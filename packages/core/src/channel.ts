@@ -91,6 +91,7 @@ import {
 } from './internal/layout.js';
 import { setBrokenLockError } from './internal/heap.js';
 import { loadName, storeName } from './internal/names.js';
+import { dropHeld, holdRef, takeOrphans } from './internal/held.js';
 import { countUser, diedOn, dropDeadUse, noteUse } from './internal/reap.js';
 import { runtime, type Runtime } from './internal/runtime.js';
 import { NOT_READY, pumpReceiversLocked, pumpSendersLocked, ringAt, shutLocked } from './internal/transfer.js';
@@ -200,8 +201,8 @@ const ARG_ENTRY = Symbol('argEntry');
 const DETACH = Symbol('detach');
 
 const names = new Map<number, string>(); // channel id → name, cached from the heap
-const registry = new FinalizationRegistry<{ off: number; id: number; argAt?: number }>((h) => {
-  if (h.argAt === undefined || claimEntry(h.argAt)) releaseRef(runtime(), h.off, h.id);
+const registry = new FinalizationRegistry<{ off: number; id: number; argAt?: number; held?: number }>((h) => {
+  if (h.argAt !== undefined ? claimEntry(h.argAt) : dropHeld(runtime(), h.held ?? -1)) releaseRef(runtime(), h.off, h.id);
 });
 
 /** Claims entry `at` of a claim table (see `listArgRefs`): true for the one caller that may give its reference back. */
@@ -217,6 +218,8 @@ export class Channel<T> implements Sender<T>, Receiver<T> {
   #released = false;
   /** Its entry in a process's claim table (word index), or 0: see ARG_ENTRY. */
   #argAt = 0;
+  /** Its entry in this worker's table of held references (internal/held.ts), or -1 (main; an argument's). */
+  #held = -1;
   /** Async ops of this handle still in flight: `release()` waits for them to end. */
   #inFlight = 0;
   #releaseLater = false;
@@ -226,7 +229,10 @@ export class Channel<T> implements Sender<T>, Receiver<T> {
     this.#off = off;
     this.#id = id;
     this.#dir = dir;
-    registry.register(this, { off, id }, this);
+    // In a worker, its reference is listed: should the thread die, main gives it back.
+    const rt = runtime();
+    if (!rt.isMain) this.#held = holdRef(rt, off, id);
+    registry.register(this, { off, id, held: this.#held }, this);
     const m = this.#mem();
     const c = off >> 2;
     // The ring's place and shape never change: cache them for the lock-free paths.
@@ -492,6 +498,8 @@ export class Channel<T> implements Sender<T>, Receiver<T> {
   /** Gives this handle's reference back, unless it is an argument's whose entry someone else claimed. */
   #giveBack(): void {
     if (this.#argAt !== 0 && !claimEntry(this.#argAt)) return; // given back already (main, for a dead thread)
+    if (!dropHeld(runtime(), this.#held)) return;
+    this.#held = -1;
     releaseRef(runtime(), this.#off, this.#id);
   }
 
@@ -596,6 +604,10 @@ export class Channel<T> implements Sender<T>, Receiver<T> {
    * (see `listArgRefs`): it is given back only by whoever claims the entry first.
    */
   [ARG_ENTRY](at: number): void {
+    // Listed in the claim table from now on, not among the thread's held references. (Taken off
+    // before the table is published: a death in between leaks this one, never gives it back twice.)
+    dropHeld(runtime(), this.#held);
+    this.#held = -1;
     this.#argAt = at;
     registry.unregister(this);
     registry.register(this, { off: this.#off, id: this.#id, argAt: at }, this);
@@ -1225,6 +1237,12 @@ function forEachArgEntry(rec: number, each: (m: Int32Array, at: number) => void)
     rt.heap.sync();
     each(rt.heap.i32, t + 1 + 2 * k);
   }
+}
+
+/** @internal Main, once a thread has died: gives back the references its handles held (internal/held.ts). */
+export function releaseOrphanedRefs(): void {
+  const rt = runtime();
+  takeOrphans(rt, (off, id) => releaseRef(rt, off, id));
 }
 
 /** @internal Main, for a process whose thread died running: gives back the entries of its claim table still unclaimed. */

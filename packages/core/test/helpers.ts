@@ -61,6 +61,8 @@ export function collectGarbage(): void {
 /**
  * Live channels once the garbage collector and its finalizers have run: handles earlier tests
  * dropped no longer lower the count later, in the middle of a test that compares against it.
+ * (Main's garbage only: a channel a warm host still holds is freed when its thread dies, which
+ * may be during the test. Where threads die, compare with `<=`.)
  */
 export async function settledLiveChannels(): Promise<number> {
   collectGarbage();

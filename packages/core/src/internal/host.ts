@@ -10,7 +10,7 @@
 import { isMainThread, MessageChannel, Worker, type ResourceLimits } from 'node:worker_threads';
 import { ProcessFailedError } from '../errors.js';
 import { P_FAILED, P_ID, P_PENDING, P_RUNNING, P_SETTLING, P_STATE } from './layout.js';
-import { poisonArgRefs, releaseArgRefs } from '../channel.js';
+import { poisonArgRefs, releaseArgRefs, releaseOrphanedRefs } from '../channel.js';
 import { reviveOccamError } from './errcodec.js';
 import { claimRecord, publishResult } from './record.js';
 import { beingReaped, reapThread } from './reap.js';
@@ -97,6 +97,8 @@ function reapHere(threadId: number): void {
   // wait for is retried later, with the slot freed). Wait for it, within reason.
   const until = performance.now() + REAP_WAIT_MS;
   while (beingReaped(rt, threadId) && performance.now() < until) Atomics.wait(napWord, 0, 0, 1);
+  // The references its handles held (the reaper handed them over: see internal/held.ts).
+  releaseOrphanedRefs();
 }
 
 /** How long (ms) main waits for the supervisor's cleaning up after a thread, at most. */

@@ -48,6 +48,11 @@ export const H_NEXT_ID = 48;
 export const H_LIVE_CHANNELS = 49;
 export const H_FAULT_COUNT = 50;
 /**
+ * Held-reference tables of dead threads (see T_HELD), stacked through their first word: main
+ * gives their references back (which takes the channel module: the supervisor does not load it).
+ */
+export const H_ORPHAN_REFS = 51;
+/**
  * Process threads running now (not parked, not idle between processes). Spinning pays only
  * while every running thread has a core: on 2 cores, two ping-pong pairs that spin are slower
  * than two that park.
@@ -97,6 +102,13 @@ export const T_NAME_LEN = 12;
 /** What the thread is: T_ROLE_SUPERVISOR for the supervisor, else 0. */
 export const T_ROLE = 13;
 export const T_ROLE_SUPERVISOR = 1;
+/**
+ * Byte offset of this worker's table of held references ([next, count, capacity, (channel, id)…]),
+ * or 0: the reference each channel handle it adopted holds (one it received, or one a join gave
+ * it; its processes' arguments are in their records' claim tables instead), 0 where given back.
+ * Written by the thread only. At its death the reaper hands the table to main (H_ORPHAN_REFS).
+ */
+export const T_HELD = 14;
 export const T_WORDS = 16; // one cache line per thread: no false sharing of T_PROGRESS
 export const T_FREE = 0;
 export const T_ALIVE = 1;

@@ -77,6 +77,7 @@ import {
   W_WORDS,
 } from './layout.js';
 import { flushWakes } from './engine.js';
+import { orphanHeld } from './held.js';
 import { loadName, storeName } from './names.js';
 import { unlink } from './queue.js';
 import { ringClose } from './ring.js';
@@ -402,6 +403,7 @@ export function reapThread(rt: Runtime, threadId: number): string | undefined {
     if (held !== 0) step(() => failWaitersOn(rt, held, slot));
     step(() => withdrawOps(rt, slot));
     step(() => endUses(rt, slot, true, who));
+    step(() => orphanHeld(rt, slot)); // (main gives them back: see releaseOrphanedRefs)
     step(() => {
       const nameAt = h.i32[at + T_NAME]!;
       Atomics.store(h.i32, at + T_NAME, 0);
