@@ -11,8 +11,9 @@
  *   sent (offered, as far as seen), acknowledged, received, discarded by poison and by death
  *   (acknowledged messages left in a channel that was poisoned, or broken by a death: at most its
  *   capacity each), duplicated (must be 0), lost — acknowledged but neither received nor
- *   discarded (must be 0), and threads leaked (from /proc/self/task, less the runtime's own live
- *   threads; must be 0)
+ *   discarded (must be 0), threads leaked (from /proc/self/task, less the runtime's own live
+ *   threads; must be 0), and channels leaked (live channels beyond those at the start, once
+ *   main has let go of its own; must be 0)
  * Then (the last quarter of the time) a pool of 2 workers runs ~200 tasks at a time that
  * return, throw, exit their worker, are aborted or time out, beside up to two processes on
  * workers of their own (`pool.spawn`), some of them terminated: every task and process must
@@ -22,9 +23,12 @@
  * Run: occam run bench/soak.ts [--seconds N]
  */
 import { readdirSync } from 'node:fs';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import {
   chan,
   ChannelPoisonedError,
+  liveChannels,
   main,
   PeerDiedError,
   spawn,
@@ -34,6 +38,12 @@ import {
   type Sender,
 } from '@occam/core';
 import { threadStats } from '@occam/core/testing';
+
+/** Runs the garbage collector (and, soon after, the finalizers of the handles it collects). */
+function collectGarbage(): void {
+  setFlagsFromString('--expose-gc');
+  (runInNewContext('gc') as () => void)();
+}
 
 /** The runtime's own threads: main, the worker hosts and (once it is up) the supervisor. */
 function runtimeThreads(): number {
@@ -49,25 +59,42 @@ const SEQ = 10_000_000; // message = pid * SEQ + seq
 
 /**
  * Sends pid·SEQ + 0, 1, 2, … each as a select over its two channels, and acknowledges each send
- * that returned: [seq, which of the two]. Dies by `how` at message `dieAt`; returns when `quit`
- * closes.
+ * that returned: [seq, which of the two], on the channel it receives first on `acks` (a handle
+ * it holds by receiving it, not as an argument: its death must give that one back too). Dies by
+ * `how` at message `dieAt`; returns when `quit` closes.
  */
 export function producer(
   pid: number,
   outs: [Sender<number>, Sender<number>],
-  ack: Sender<[number, number]>,
+  acks: Receiver<Sender<[number, number]>>,
   quit: Receiver<never>,
   dieAt: number,
   how: 'exit' | 'throw' | 'none',
 ): string {
-  for (let seq = 0; ; seq++) {
-    if (seq === dieAt && how === 'exit') process.exit(1);
-    if (seq === dieAt && how === 'throw') throw new Error(`soak: producer ${pid} dies as planned`);
-    const msg = pid * SEQ + seq;
-    const r = select([send(outs[0], msg), send(outs[1], msg), recv(quit)]);
-    if (r.index === 2) return 'quit';
-    ack.send([seq, r.index]);
+  const ack = acks.recv();
+  try {
+    for (let seq = 0; ; seq++) {
+      if (seq === dieAt && how === 'exit') process.exit(1);
+      if (seq === dieAt && how === 'throw') throw new Error(`soak: producer ${pid} dies as planned`);
+      const msg = pid * SEQ + seq;
+      const r = select([send(outs[0], msg), send(outs[1], msg), recv(quit)]);
+      if (r.index === 2) return 'quit';
+      ack.send([seq, r.index]);
+    }
+  } finally {
+    ack.release();
   }
+}
+
+/** A channel holding `ack`'s send end, for a producer to receive (see `producer`). */
+function ackDelivery(ack: Channel<[number, number]>): Receiver<Sender<[number, number]>> {
+  const box = chan<Sender<[number, number]>>(1);
+  const tx = ack.sender();
+  box.trySend(tx);
+  tx.release();
+  const rx = box.receiver();
+  box.release();
+  return rx;
 }
 
 // ── main: the network, the killing, the books ────────────────────────────────
@@ -111,6 +138,7 @@ main(async () => {
 
 /** The channel network under random deaths and poison (see the top of the file); true if it passed. */
 async function channelSoak(seconds: number): Promise<boolean> {
+  const channelsBefore = liveChannels();
 
   let nextCid = 1;
   const slots: Slot[] = CAPS.map((cap, k) => ({ cid: nextCid++, ch: chan<number>(cap, { name: `d${k}` }) }));
@@ -133,7 +161,7 @@ async function channelSoak(seconds: number): Promise<boolean> {
   };
 
   // Warm up (a host, the supervisor, libuv's threads) before counting threads.
-  await spawn(import.meta.url, 'producer', [0, [chan<number>(1).sender(), chan<number>(1).sender()], chan(1).sender(), quit.receiver(), 0, 'throw']).join().catch(() => undefined);
+  await spawn(import.meta.url, 'producer', [0, [chan<number>(1).sender(), chan<number>(1).sender()], ackDelivery(chan(1)), quit.receiver(), 0, 'throw']).join().catch(() => undefined);
   const tasksBefore = tasks();
   const slotsBefore = runtimeThreads();
 
@@ -154,7 +182,7 @@ async function channelSoak(seconds: number): Promise<boolean> {
     const proc = spawn<string>(
       import.meta.url,
       'producer',
-      [pid, [slots[a]!.ch.sender(), slots[b]!.ch.sender()], ack.sender(), quit.receiver(), 500 + rand(20_000), how],
+      [pid, [slots[a]!.ch.sender(), slots[b]!.ch.sender()], ackDelivery(ack), quit.receiver(), 500 + rand(20_000), how],
       { name: `producer${pid}` },
     );
     const p: Producer = { pid, proc, cids: [slots[a]!.cid, slots[b]!.cid], ack };
@@ -298,7 +326,17 @@ async function channelSoak(seconds: number): Promise<boolean> {
   console.log(`  lost (must be 0)               ${lost}   (acknowledged, neither received nor discarded)`);
   console.log(`  threads leaked (must be 0)     ${leaked}   (tasks ${tasksBefore} → ${tasksAfter}, runtime threads ${slotsBefore} → ${slotsAfter})`);
   for (const q of [quit, ...slots.map((s) => s.ch), ...ackChannels.map((p) => p.ack)]) q.release();
-  return duplicated === 0 && lost === 0 && leaked === 0;
+  // Channels: main's handles released above, or garbage (collected now); every worker's given
+  // back at its process's end or its death. Anything else is a leak.
+  let channelsLeaked = 0;
+  for (let i = 0; i < 50; i++) {
+    collectGarbage();
+    await tick(20);
+    channelsLeaked = liveChannels() - channelsBefore;
+    if (channelsLeaked <= 0) break;
+  }
+  console.log(`  channels leaked (must be 0)    ${Math.max(0, channelsLeaked)}   (live ${channelsBefore} → ${liveChannels()})`);
+  return duplicated === 0 && lost === 0 && leaked === 0 && channelsLeaked <= 0;
 }
 
 // ── the pool soak ────────────────────────────────────────────────────────────
