@@ -509,7 +509,12 @@ export class Channel<T> implements Sender<T>, Receiver<T> {
    */
   [DETACH](): void {
     if (this.#argAt === 0) return;
-    if (this.#releaseLater && !claimEntry(this.#argAt)) this.#releaseLater = false;
+    if (this.#releaseLater) {
+      // Its reference is this handle's to give back when the op ends, listed among the thread's
+      // own meanwhile (should the thread die first); unless main gave it back already.
+      if (claimEntry(this.#argAt)) this.#held = holdRef(runtime(), this.#off, this.#id);
+      else this.#releaseLater = false;
+    }
     this.#argAt = 0;
   }
 
@@ -1242,7 +1247,15 @@ function forEachArgEntry(rec: number, each: (m: Int32Array, at: number) => void)
 /** @internal Main, once a thread has died: gives back the references its handles held (internal/held.ts). */
 export function releaseOrphanedRefs(): void {
   const rt = runtime();
-  takeOrphans(rt, (off, id) => releaseRef(rt, off, id));
+  const errors: unknown[] = [];
+  takeOrphans(rt, (off, id) => {
+    try {
+      releaseRef(rt, off, id);
+    } catch (e) {
+      errors.push(e); // (the others are still given back)
+    }
+  });
+  if (errors.length > 0) throw new AggregateError(errors, 'occam: giving back the references of a dead thread failed');
 }
 
 /** @internal Main, for a process whose thread died running: gives back the entries of its claim table still unclaimed. */

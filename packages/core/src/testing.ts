@@ -38,7 +38,7 @@ import {
 import { ringLength } from './internal/ring.js';
 import { runtime, slotWord } from './internal/runtime.js';
 import { ringAt } from './internal/transfer.js';
-import { holdSupervisor as setSupervisorHold, startedHosts } from './internal/host.js';
+import { holdSupervisor as setSupervisorHold, retireIdleHosts, startedHosts } from './internal/host.js';
 
 const FAULTS = { drop: FAULT_DROP, reorder: FAULT_REORDER, 'die-claiming': FAULT_DIE_CLAIMING, 'die-settling': FAULT_DIE_SETTLING };
 
@@ -86,6 +86,13 @@ export function holdSupervisor(): () => void {
   setSupervisorHold(true);
   return () => setSupervisorHold(false);
 }
+
+/**
+ * Ends every idle worker host (main thread); resolves once each has been cleaned up after. A
+ * channel that a warm host still holds (garbage it has not collected, a module's state) is then
+ * given back: a count of live channels taken after it stays put while threads come and go.
+ */
+export { retireIdleHosts };
 
 /**
  * How many worker threads (hosts) main has started so far: a test that must start none compares

@@ -242,7 +242,7 @@ describe('peers hear of a death before whoever awaits it', () => {
         gate.release();
       }
     }
-    await until(() => liveChannels() <= before, 'the dead processes\' channels to be freed', 5000);
+    await until(() => liveChannels() === before, 'the dead processes\' channels to be freed', 5000);
   });
 
   test('the channels a dead process received, made or derived (not its arguments) are freed with it', async () => {
@@ -267,7 +267,7 @@ describe('peers hear of a death before whoever awaits it', () => {
         gate.release();
       }
     }
-    await until(() => liveChannels() <= before, 'the channels the dead processes held to be freed', 5000);
+    await until(() => liveChannels() === before, 'the channels the dead processes held to be freed', 5000);
   });
 
   test('each reference is given back once: not again for a handle the process released, not lost for a repeated one', async () => {
@@ -303,7 +303,7 @@ describe('peers hear of a death before whoever awaits it', () => {
       ch.release();
       gate.release();
     }
-    await until(() => liveChannels() <= before, 'every reference the dead processes held to be given back', 5000);
+    await until(() => liveChannels() === before, 'every reference the dead processes held to be given back', 5000);
     // A release still waiting for an async op when the thread dies: main gives that one back too.
     const ch = chan<number>();
     const gate = chan<number>();
@@ -315,7 +315,15 @@ describe('peers hear of a death before whoever awaits it', () => {
     await p.terminate();
     ch.release();
     gate.release();
-    await until(() => liveChannels() <= before, 'the reference of a release that waited to be given back', 5000);
+    await until(() => liveChannels() === before, 'the reference of a release that waited to be given back', 5000);
+    // The same, with the process over meanwhile (the receive outlives it) and its thread ended later.
+    const late = chan<number>();
+    const lrx = late.receiver();
+    expect(await watchdog(spawn<string>(procs, 'releasesWhileWaitingAndReturns', [lrx]).join(), 'the process')).toBe('returned');
+    lrx.release();
+    await until(() => late.waitingReceivers === 1, 'the receive that outlived its process');
+    late.release();
+    expect(await settledLiveChannels(), 'live channels once its host has ended').toBe(before); // (it ends the idle hosts)
   });
 });
 
@@ -399,7 +407,7 @@ describe('a process that dies inside a channel operation', () => {
     setFault(null);
     expect(await ch.recvAsync()).toBe(5); // (what it did before stays done)
     ch.release();
-    await until(() => liveChannels() <= before, 'its argument\'s reference to come back', 5000);
+    await until(() => liveChannels() === before, 'its argument\'s reference to come back', 5000);
   });
 
   test('a worker that dies holding a claim on a parked receiver fails that receive', async () => {

@@ -3,6 +3,7 @@ import { fileURLToPath } from 'node:url';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { liveChannels } from '@occam/core';
+import { retireIdleHosts } from '@occam/core/testing';
 
 /**
  * Test helpers: watchdogs that turn a hang into a failure with a message, and a condition
@@ -59,13 +60,21 @@ export function collectGarbage(): void {
 }
 
 /**
- * Live channels once the garbage collector and its finalizers have run: handles earlier tests
- * dropped no longer lower the count later, in the middle of a test that compares against it.
- * (Main's garbage only: a channel a warm host still holds is freed when its thread dies, which
- * may be during the test. Where threads die, compare with `<=`.)
+ * Live channels once the garbage collector and its finalizers have run, and the idle hosts have
+ * ended (a channel a warm host held would be given back when its thread dies): handles earlier
+ * tests dropped no longer lower the count later, in the middle of a test that compares against it.
  */
 export async function settledLiveChannels(): Promise<number> {
-  collectGarbage();
-  await new Promise((r) => setTimeout(r, 10));
-  return liveChannels();
+  // Until the count holds for a few rounds: finalizers run some time after a collection, and a
+  // host reports itself idle a moment after its process was joined.
+  let last = -1;
+  for (let round = 0, same = 0; round < 30 && same < 3; round++) {
+    await retireIdleHosts();
+    collectGarbage();
+    await new Promise((r) => setTimeout(r, 10));
+    const now = liveChannels();
+    same = now === last ? same + 1 : 0;
+    last = now;
+  }
+  return last;
 }

@@ -78,10 +78,11 @@ function grow(rt: Runtime, capacity: number): void {
  */
 export function dropHeld(rt: Runtime, e: number): boolean {
   if (e < 0) return true;
+  free.push(e); // (first: running out of memory after the entry is cleared would lose the entry)
   rt.heap.sync();
-  if (Atomics.exchange(rt.heap.i32, (table >> 2) + HEADER + 2 * e, 0) === 0) return false;
-  free.push(e);
-  return true;
+  if (Atomics.exchange(rt.heap.i32, (table >> 2) + HEADER + 2 * e, 0) !== 0) return true;
+  free.pop();
+  return false;
 }
 
 /** The reaper: hands dead thread `slot`'s table to main (H_ORPHAN_REFS), which gives its references back. */

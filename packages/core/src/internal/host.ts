@@ -98,7 +98,29 @@ function reapHere(threadId: number): void {
   const until = performance.now() + REAP_WAIT_MS;
   while (beingReaped(rt, threadId) && performance.now() < until) Atomics.wait(napWord, 0, 0, 1);
   // The references its handles held (the reaper handed them over: see internal/held.ts).
-  releaseOrphanedRefs();
+  try {
+    releaseOrphanedRefs();
+  } catch (e) {
+    process.emitWarning(`occam: ${(e as Error).message}: ${(e as Error).stack ?? ''}`);
+  }
+}
+
+/**
+ * Ends every idle host (main thread); resolves once each has been cleaned up after, the
+ * references its handles held given back. For tests: a channel a warm host still holds (its
+ * garbage, or a module's state) then no longer counts as live.
+ */
+export async function retireIdleHosts(): Promise<void> {
+  const ending: Promise<unknown>[] = [];
+  for (const list of idle.values()) {
+    for (const host of list.splice(0)) {
+      host.dying = true;
+      // (After the 'exit' listener newHost added, which cleans up.)
+      ending.push(new Promise((resolve) => host.worker.once('exit', resolve)));
+      void host.worker.terminate();
+    }
+  }
+  await Promise.all(ending);
 }
 
 /** How long (ms) main waits for the supervisor's cleaning up after a thread, at most. */
