@@ -591,7 +591,7 @@ export class Pool<M = Record<string, (...args: any[]) => any>> {
       // No ready worker has room: a worker still starting takes one task, to run as soon as its
       // module is loaded (not a round trip to main later). Not while a process waits for a
       // worker: the one starting for it must come up idle.
-      if (this.#spawnQueue.length === 0) best ??= [...this.#workers.values()].find((w) => !w.ready && !w.retiring && !w.stopped && w.owned.size === 0);
+      if (best === undefined && this.#spawnQueue.length === 0) best = this.#idleStarter();
       if (best === undefined || this.#dispatch(this.#queue, best) === 'full') break;
     }
     let starting = 0;
@@ -624,6 +624,12 @@ export class Pool<M = Record<string, (...args: any[]) => any>> {
     let n = Math.max(0, this.size - this.#workers.size) * this.#depth;
     for (const w of this.#workers.values()) if (!w.ready && !w.retiring) n += this.#depth - w.owned.size; // (it may hold one already)
     return n;
+  }
+
+  /** A worker still starting that holds no task, if any. */
+  #idleStarter(): Worker | undefined {
+    for (const w of this.#workers.values()) if (!w.ready && !w.retiring && !w.stopped && w.owned.size === 0) return w;
+    return undefined;
   }
 
   /** Whether a ready worker has room for a task. */
