@@ -198,6 +198,15 @@ test('main blocked on a lock that a worker died holding, before the supervisor i
   expect(out.ms).toBeLessThan(5000);
 });
 
+/** `proc` dies by `how`: it exits by itself, or main terminates it once it parks on `gate`. Its join rejects. */
+async function seeDie(proc: Process<unknown>, how: 'exit' | 'terminate', gate: Channel<number>): Promise<void> {
+  if (how === 'terminate') {
+    await until(() => gate.waitingReceivers === 1, 'the process to park');
+    await proc.terminate();
+  }
+  await expect(watchdog(proc.join(), 'the dying process')).rejects.toThrow();
+}
+
 describe('peers hear of a death before whoever awaits it', () => {
   test('a process whose thread crashes (a timer throws): join rejects, then a send to it fails', async () => {
     for (let i = 0; i < 5; i++) {
@@ -233,11 +242,7 @@ describe('peers hear of a death before whoever awaits it', () => {
         const proc = spawn(procs, 'die', [tx, how, rx, 0]);
         tx.release(); // (the process holds references of its own: its arguments')
         rx.release();
-        if (how === 'terminate') {
-          await until(() => gate.waitingReceivers === 1, 'the process to park');
-          await proc.terminate();
-        }
-        await expect(watchdog(proc.join(), 'the dying process')).rejects.toThrow();
+        await seeDie(proc, how, gate);
         ch.release();
         gate.release();
       }
@@ -258,11 +263,7 @@ describe('peers hear of a death before whoever awaits it', () => {
         const p = spawn(procs, 'receivesAndDies', [rx, how, grx]);
         rx.release();
         grx.release();
-        if (how === 'terminate') {
-          await until(() => gate.waitingReceivers === 1, 'the process to park');
-          await p.terminate();
-        }
-        await expect(watchdog(p.join(), 'the dying process')).rejects.toThrow();
+        await seeDie(p, how, gate);
         inbox.release();
         gate.release();
       }
