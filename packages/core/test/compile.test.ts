@@ -178,6 +178,25 @@ describe('loadableModuleUrl', () => {
     expect(compileStats().builds).toBe(builds + 2);
   });
 
+  it('notices a module that now wins over the JavaScript an import found, and a package.json edit', async () => {
+    const dir = mkdtempSync(join(scratch, 'resolution-js-'));
+    const entry = join(dir, 'entry.ts');
+    mkdirSync(join(dir, 'sub'));
+    mkdirSync(join(dir, 'p'));
+    writeFileSync(join(dir, 'sub', 'thing.js'), "export const who = 'sub/thing.js';\n");
+    writeFileSync(join(dir, 'p', 'one.js'), "export const which = 'one';\n");
+    writeFileSync(join(dir, 'p', 'two.js'), "export const which = 'two';\n");
+    writeFileSync(join(dir, 'p', 'package.json'), JSON.stringify({ main: 'one.js' }));
+    writeFileSync(entry, "import { who } from './sub/thing';\nimport { which } from './p';\nexport const got: string = `${who} ${which}`;\n");
+    const got = async (): Promise<string> => ((await import(await loadableModuleUrl(entry))) as { got: string }).got;
+    expect(await got()).toBe('sub/thing.js one');
+    // esbuild prefers thing.ts to thing.js for './sub/thing'.
+    writeFileSync(join(dir, 'sub', 'thing.ts'), "export const who: string = 'sub/thing.ts';\n");
+    expect(await got()).toBe('sub/thing.ts one');
+    writeFileSync(join(dir, 'p', 'package.json'), JSON.stringify({ main: 'two.js' }));
+    expect(await got()).toBe('sub/thing.ts two');
+  });
+
   it('builds once for concurrent calls in one thread', async () => {
     const entry = join(scratch, 'concurrent.ts');
     writeFileSync(entry, 'export const n: number = 7;\n');

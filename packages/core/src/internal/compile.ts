@@ -237,6 +237,8 @@ async function bundle(path: string, dir: string, config: ResolveConfig) {
   const esbuild = await import('esbuild');
   const loaded = new Map<string, Dep>();
   const externals = new Map<string, string>(); // "kind specifier from dir" → what it became
+  /** Directories a relative import was resolved in, beside those of the bundled files. */
+  const lookedIn = new Set<string>();
 
   const plugin: Plugin = {
     name: 'occam-externals',
@@ -258,13 +260,17 @@ async function bundle(path: string, dir: string, config: ResolveConfig) {
           pluginData: { [NESTED]: true },
         });
         let target = found.path;
+        const relative = /^\.{1,2}(?:[\\/]|$)/.test(specifier) || isAbsolute(specifier);
         if (found.errors.length > 0 || target === '') {
           // Leave the failure to Node at run time, as the unbundled module would meet it: a
           // guarded `try { await import('optional') }` must keep working.
-          if (!/^\.{1,2}(?:[\\/]|$)/.test(specifier) && !isAbsolute(specifier)) return { path: args.path, external: true };
+          if (!relative) return { path: args.path, external: true };
           target = resolvePath(args.resolveDir, specifier);
+          lookedIn.add(dirname(target)); // (the module may appear there)
         } else if (COMPILED.has(extname(target).toLowerCase())) {
           return { path: target }; // bundle it: TypeScript, even where a package exports it
+        } else if (relative) {
+          lookedIn.add(dirname(target)); // (a .ts appearing beside the .js it found would win)
         }
         const asPath = args.kind === 'require-call' || args.kind === 'require-resolve'; // require takes no URLs
         const rewritten = asPath ? target : pathToFileURL(target).href;
@@ -332,11 +338,16 @@ async function bundle(path: string, dir: string, config: ResolveConfig) {
     if (tsconfig !== undefined) deps.push(recordFile(tsconfig, true));
   }
   const keyParts = deps.map((d) => `${d.path} ${d.digest ?? ''}`);
-  // A file added beside an input can change what an import resolves to (`./lib` was lib/index.ts,
-  // and lib.ts appears; a util.js appears beside the util.ts that './util.js' meant): the
-  // listing of each input's directory decides freshness too. Not the bundle's name: a rebuild
-  // that gives the same bytes keeps its URL.
-  for (const d of new Set(inputs.map((i) => dirname(i)))) deps.push({ path: d, stamp: '', digest: listingDigest(d), racy: false, dir: true });
+  // A file added beside an input, or beside what a relative import found, can change what an
+  // import resolves to (`./lib` was lib/index.ts, and lib.ts appears; a thing.ts appears beside
+  // the thing.js that './thing' found), and so can an edit of a package.json there (its `main`):
+  // the listing of each such directory, and its package.json, decide freshness too. Not the
+  // bundle's name: a rebuild that gives the same bytes keeps its URL.
+  for (const d of new Set([...inputs.map((i) => dirname(i)), ...lookedIn])) {
+    deps.push({ path: d, stamp: '', digest: listingDigest(d), racy: false, dir: true });
+    const pkg = join(d, 'package.json');
+    if (statSync(pkg, { throwIfNoEntry: false }) !== undefined) deps.push(recordFile(pkg, true)); // (one appearing changes the listing)
+  }
   for (const [from, to] of [...externals].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
     keyParts.push(`${from} → ${to}`);
     // Stat the target too: a removed or reinstalled package must rebuild, which re-resolves.
