@@ -19,7 +19,7 @@ import {
 } from '@occam/core';
 import { heapUsage, setMaxThreads, threadStats } from '@occam/core/testing';
 import { collectGarbage, until, watchdog } from './helpers.js';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { getEventListeners } from 'node:events';
 import { join } from 'node:path';
@@ -48,6 +48,14 @@ describe('spawn and join', () => {
     expect(err).toBeInstanceOf(TypeError);
     expect((err as Error).message).toBe('not a number: x');
     expect((err as Error).stack).toMatch(/throwsTypeError/);
+  });
+
+  test('a TypeScript process\'s stack names the line and column it was written at, on line 1 too', async () => {
+    const src = new URL('./fixtures/line-one.ts', import.meta.url);
+    const err = await watchdog(spawn(src, 'throwsOnLineOne').join(), 'join').catch((e: unknown) => e);
+    const line = readFileSync(src, 'utf8').split('\n')[0]!;
+    const column = line.indexOf('new Error') + 1;
+    expect((err as Error).stack).toContain(`line-one.ts:1:${column})`);
   });
 
   test('an unregistered user error arrives as RemoteError with its name, code, stack and cause', async () => {

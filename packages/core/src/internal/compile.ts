@@ -52,7 +52,7 @@ const { lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSy
 const crypto = (): typeof import('node:crypto') => require('node:crypto') as typeof import('node:crypto');
 
 /** Bump when the bundle options or the cache format change: old entries then miss. */
-const FORMAT = 4;
+const FORMAT = 5;
 /** @internal The cache format this build writes (for tests). */
 export const CACHE_FORMAT = FORMAT;
 /** Extensions a worker imports as they are. */
@@ -64,8 +64,10 @@ const COMPILED = new Map<string, Loader>([['.ts', 'ts'], ['.mts', 'ts'], ['.cts'
  * modified this close to being recorded is "racy" (git's term): also checked by content.
  */
 const RACY_MS = 1000;
-/** What `import.meta.*` becomes in bundled files, declared per file by withPrelude. */
+/** What `import.meta.*` becomes in bundled files: names each file imports (see withMeta). */
 const META = { url: '__occamMetaUrl', filename: '__occamMetaFilename', dirname: '__occamMetaDirname' } as const;
+/** The module that gives a file its original location: `occam-meta:<path>` (see withMeta). */
+const META_SCHEME = 'occam-meta:';
 /** Marks the plugin's own nested `build.resolve` calls, so it does not recurse into itself. */
 const NESTED = 'occamNestedResolve';
 /** A URL (`data:`, `file:`), not a Windows drive path (`C:\`). */
@@ -246,6 +248,7 @@ async function bundle(path: string, dir: string, config: ResolveConfig) {
       build.onResolve({ filter: /.*/ }, async (args) => {
         const nested = (args.pluginData as Record<string, unknown> | undefined)?.[NESTED] === true;
         if (args.kind === 'entry-point' || nested) return undefined;
+        if (args.path.startsWith(META_SCHEME)) return { path: args.path.slice(META_SCHEME.length), namespace: 'occam-meta' };
         let specifier = args.path;
         if (isBuiltin(specifier)) return { path: specifier, external: true };
         if (isUrl(specifier)) {
@@ -278,13 +281,20 @@ async function bundle(path: string, dir: string, config: ResolveConfig) {
         return { path: rewritten, external: true };
       });
 
+      build.onLoad({ filter: /.*/, namespace: 'occam-meta' }, (args) => ({
+        contents:
+          `export const url = ${JSON.stringify(pathToFileURL(args.path).href)}, ` +
+          `filename = ${JSON.stringify(args.path)}, dirname = ${JSON.stringify(dirname(args.path))};`,
+        loader: 'js',
+      }));
+
       build.onLoad({ filter: /.*/, namespace: 'file' }, (args) => {
         const loader = COMPILED.get(extname(args.path).toLowerCase());
         if (loader === undefined) return undefined;
         const stamped = stampFile(args.path); // before the read: see stampFile
         const bytes = readFileSync(args.path);
         loaded.set(args.path, { path: args.path, ...stamped, digest: hashBytes(bytes) });
-        return { contents: withPrelude(bytes.toString('utf8'), args.path), loader };
+        return { contents: withMeta(bytes.toString('utf8'), args.path), loader };
       });
     },
   };
@@ -330,7 +340,10 @@ async function bundle(path: string, dir: string, config: ResolveConfig) {
   if (code === undefined) throw new Error(`esbuild produced no output for ${path}`);
 
   // The metafile says what went into the bundle; onLoad saw each file's stamp and bytes.
-  const inputs = Object.keys(result.metafile.inputs).map((p) => resolvePath(dirname(path), p)).sort();
+  const inputs = Object.keys(result.metafile.inputs)
+    .filter((p) => !p.startsWith(META_SCHEME)) // (the plugin's modules: see withMeta)
+    .map((p) => resolvePath(dirname(path), p))
+    .sort();
   const deps = inputs.map((input) => loaded.get(input) ?? recordFile(input, true));
   // esbuild also read tsconfig.json (decorators, class fields, jsx, paths), which shapes the
   // bytes. Tracked: the nearest one to each input, not its `extends` chain.
@@ -358,17 +371,17 @@ async function bundle(path: string, dir: string, config: ResolveConfig) {
 }
 
 /**
- * Declares the original location for `import.meta` (see `define`) on the module's first line,
- * so the source map's line numbers stay right (a hashbang stays first); esbuild renames the
- * names per module and drops them where unused.
+ * What `import.meta.url`, `.filename` and `.dirname` become in a bundled file (see `define`):
+ * names imported from a module of the plugin's that holds the file's original location. The
+ * import goes at the end of the file, so that no line or column of the source moves (stack
+ * traces map through the source map to where they were written); imports are hoisted, so the
+ * names hold their values from the module's first statement on. Only a file that mentions
+ * `import.meta` gets one (it is an ES module then).
  */
-function withPrelude(source: string, path: string): string {
-  const prelude =
-    `var ${META.url} = ${JSON.stringify(pathToFileURL(path).href)}, ` +
-    `${META.filename} = ${JSON.stringify(path)}, ${META.dirname} = ${JSON.stringify(dirname(path))};`;
-  if (!source.startsWith('#!')) return prelude + source;
-  const eol = source.indexOf('\n');
-  return eol < 0 ? source : source.slice(0, eol + 1) + prelude + source.slice(eol + 1);
+function withMeta(source: string, path: string): string {
+  if (!source.includes('import.meta')) return source;
+  const names = `url as ${META.url}, filename as ${META.filename}, dirname as ${META.dirname}`;
+  return `${source}\n;import { ${names} } from ${JSON.stringify(META_SCHEME + path)};\n`;
 }
 
 /**
