@@ -380,6 +380,9 @@ async function bundle(path: string, dir: string, config: ResolveConfig) {
  */
 function withMeta(source: string, path: string): string {
   if (!source.includes('import.meta')) return source;
+  // A .cts file is CommonJS, where an import would make it an ES module: it can mention
+  // import.meta only in a comment or a string, and gets nothing.
+  if (extname(path).toLowerCase() === '.cts') return source;
   const names = `url as ${META.url}, filename as ${META.filename}, dirname as ${META.dirname}`;
   return `${source}\n;import { ${names} } from ${JSON.stringify(META_SCHEME + path)};\n`;
 }
