@@ -195,6 +195,29 @@ describe('loadableModuleUrl', () => {
     expect(await got()).toBe('sub/thing.ts one');
     writeFileSync(join(dir, 'p', 'package.json'), JSON.stringify({ main: 'two.js' }));
     expect(await got()).toBe('sub/thing.ts two');
+    // A main in a folder below, JavaScript or TypeScript.
+    mkdirSync(join(dir, 'p', 'lib'));
+    writeFileSync(join(dir, 'p', 'lib', 'three.js'), "export const which = 'three';\n");
+    writeFileSync(join(dir, 'p', 'lib', 'four.ts'), "export const which: string = 'four';\n");
+    writeFileSync(join(dir, 'p', 'package.json'), JSON.stringify({ main: 'lib/three.js' }));
+    expect(await got()).toBe('sub/thing.ts three');
+    writeFileSync(join(dir, 'p', 'package.json'), JSON.stringify({ main: 'lib/four.ts' }));
+    expect(await got()).toBe('sub/thing.ts four');
+    writeFileSync(join(dir, 'p', 'package.json'), JSON.stringify({ main: 'lib/three.js' }));
+    expect(await got()).toBe('sub/thing.ts three');
+  });
+
+  it('gives each file its own import.meta, however it is written, and reports errors at the lines the file has', async () => {
+    const dir = mkdtempSync(join(scratch, 'meta-'));
+    const entry = join(dir, 'entry.ts');
+    writeFileSync(join(dir, 'spaced.ts'), 'export const spaced: string = import\n  /* a comment */ .meta.url;');
+    writeFileSync(entry, "import { spaced } from './spaced.js';\nexport const both: string[] = [import.meta.url, spaced];\n");
+    const { both } = (await import(await loadableModuleUrl(entry))) as { both: string[] };
+    expect(both).toEqual([pathToFileURL(entry).href, pathToFileURL(join(dir, 'spaced.ts')).href]);
+    const unclosed = join(dir, 'unclosed.ts');
+    writeFileSync(unclosed, 'export function f(): string {\n  return import.meta.url;\n');
+    const e = await loadableModuleUrl(unclosed).catch((x: unknown) => x as Error);
+    expect((e as Error).message).toContain('unclosed.ts:3:1:');
   });
 
   it('builds once for concurrent calls in one thread', async () => {

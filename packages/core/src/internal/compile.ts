@@ -39,7 +39,7 @@ import { tmpdir } from 'node:os';
 import { basename, dirname, extname, isAbsolute, join, resolve as resolvePath } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { threadId } from 'node:worker_threads';
-import type { BuildFailure, Loader, Plugin } from 'esbuild';
+import type { BuildFailure, BuildOptions, Loader, Plugin } from 'esbuild';
 import { InvalidArgumentError } from '../errors.js';
 
 // Built-ins by require, node:crypto only when a bundle is built or a racy file checked: a cache
@@ -66,6 +66,8 @@ const COMPILED = new Map<string, Loader>([['.ts', 'ts'], ['.mts', 'ts'], ['.cts'
 const RACY_MS = 1000;
 /** What `import.meta.*` becomes in bundled files: names each file imports (see withMeta). */
 const META = { url: '__occamMetaUrl', filename: '__occamMetaFilename', dirname: '__occamMetaDirname' } as const;
+/** `import.meta`, also written with spaces, line breaks or comments around the dot (as `define` sees it). */
+const MENTIONS_IMPORT_META = /\bimport\s*(?:\/\*[\s\S]*?\*\/\s*|\/\/[^\n]*\n\s*)*\.\s*meta\b/;
 /** The module that gives a file its original location: `occam-meta:<path>` (see withMeta). */
 const META_SCHEME = 'occam-meta:';
 /** Marks the plugin's own nested `build.resolve` calls, so it does not recurse into itself. */
@@ -241,6 +243,8 @@ async function bundle(path: string, dir: string, config: ResolveConfig) {
   const externals = new Map<string, string>(); // "kind specifier from dir" → what it became
   /** Directories a relative import was resolved in, beside those of the bundled files. */
   const lookedIn = new Set<string>();
+  /** Whether bundled files get their import.meta location (see withMeta): not in the build that reports errors. */
+  let withImportMeta = true;
 
   const plugin: Plugin = {
     name: 'occam-externals',
@@ -264,12 +268,17 @@ async function bundle(path: string, dir: string, config: ResolveConfig) {
         });
         let target = found.path;
         const relative = /^\.{1,2}(?:[\\/]|$)/.test(specifier) || isAbsolute(specifier);
+        if (relative) {
+          // Where it was looked for: a module or a package.json appearing there may change it.
+          const base = resolvePath(args.resolveDir, specifier);
+          lookedIn.add(dirname(base));
+          if (statSync(base, { throwIfNoEntry: false })?.isDirectory() === true) lookedIn.add(base);
+        }
         if (found.errors.length > 0 || target === '') {
           // Leave the failure to Node at run time, as the unbundled module would meet it: a
           // guarded `try { await import('optional') }` must keep working.
           if (!relative) return { path: args.path, external: true };
           target = resolvePath(args.resolveDir, specifier);
-          lookedIn.add(dirname(target)); // (the module may appear there)
         } else if (COMPILED.has(extname(target).toLowerCase())) {
           return { path: target }; // bundle it: TypeScript, even where a package exports it
         } else if (relative) {
@@ -294,40 +303,50 @@ async function bundle(path: string, dir: string, config: ResolveConfig) {
         const stamped = stampFile(args.path); // before the read: see stampFile
         const bytes = readFileSync(args.path);
         loaded.set(args.path, { path: args.path, ...stamped, digest: hashBytes(bytes) });
-        return { contents: withMeta(bytes.toString('utf8'), args.path), loader };
+        const source = bytes.toString('utf8');
+        return { contents: withImportMeta ? withMeta(source, args.path) : source, loader };
       });
     },
   };
 
+  const options = {
+    entryPoints: [path],
+    bundle: true,
+    format: 'esm',
+    platform: 'node',
+    // A class that names itself inside its body keeps its name (esbuild would rename it
+    // `_MyError`): error classes cross threads by name.
+    keepNames: true,
+    // This Node, not plain `node20`: for node20 (20.0) esbuild silently drops import
+    // attributes (`with { type: 'json' }`), which Node 20.10+ requires.
+    target: `node${process.versions.node}`,
+    sourcemap: 'inline',
+    write: false,
+    metafile: true,
+    outfile: join(dir, 'bundle.mjs'), // only its directory matters: `sources` are relative to it
+    absWorkingDir: dirname(path),
+    // Resolve as Node's ESM resolver does, not as a bundler: no `module` condition or field.
+    conditions: config.conditions,
+    mainFields: ['main'],
+    preserveSymlinks: config.preserveSymlinks,
+    define: { 'import.meta.url': META.url, 'import.meta.filename': META.filename, 'import.meta.dirname': META.dirname },
+    logLevel: 'silent',
+    plugins: [plugin],
+  } satisfies BuildOptions;
   let result;
   try {
-    result = await esbuild.build({
-      entryPoints: [path],
-      bundle: true,
-      format: 'esm',
-      platform: 'node',
-      // A class that names itself inside its body keeps its name (esbuild would rename it
-      // `_MyError`): error classes cross threads by name.
-      keepNames: true,
-      // This Node, not plain `node20`: for node20 (20.0) esbuild silently drops import
-      // attributes (`with { type: 'json' }`), which Node 20.10+ requires.
-      target: `node${process.versions.node}`,
-      sourcemap: 'inline',
-      write: false,
-      metafile: true,
-      outfile: join(dir, 'bundle.mjs'), // only its directory matters: `sources` are relative to it
-      absWorkingDir: dirname(path),
-      // Resolve as Node's ESM resolver does, not as a bundler: no `module` condition or field.
-      conditions: config.conditions,
-      mainFields: ['main'],
-      preserveSymlinks: config.preserveSymlinks,
-      define: { 'import.meta.url': META.url, 'import.meta.filename': META.filename, 'import.meta.dirname': META.dirname },
-      logLevel: 'silent',
-      plugins: [plugin],
-    });
+    result = await esbuild.build(options);
   } catch (err) {
-    const errors = (err as Partial<BuildFailure>).errors;
+    let errors = (err as Partial<BuildFailure>).errors;
     if (errors === undefined) throw err;
+    // Reported as the source has them: an error at its end (a missing `}`) would otherwise point
+    // into the import withMeta appended, on a line the file does not have.
+    withImportMeta = false;
+    try {
+      await esbuild.build(options);
+    } catch (plain) {
+      errors = (plain as Partial<BuildFailure>).errors ?? errors;
+    }
     const lines = errors.map((m) => {
       const at = m.location === null ? '' : `${m.location.file}:${m.location.line}:${m.location.column + 1}: `;
       return `  ${at}${m.text}\n`;
@@ -379,7 +398,7 @@ async function bundle(path: string, dir: string, config: ResolveConfig) {
  * `import.meta` gets one (it is an ES module then).
  */
 function withMeta(source: string, path: string): string {
-  if (!source.includes('import.meta')) return source;
+  if (!MENTIONS_IMPORT_META.test(source)) return source;
   // A .cts file is CommonJS, where an import would make it an ES module: it can mention
   // import.meta only in a comment or a string, and gets nothing.
   if (extname(path).toLowerCase() === '.cts') return source;
