@@ -91,8 +91,8 @@ export interface CompileStats {
  */
 interface Dep {
   readonly path: string;
-  /** `mtimeNs:ctimeNs:size`, or `-` for a file that did not exist; '' for a directory. */
-  readonly stamp: string;
+  /** `mtimeNs:ctimeNs:size`, or `-` for a file that did not exist. */
+  stamp: string;
   /**
    * sha256 of the contents; null where only the file's presence matters (an external). For a
    * directory, the hash of its listing (see `listingDigest`).
@@ -376,7 +376,8 @@ async function bundle(path: string, dir: string, config: ResolveConfig) {
   // the listing of each such directory, and its package.json, decide freshness too. Not the
   // bundle's name: a rebuild that gives the same bytes keeps its URL.
   for (const d of new Set([...inputs.map((i) => dirname(i)), ...lookedIn])) {
-    deps.push({ path: d, stamp: '', digest: listingDigest(d), racy: false, dir: true });
+    const stamped = stampFile(d); // (before the listing: see stampFile)
+    deps.push({ path: d, ...stamped, digest: listingDigest(d), dir: true });
     const pkg = join(d, 'package.json');
     if (statSync(pkg, { throwIfNoEntry: false }) !== undefined) deps.push(recordFile(pkg, true)); // (one appearing changes the listing)
   }
@@ -441,14 +442,19 @@ function recordFile(path: string, withDigest: boolean): Dep {
   return { path, ...stamped, digest: withDigest && stamped.stamp !== '-' ? digestOf(path) ?? null : null };
 }
 
-/** The cache-hit check: a stat per dependency, a listing per source directory, and a read of any racy file. */
+/** The cache-hit check: a stat per dependency, and a read of any racy file or a listing of any changed directory. */
 function isFresh(entry: Compiled): boolean {
   for (const dep of entry.deps) {
+    const now = stampFile(dep.path);
     if (dep.dir === true) {
+      // A directory whose stamp moved (or may not have: racy) is listed again: a log written
+      // there moves it, and changes nothing that matters.
+      if (now.stamp === dep.stamp && !dep.racy) continue;
       if (listingDigest(dep.path) !== dep.digest) return false;
+      dep.stamp = now.stamp;
+      dep.racy = now.racy;
       continue;
     }
-    const now = stampFile(dep.path);
     if (now.stamp !== dep.stamp) return false;
     if (dep.racy && dep.digest !== null) {
       if (digestOf(dep.path) !== dep.digest) return false;
