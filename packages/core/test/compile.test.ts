@@ -3,7 +3,7 @@
 // module runner; the CLI and cross-thread tests run the built dist/ (`pnpm test` builds first).
 
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -176,6 +176,21 @@ describe('loadableModuleUrl', () => {
     writeFileSync(join(dir, 'unrelated.ts'), 'export const x = 1;\n');
     expect(await loadableModuleUrl(entry)).toBe(second);
     expect(compileStats().builds).toBe(builds + 2);
+  });
+
+  it('notices a new module beside a file whose directory was quiet when recorded (its stamp, not a listing, is checked)', async () => {
+    const dir = mkdtempSync(join(scratch, 'quiet-'));
+    const entry = join(dir, 'entry.ts');
+    mkdirSync(join(dir, 'lib'));
+    writeFileSync(join(dir, 'lib', 'index.ts'), "export const where: string = 'lib/index.ts';\n");
+    writeFileSync(entry, "import { where } from './lib';\nexport const from: string = where;\n");
+    const past = new Date(Date.now() - 60_000); // long enough ago that the stamps are trusted
+    for (const f of [join(dir, 'lib', 'index.ts'), entry, join(dir, 'lib'), dir]) utimesSync(f, past, past);
+    const first = await loadableModuleUrl(entry);
+    expect(await loadableModuleUrl(entry)).toBe(first); // (a hit on stamps alone)
+    writeFileSync(join(dir, 'lib.ts'), "export const where: string = 'lib.ts';\n");
+    const second = await loadableModuleUrl(entry);
+    expect(((await import(second)) as { from: string }).from).toBe('lib.ts');
   });
 
   it('notices a module that now wins over the JavaScript an import found, and a package.json edit', async () => {
