@@ -23,11 +23,16 @@ export interface Job {
   text: string;
 }
 
+/** Stands in for real work: each job takes this long (ms) in its worker. */
+const JOB_MS = 20;
+const pause = new Int32Array(new SharedArrayBuffer(4));
+
 /** A worker: counts the vowels of each job's text. */
 export function worker(name: string, jobs: Receiver<Job>, results: Sender<[number, number, string]>): number {
   let done = 0;
   for (const job of jobs) {
     const vowels = (job.text.match(/[aeiou]/g) ?? []).length;
+    Atomics.wait(pause, 0, 0, JOB_MS); // (blocks this worker only: the others take the next jobs)
     results.send([job.id, vowels, name]);
     done++;
   }
@@ -58,7 +63,10 @@ main(async () => {
   const perWorker = await Promise.all(workers.map((w) => w.join()));
 
   words.forEach((w, i) => console.log(`${w.padEnd(14)} ${vowels[i]} vowels`));
+  // Every worker took a share (with jobs of no cost at all, the first worker up could take them
+  // all before the others had started), and its results came back tagged with its name.
   console.log(`jobs per worker: ${perWorker.join(', ')} (total ${perWorker.reduce((a, b) => a + b, 0)})`);
+  console.log(`results by sender tag: ${[...byWorker].map(([w, k]) => `${w} ${k}`).join(', ')}`);
   const expected = words.map((w) => (w.match(/[aeiou]/g) ?? []).length);
   if (vowels.join() !== expected.join()) throw new Error('a result went missing or astray');
 });

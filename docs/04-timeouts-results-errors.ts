@@ -10,6 +10,8 @@
  *   - a channel per request: `chan()` for the reply, sent inside the request; `release()` drops
  *     a handle at once instead of waiting for garbage collection.
  *   - `{ timeout }` and `{ signal }` on blocking ops: a cancelled op has sent or taken nothing.
+ *     (In a process, a sync op sees its signal only before it parks: a thread blocked in
+ *     `Atomics.wait` runs no abort listener. Use `timeout` there, or the async twin.)
  *   - `trySend` / `tryRecv`: never block; they return a `Result` (ts-results-es) whose error
  *     says why (full, empty, closed), and a failed `trySend` gives the value back.
  *   - `recvResult` / `recvResultAsync`: a blocking receive that returns its failure instead of
@@ -58,7 +60,8 @@ export function flakyService(requests: Receiver<Request>): number {
       const until = Date.now() + 50; // a slow request: the client's deadline is shorter
       while (Date.now() < until);
     }
-    // The client may have given up; the reply channel has room for one, so this never blocks.
+    // The client may have given up: trySend never blocks, and the reply channel's room for one
+    // keeps the answer whether or not the client is still waiting.
     reply.trySend(`${n}² = ${n * n}`);
     reply.release();
     served++;
@@ -125,7 +128,7 @@ main(async () => {
   console.log(`a process that spawns and joins another: ${await spawn<number>(import.meta.url, 'delegate', [20]).join()}`);
 
   const never = chan<number>();
-  const hung = spawn(import.meta.url, 'stuck', [never]);
+  const hung = spawn(import.meta.url, 'stuck', [never.receiver()]);
   await hung.terminate();
   console.log(`terminated: ${await hung.join().catch((e: { code: string }) => e.code)}`);
 });

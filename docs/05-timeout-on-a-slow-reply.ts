@@ -40,7 +40,8 @@ export function server(requests: Receiver<Request>): number {
   let served = 0;
   for (const { id, work, reply } of requests) {
     if (work > 0) select([after(work)]); // a lone timer: a sleep that parks the thread
-    // The client may have given up; the reply channel has room for one, so this never blocks.
+    // The client may have given up: trySend never blocks, and the reply channel's room for one
+    // keeps the answer whether or not the client is still waiting.
     reply.trySend(`answer ${id}`);
     reply.release();
     served++;

@@ -80,6 +80,7 @@ export function server(requests: Receiver<Request>, quit: Receiver<never>, statu
       }
       case 0:
         if (!r.ok) {
+          // (Defensive: in this program only quit ends the loop; nobody closes `requests`.)
           cases[0].when(false); // disable this case: no more requests, but wait for quit
           break;
         }

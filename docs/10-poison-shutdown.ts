@@ -24,7 +24,7 @@
  *   - `{ poisonOnDeath: true }`: a process that crashes poisons its channels, so its neighbours
  *     get an error instead of waiting for ever.
  *
- * Left for later: what happens when a process dies instead (a crash, `process.exit`, OOM).
+ * Left for later: what happens when a process dies without `poisonOnDeath` (lesson 12).
  *
  * Run: occam run docs/10-poison-shutdown.ts [readings]
  */
@@ -83,6 +83,12 @@ main(async () => {
     // The sink is not told to propagate: its report channel stays usable for main to read.
     spawn(import.meta.url, 'sink', [c[3]!.receiver(), report.sender()], { name: 'sink' }),
   ] as const;
+  // Main takes the sink's reports as they come: with more readings than the report buffer
+  // holds, a sink that waited for main to read only after par would never end.
+  let last: [number, number] = [0, 0];
+  const reading = (async () => {
+    for await (const r of report) last = r;
+  })();
 
   // Every process ends; par rejects with the poison once they all have.
   const outcome = await par(...procs).then(
@@ -99,16 +105,12 @@ main(async () => {
   console.log(`  source sent ${await procs[0].join()} readings, then poisoned c0`);
 
   // The sink's reports up to the poison: what got through before the shutdown overtook the rest.
-  let last: [number, number] = [0, 0];
-  for (;;) {
-    const r = report.tryRecv();
-    if (r.isErr()) break;
-    last = r.value;
-  }
+  report.close();
+  await reading;
   const [count, sum] = last;
   let expected = 0;
   for (let i = 1; i <= count; i++) expected += (2 * i + 1) ** 2;
-  console.log(`sink: ${count} of ${n} readings reached it (sum ${sum}); ${n - count} still in the buffers were dropped`);
+  console.log(`sink: ${count} of ${n} readings reached it (sum ${sum}); ${n - count} in buffers or in a stage's hands were dropped`);
   if (sum !== expected) throw new Error(`the sink's sum ${sum} is not that of the first ${count} readings (${expected})`);
   if (!c.every((ch) => ch.poisoned)) throw new Error('the poison did not reach every channel of the pipeline');
   if (report.poisoned) throw new Error('the sink passed the poison on without being asked to');

@@ -20,7 +20,7 @@
  *
  * Run: occam run docs/11-dining-philosophers.ts
  */
-import { ChannelPoisonedError, chan, DeadlockError, main, par, poison, spawn, type Channel } from '@occam/core';
+import { ChannelPoisonedError, chan, DeadlockError, main, par, poison, spawn, type Channel, type Receiver } from '@occam/core';
 import { after, select } from '@occam/select';
 
 type Fork = Channel<'fork'>;
@@ -30,7 +30,7 @@ type Fork = Channel<'fork'>;
  * pausing (long enough for every neighbour to pick up theirs), then the right one. With a butler,
  * takes a seat first and gives it back after the meal.
  */
-export function philosopher(start: Channel<never>, left: Fork, right: Fork, meals: number, butler: Channel<'seat'> | null): number {
+export function philosopher(start: Receiver<never>, left: Fork, right: Fork, meals: number, butler: Channel<'seat'> | null): number {
   for (const _ of start); // the start barrier: ends when main closes `start`
   for (let meal = 0; meal < meals; meal++) {
     butler?.send('seat');
@@ -51,7 +51,7 @@ async function dinner(meals: number, withButler: boolean): Promise<number[]> {
   const butler = withButler ? chan<'seat'>(n - 1, { name: 'butler' }) : null;
   const start = chan<never>(0, { name: 'start' });
   const diners = forks.map((_, i) =>
-    spawn<number>(import.meta.url, 'philosopher', [start, forks[i]!, forks[(i + 1) % n]!, meals, butler], {
+    spawn<number>(import.meta.url, 'philosopher', [start.receiver(), forks[i]!, forks[(i + 1) % n]!, meals, butler], {
       name: `philosopher${i}`,
     }),
   );

@@ -19,7 +19,8 @@
  *   - `pool.spawn(name, ...args)`: a process (here one that streams primes to main over a
  *     channel) on a worker of the pool that is already up, so it starts in well under a
  *     millisecond; `join()` and `terminate()` on the PoolProcess it returns.
- *   - `pool.stats()` and `pool.close()` (the program exits once the pool is closed).
+ *   - `pool.stats()` and `pool.close()`: queued tasks finish, then the workers end (an idle pool
+ *     would not hold the program anyway: lesson 14).
  *
  * Left for later: what a pool does when a worker dies (its tasks fail with ERR_WORKER_DIED, the
  * rest go on; see the pool's tests).
@@ -150,6 +151,7 @@ main(async () => {
   const next = [first];
   while (next.length < 5) next.push(await primes.recvAsync());
   await stream.terminate(); // its blocked send fails with AbortError, and it ends; its worker stays
+  // (join() of a terminated process rejects with ProcessFailedError, ERR_PROCESS_FAILED.)
   const joined = await stream.join().catch((e: Error) => e.constructor.name);
   console.log(`a process on the pool: first value after ${startedMs.toFixed(1)} ms; primes from a million: ${next.join(', ')}; joined: ${joined}`);
   if (next[0] !== 1_000_003 || joined !== 'ProcessFailedError') throw new Error('the prime stream went wrong');

@@ -60,7 +60,7 @@ main(async () => {
 
   const t0 = performance.now();
   const procs = Array.from({ length: workers }, (_, i) =>
-    spawn<number>(import.meta.url, 'sieveWorker', [blocks, counts], { name: `sieve-${i}` }),
+    spawn<number>(import.meta.url, 'sieveWorker', [blocks.receiver(), counts.sender()], { name: `sieve-${i}` }),
   );
   const producer = (async () => {
     for (let i = 0; i < nBlocks; i++) await blocks.sendAsync([i, block(i)]);
