@@ -46,6 +46,16 @@ afterAll(() => {
   rmSync(scratch, { recursive: true, force: true });
 });
 
+/** A fresh directory with entry.ts, which imports './lib' (lib/index.ts: `where` names it). */
+function libImporter(prefix: string): { dir: string; entry: string } {
+  const dir = mkdtempSync(join(scratch, prefix));
+  const entry = join(dir, 'entry.ts');
+  mkdirSync(join(dir, 'lib'));
+  writeFileSync(join(dir, 'lib', 'index.ts'), "export const where: string = 'lib/index.ts';\n");
+  writeFileSync(entry, "import { where } from './lib';\nexport const from: string = where;\n");
+  return { dir, entry };
+}
+
 describe('loadableModuleUrl', () => {
   it('bundles a TS module with a relative TS import and a package import, importable here', async () => {
     const url = await loadableModuleUrl(fixture('module.ts'));
@@ -152,11 +162,7 @@ describe('loadableModuleUrl', () => {
   });
 
   it('notices a new file that changes what an import resolves to, and nothing else added beside', async () => {
-    const dir = mkdtempSync(join(scratch, 'resolution-'));
-    const entry = join(dir, 'entry.ts');
-    mkdirSync(join(dir, 'lib'));
-    writeFileSync(join(dir, 'lib', 'index.ts'), "export const where: string = 'lib/index.ts';\n");
-    writeFileSync(entry, "import { where } from './lib';\nexport const from: string = where;\n");
+    const { dir, entry } = libImporter('resolution-');
     const first = await loadableModuleUrl(entry);
     expect(((await import(first)) as { from: string }).from).toBe('lib/index.ts');
 
@@ -179,11 +185,7 @@ describe('loadableModuleUrl', () => {
   });
 
   it('notices a new module beside a file whose directory was quiet when recorded (its stamp, not a listing, is checked)', async () => {
-    const dir = mkdtempSync(join(scratch, 'quiet-'));
-    const entry = join(dir, 'entry.ts');
-    mkdirSync(join(dir, 'lib'));
-    writeFileSync(join(dir, 'lib', 'index.ts'), "export const where: string = 'lib/index.ts';\n");
-    writeFileSync(entry, "import { where } from './lib';\nexport const from: string = where;\n");
+    const { dir, entry } = libImporter('quiet-');
     const past = new Date(Date.now() - 60_000); // long enough ago that the stamps are trusted
     for (const f of [join(dir, 'lib', 'index.ts'), entry, join(dir, 'lib'), dir]) utimesSync(f, past, past);
     const first = await loadableModuleUrl(entry);
