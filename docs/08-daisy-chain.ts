@@ -19,8 +19,8 @@
  *   - conservation: on rendezvous channels a token is never "in" a channel; at every moment
  *     exactly one party holds it, so the relays that stop holding a token account for every
  *     token that went in and did not come out.
- *   - a watchdog on the main thread: one `after` shared by the waits of a phase, one after
- *     another, turns a lost token (a hang) into an error with a message.
+ *   - a watchdog on the main thread: one `deadline` per phase (lesson 5), shared by every wait
+ *     in it, even two running at once, turns a lost token (a hang) into an error with a message.
  *   - `waitReport()`: which processes are parked with no deadline, on which channel operations
  *     (`formatWaitReport` prints it): the first look at a program that seems stuck.
  *
@@ -29,7 +29,7 @@
  * Run: occam run docs/08-daisy-chain.ts [relays]
  */
 import { chan, formatWaitReport, main, par, spawn, waitReport, type Receiver, type Sender } from '@occam/core';
-import { after, recv, select, selectAsync, send, type Timer } from '@occam/select';
+import { deadline, recv, select, selectAsync, send, type Timer } from '@occam/select';
 
 export interface Relayed {
   /** Tokens passed on. */
@@ -82,7 +82,7 @@ main(async () => {
   // A ring through the main thread: one token, ten laps. The first lap also waits for every
   // relay's worker to start, so the watchdog is generous.
   const laps = 10;
-  let watchdog = after(10_000);
+  let watchdog = deadline(10_000);
   let token = 0;
   const lapTimes: number[] = [];
   for (let lap = 0; lap < laps; lap++) {
@@ -99,13 +99,11 @@ main(async () => {
 
   // A stream: two hundred tokens in flight together, each coming out n higher, in order.
   const count = 200;
-  watchdog = after(5_000);
+  watchdog = deadline(5_000);
   const t1 = performance.now();
   const feeding = (async () => {
-    // A timer of its own: a one-shot timer fires in one select only, so two waits that run at
-    // the same time cannot share one (a closed channel is the deadline that everyone sees).
-    const feedWatchdog = after(5_000);
-    for (let i = 0; i < count; i++) await toHead(head, 1000 * i, feedWatchdog, 'stream');
+    // The same deadline: unlike a one-shot `after`, it is ready at every select once it is due.
+    for (let i = 0; i < count; i++) await toHead(head, 1000 * i, watchdog, 'stream');
   })();
   for (let i = 0; i < count; i++) {
     const v = await fromTail(tail, watchdog, 'stream');
@@ -117,7 +115,7 @@ main(async () => {
 
   // Three tokens go in and are never taken out; quit follows them at once, catching them mid-chain.
   const stuck = 3;
-  watchdog = after(5_000);
+  watchdog = deadline(5_000);
   for (let i = 0; i < stuck; i++) await toHead(head, -1, watchdog, 'stuck'); // done once the first relay has it
   // Before quitting, look: waitReport() lists every process parked with no deadline and what it
   // waits on. The tokens drift to the end of the chain, where each holder waits to send.

@@ -14,7 +14,8 @@
  *     `waitReport()` gives at any moment.
  *   - a channel as a resource: a buffered channel of capacity 1 holding a token is a fork (a
  *     lock); of capacity 4, a butler (a counting semaphore).
- *   - cleaning up a stuck network with poison.
+ *   - cleaning up a stuck network: `par` terminates the others at the first failure (here a
+ *     join that deadlock detection failed); poison frees the one it leaves, still parked.
  *
  * Left for later: what happens when a process dies instead of blocking.
  *
@@ -59,7 +60,9 @@ async function dinner(meals: number, withButler: boolean): Promise<number[]> {
   try {
     return await par(...diners);
   } finally {
-    poison(...forks, butler); // a stuck table is cleared; a finished one does not mind
+    // Stuck: par has terminated all but the philosopher whose join failed first, which still
+    // waits for a fork; the poison frees it. A table that finished does not mind.
+    poison(...forks, butler);
   }
 }
 
