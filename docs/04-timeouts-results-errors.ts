@@ -14,6 +14,8 @@
  *     `Atomics.wait` runs no abort listener. Use `timeout` there, or the async twin.)
  *   - `trySend` / `tryRecv`: never block; they return a `Result` (ts-results-es) whose error
  *     says why (full, empty, closed), and a failed `trySend` gives the value back.
+ *   - what cannot be sent (a function, a symbol, an instance of your own class) fails at the send
+ *     with NotSendableError (ERR_NOT_SENDABLE), and nothing is enqueued.
  *   - `recvResult` / `recvResultAsync`: a blocking receive that returns its failure instead of
  *     throwing it; closed is reported as an error value, never as an in-band sentinel.
  *   - `registerError(MyError)`: a process's error crosses back with its own class, code, message
@@ -30,6 +32,7 @@ import {
   ChannelFullError,
   chan,
   main,
+  NotSendableError,
   processModule,
   processName,
   registerError,
@@ -112,6 +115,16 @@ main(async () => {
   console.log(`tryRecv: ${box.tryRecv().unwrap()}`);
   const empty = box.tryRecv();
   console.log(`tryRecv again: ${empty.isErr() && empty.error instanceof ChannelEmptyError ? 'empty' : 'value?!'}`);
+
+  // What cannot cross fails at the send, and nothing is enqueued: a function, a symbol, or an
+  // instance of your own class (structuredClone would drop its prototype without a word; send
+  // plain data, or an error you throw: see registerError).
+  class Point {
+    constructor(readonly x: number) {}
+  }
+  const odd = chan<unknown>(1).trySend(new Point(1));
+  if (!(odd.isErr() && odd.error instanceof NotSendableError)) throw new Error('a class instance went through');
+  console.log(`not sendable (${odd.error.code}): ${odd.error.message}`);
 
   // Aborting a wait: nothing is taken, nothing stays queued.
   const ac = new AbortController();
