@@ -162,6 +162,9 @@ async function channelSoak(seconds: number): Promise<boolean> {
 
   // Warm up (a host, the supervisor, libuv's threads) before counting threads.
   await spawn(import.meta.url, 'producer', [0, [chan<number>(1).sender(), chan<number>(1).sender()], ackDelivery(chan(1)), quit.receiver(), 0, 'throw']).join().catch(() => undefined);
+  // The supervisor starts 100 ms after the first host: counted before it has joined the runtime,
+  // its thread would show as one that went away (-1).
+  for (let i = 0; i < 300 && threadStats().supervisor === 0; i++) await tick(10);
   const tasksBefore = tasks();
   const slotsBefore = runtimeThreads();
 
