@@ -207,6 +207,16 @@ async function seeDie(proc: Process<unknown>, how: 'exit' | 'terminate', gate: C
   await expect(watchdog(proc.join(), 'the dying process')).rejects.toThrow();
 }
 
+/**
+ * Runs `round` `rounds` times for each way of dying; then every channel the rounds made is freed
+ * (the live count comes back to where it was), or the wait for `what` fails.
+ */
+async function expectFreedAfterDeaths(rounds: number, what: string, round: (how: 'exit' | 'terminate') => Promise<void>): Promise<void> {
+  const before = await settledLiveChannels();
+  for (const how of ['exit', 'terminate'] as const) for (let i = 0; i < rounds; i++) await round(how);
+  await until(() => liveChannels() === before, what, 5000);
+}
+
 describe('peers hear of a death before whoever awaits it', () => {
   test('a process whose thread crashes (a timer throws): join rejects, then a send to it fails', async () => {
     for (let i = 0; i < 5; i++) {
@@ -233,42 +243,34 @@ describe('peers hear of a death before whoever awaits it', () => {
   });
 
   test('the channels a dead process was given are freed with it', async () => {
-    const before = await settledLiveChannels();
-    for (const how of ['exit', 'terminate'] as const) {
-      for (let i = 0; i < 4; i++) {
-        const ch = chan<number>(2);
-        const gate = chan<number>();
-        const [tx, rx] = [ch.sender(), gate.receiver()];
-        const proc = spawn(procs, 'die', [tx, how, rx, 0]);
-        tx.release(); // (the process holds references of its own: its arguments')
-        rx.release();
-        await seeDie(proc, how, gate);
-        ch.release();
-        gate.release();
-      }
-    }
-    await until(() => liveChannels() === before, 'the dead processes\' channels to be freed', 5000);
+    await expectFreedAfterDeaths(4, 'the dead processes\' channels to be freed', async (how) => {
+      const ch = chan<number>(2);
+      const gate = chan<number>();
+      const [tx, rx] = [ch.sender(), gate.receiver()];
+      const proc = spawn(procs, 'die', [tx, how, rx, 0]);
+      tx.release(); // (the process holds references of its own: its arguments')
+      rx.release();
+      await seeDie(proc, how, gate);
+      ch.release();
+      gate.release();
+    });
   });
 
   test('the channels a dead process received, made or derived (not its arguments) are freed with it', async () => {
-    const before = await settledLiveChannels();
-    for (const how of ['exit', 'terminate'] as const) {
-      for (let i = 0; i < 3; i++) {
-        const inbox = chan<Channel<number>>(1);
-        const gate = chan<number>();
-        const passed = chan<number>(2);
-        await inbox.sendAsync(passed);
-        passed.release(); // the message holds a reference of its own, which the process adopts
-        const [rx, grx] = [inbox.receiver(), gate.receiver()];
-        const p = spawn(procs, 'receivesAndDies', [rx, how, grx]);
-        rx.release();
-        grx.release();
-        await seeDie(p, how, gate);
-        inbox.release();
-        gate.release();
-      }
-    }
-    await until(() => liveChannels() === before, 'the channels the dead processes held to be freed', 5000);
+    await expectFreedAfterDeaths(3, 'the channels the dead processes held to be freed', async (how) => {
+      const inbox = chan<Channel<number>>(1);
+      const gate = chan<number>();
+      const passed = chan<number>(2);
+      await inbox.sendAsync(passed);
+      passed.release(); // the message holds a reference of its own, which the process adopts
+      const [rx, grx] = [inbox.receiver(), gate.receiver()];
+      const p = spawn(procs, 'receivesAndDies', [rx, how, grx]);
+      rx.release();
+      grx.release();
+      await seeDie(p, how, gate);
+      inbox.release();
+      gate.release();
+    });
   });
 
   test('each reference is given back once: not again for a handle the process released, not lost for a repeated one', async () => {

@@ -586,7 +586,7 @@ export class Pool<M = Record<string, (...args: any[]) => any>> {
     while (this.#queue.length > 0) {
       let best: Worker | undefined;
       for (const w of this.#workers.values()) {
-        if (this.#takesWork(w) && w.owned.size < this.#depth && (best === undefined || w.owned.size < best.owned.size)) best = w;
+        if (this.#hasRoom(w) && (best === undefined || w.owned.size < best.owned.size)) best = w;
       }
       // No ready worker has room: a worker still starting takes one task, to run as soon as its
       // module is loaded (not a round trip to main later). Not while a process waits for a
@@ -634,8 +634,13 @@ export class Pool<M = Record<string, (...args: any[]) => any>> {
 
   /** Whether a ready worker has room for a task. */
   #readyRoom(): boolean {
-    for (const w of this.#workers.values()) if (this.#takesWork(w) && w.owned.size < this.#depth) return true;
+    for (const w of this.#workers.values()) if (this.#hasRoom(w)) return true;
     return false;
+  }
+
+  /** `w` is ready, takes tasks, and holds fewer than `depth`. */
+  #hasRoom(w: Worker): boolean {
+    return this.#takesWork(w) && w.owned.size < this.#depth;
   }
 
   #takesWork(w: Worker): boolean {

@@ -28,9 +28,10 @@
  * - A manifest records what its entryKey was made of, and is used only if that matches: the
  *   key is a quick 64-bit hash (a cache hit loads no crypto), so two inputs could share one.
  * - A memo or manifest entry is used only after every dependency it lists stats as recorded
- *   (and, for a file modified within RACY_MS of being recorded, hashes as recorded), and the
- *   directory of every bundled file lists the same modules as when it was built (a new file
- *   there may change what an import resolves to).
+ *   (and, for a file modified within RACY_MS of being recorded, hashes as recorded), and every
+ *   directory an import was resolved in (a bundled file's, a relative import's) lists the same
+ *   modules as when it was built, with the same package.json (a new file there, or an edited
+ *   `main`, may change what an import resolves to).
  */
 
 import type { Stats } from 'node:fs';
