@@ -19,6 +19,7 @@ import { type Channel, channelCase, releaseChannelsIn, type Receiver, type Sende
 import { AbortError, InvalidArgumentError, NotSendableError } from './errors.js';
 import { setInterrupt } from './internal/engine.js';
 import { encodeError } from './internal/errcodec.js';
+import { importModule } from './internal/import-module.js';
 import { K_RECV } from './internal/layout.js';
 
 /** A task as it travels to a worker: [id, export name, arguments, abort channel or null]. */
@@ -131,7 +132,7 @@ export async function poolWorker(
 ): Promise<number> {
   let mod: Record<string, unknown>;
   try {
-    mod = (await import(moduleUrl)) as Record<string, unknown>;
+    mod = (await importModule(moduleUrl)) as Record<string, unknown>;
     if (init !== null) {
       const fn = mod[init[0]];
       if (typeof fn !== 'function') throw new TypeError(`the task module has no initializer function ${JSON.stringify(init[0])}`);

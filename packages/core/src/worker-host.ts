@@ -9,23 +9,30 @@ import { channelsIn, detachArgs, listArgRefs, poison, preholdEnds, releaseChanne
 import { ChannelPoisonedError, ProcessNotFoundError } from './errors.js';
 import type { RunRequest } from './internal/host.js';
 import { claimRecord, encodeResult, storeResult } from './internal/record.js';
+import { importModule } from './internal/import-module.js';
 import { FAULT_DIE_SETTLING, H_FAULT, P_ARGS, P_FAILED, P_ID, P_OK, P_PENDING, P_RUNNING, P_STATE } from './internal/layout.js';
 import { endUses, publishProcess } from './internal/reap.js';
 import { joinRuntime, runtime, setInProcess } from './internal/runtime.js';
 import { decodeSlotAdopting } from './internal/values.js';
 import { setCurrentProcess } from './process.js';
 
-// Stacks from TypeScript process modules point at their .ts lines (the bundles carry source maps).
-process.setSourceMapsEnabled(true);
-const init = workerData as { sab: SharedArrayBuffer; watched: MessagePort; preload: string[] };
-joinRuntime(init);
-// Modules main expects this host's first process to need (warmHosts): loading starts now, and the
-// process's own import() finds them loaded (or fails with the same error).
-for (const url of init.preload) import(url).catch(() => undefined);
-// Held for the life of this thread, and never used: when the thread dies, the supervisor's end
-// closes (supervisor.ts). It must not keep an idle host alive.
-init.watched.unref();
-const port = parentPort!;
+/** Makes this worker thread a process host: called once, by the worker's entry (dist/worker-host.cjs). */
+export function startHost(): void {
+  // Stacks from TypeScript process modules point at their .ts lines (the bundles carry source maps).
+  process.setSourceMapsEnabled(true);
+  const init = workerData as { sab: SharedArrayBuffer; watched: MessagePort; preload: string[] };
+  joinRuntime(init);
+  // Modules main expects this host's first process to need (warmHosts): loading starts now, and the
+  // process's own import() finds them loaded (or fails with the same error).
+  for (const url of init.preload) importModule(url).catch(() => undefined);
+  // Held for the life of this thread, and never used: when the thread dies, the supervisor's end
+  // closes (supervisor.ts). It must not keep an idle host alive.
+  init.watched.unref();
+  const port = parentPort!;
+  port.on('message', (req: RunRequest) => {
+    void run(req).then(() => port.postMessage({ type: 'occam:idle' }));
+  });
+}
 
 async function run(req: RunRequest): Promise<void> {
   const rt = runtime();
@@ -56,7 +63,7 @@ async function run(req: RunRequest): Promise<void> {
     // If this thread dies, main gives back the references its handles still hold (claim table).
     listArgRefs(req.rec, adopted);
     preholdEnds(args, -1); // the typed ends are ours now: the spawner's count of them is handed over
-    const mod = (await import(req.url)) as Record<string, unknown>;
+    const mod = (await importModule(req.url)) as Record<string, unknown>;
     const fn = mod[req.exportName];
     if (typeof fn !== 'function') {
       throw new ProcessNotFoundError(
@@ -109,7 +116,3 @@ function poisonAll(args: unknown): void {
     }
   }
 }
-
-port.on('message', (req: RunRequest) => {
-  void run(req).then(() => port.postMessage({ type: 'occam:idle' }));
-});

@@ -57,7 +57,7 @@ const idle = new Map<string, Host[]>();
 const running = new Map<number, Host>(); // process record → its host
 
 function hostUrl(): URL {
-  return new URL('../worker-host.js', import.meta.url);
+  return new URL('./worker-host.cjs', import.meta.url); // dist/ (core's code is dist/core.cjs)
 }
 
 /** Whether record `rec` is process `id`'s, in `state` (P_RUNNING: not settled by the process itself). */
@@ -168,7 +168,7 @@ function watch(watcher: WatchRequest): void {
 function startSupervisor(urgent = false): void {
   if ((held && !urgent) || supervisor !== undefined) return;
   setStuckHook(undefined);
-  const sup = new Worker(new URL('../supervisor.cjs', import.meta.url), { workerData: { sab: runtime().heap.sab } });
+  const sup = new Worker(new URL('./supervisor.cjs', import.meta.url), { workerData: { sab: runtime().heap.sab } });
   ownWorkers.add(sup);
   sup.unref();
   // It catches its own faults; should it still die, the user's program must not: the hosts
