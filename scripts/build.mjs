@@ -170,10 +170,13 @@ writeFileSync(
     if (names.includes('default')) throw new Error(`build: src/${e} has a default export, which its view cannot re-export`);
     const file = join(coreOut, e.replace(/\.ts$/, '.js'));
     const loader = relative(dirname(file), join(coreOut, 'load.cjs'));
+    // (By require: an import of a CommonJS module would have Node lex its source for export
+    // names, which starts a WebAssembly lexer in each thread: ~6 ms of a worker's start.)
     writeFileSync(
       file,
       `// @occam/core's src/${e}: its part of dist/core.cjs (see scripts/build.mjs).\n` +
-        `import core from '${loader.startsWith('.') ? loader : `./${loader}`}';\n` +
+        `import { createRequire } from 'node:module';\n` +
+        `const core = createRequire(import.meta.url)('${loader.startsWith('.') ? loader : `./${loader}`}');\n` +
         `export const { ${names.join(', ')} } = core.${partName(e)};\n`,
     );
   }

@@ -161,7 +161,7 @@ export class Pool<M = Record<string, (...args: any[]) => any>> {
   readonly #grace: number;
   readonly #opts: PoolOptions;
   readonly #module: Promise<string>;
-  #results = chan<ResultMessage>(4096, { name: 'pool-results' });
+  #results!: Channel<ResultMessage>; // (#newResults)
   readonly #queue: Task[] = [];
   /** Processes (`spawn`) waiting for a worker of their own. */
   readonly #spawnQueue: Task[] = [];
@@ -196,13 +196,12 @@ export class Pool<M = Record<string, (...args: any[]) => any>> {
     this.#maxQueue = opts.maxQueue === undefined ? Infinity : nonNegative(opts.maxQueue, 'maxQueue');
     this.#depth = positive(opts.depth ?? 64, 'depth');
     this.#grace = nonNegative(opts.abortGrace ?? 1000, 'abortGrace');
-    // Main counts as a sender on the results channel, for good: the death of every worker at
-    // once must not disconnect it (the pool learns of deaths from `join`, and replaces them).
-    this.#results.trySend([-1, NOOP, 1, null]);
-    // The workers' threads start now, while the module compiles; each preloads the pool worker.
-    // (Starting one first and the rest once it is ready gave the first result ~3 ms sooner on 2
-    // cores, and a batch sent at once finished ~45 ms later: all start together.)
+    // The workers' threads start first, and boot while the pool makes its channel and compiles
+    // its module; each preloads the pool worker. (Starting one first and the rest once it is
+    // ready gave the first result ~3 ms sooner on 2 cores, and a batch sent at once finished
+    // ~45 ms later: all start together.)
     warmHosts(this.#minSize, opts.resourceLimits, [POOL_WORKER_URL]);
+    this.#newResults();
     this.#module = prepareModule(opts.module instanceof URL ? opts.module.href : opts.module);
     this.#module.catch(() => undefined); // reported by the tasks that need it
     for (let i = 0; i < this.#minSize; i++) this.#startWorker();
@@ -783,14 +782,21 @@ export class Pool<M = Record<string, (...args: any[]) => any>> {
     return busy > 0 && busy < CORES;
   }
 
+  /** Makes the channel the workers send their results on. */
+  #newResults(): void {
+    this.#results = chan<ResultMessage>(4096, { name: 'pool-results' });
+    // Main counts as a sender on it, for good: the death of every worker at once must not
+    // disconnect it (the pool learns of deaths from `join`, and replaces them).
+    this.#results.trySend([-1, NOOP, 1, null]);
+  }
+
   /**
    * A worker died in the middle of sending on the shared results channel, which is broken for
    * good: a new one replaces it, and so is every worker (they all hold the old one). Their tasks
    * not yet taken go back to the queue; those they held fail with ERR_WORKER_DIED.
    */
   #replaceResults(): void {
-    this.#results = chan<ResultMessage>(4096, { name: 'pool-results' });
-    this.#results.trySend([-1, NOOP, 1, null]);
+    this.#newResults();
     this.#waking = false; // a wake sent on the old channel is lost with it
     for (const w of this.#workers.values()) {
       w.stopped = true;
