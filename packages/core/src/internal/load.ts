@@ -24,7 +24,7 @@ import { isMainThread } from 'node:worker_threads';
 const file = join(__dirname, 'core.cjs');
 const cacheFile = join(__dirname, 'core.cjs.v8cache');
 
-const source = readFileSync(file, 'utf8');
+const source = readFileSync(file, 'latin1'); // (all ASCII: see scripts/build.mjs)
 const key = `${source.slice(0, source.indexOf('\n'))} ${process.version} ${process.arch}\n`;
 
 /** The cache's data if it was made from this core.cjs on this Node. */
