@@ -69,7 +69,9 @@ const loaderImport = {
   name: 'occam-loader-import',
   setup(b) {
     b.onLoad({ filter: /[\\/]internal[\\/]import-module\.ts$/ }, () => ({
-      contents: 'declare const coreImport: (url: string) => Promise<unknown>;\nexport const importModule = (url: string): Promise<unknown> => coreImport(url);',
+      contents: 'declare const coreImport: ((url: string) => Promise<unknown>) | undefined;\n' +
+        // (Loaded by require, with source maps on, the bundle gets none: it can import() itself.)
+        "export const importModule = (url: string): Promise<unknown> => (typeof coreImport === 'function' ? coreImport(url) : import(url));",
       loader: 'ts',
     }));
   },
@@ -160,11 +162,11 @@ writeFileSync(
 // Each entry of core exports its part of the bundle. The names are read from the bundle loaded
 // in a child process (its top level only defines things), which also writes its first code cache.
 {
-  const listed = spawnSync(
-    process.execPath,
-    ['-e', `const core = require(${JSON.stringify(join(coreOut, 'load.cjs'))}); console.log(JSON.stringify(Object.fromEntries(Object.entries(core).map(([k, v]) => [k, Object.keys(v)]))));`],
-    { encoding: 'utf8' },
-  );
+  // (A script file, not -e: the cache it writes is the one for `node program.js`.)
+  const lister = join(coreOut, 'list-parts.cjs');
+  writeFileSync(lister, `const core = require('./load.cjs'); console.log(JSON.stringify(Object.fromEntries(Object.entries(core).map(([k, v]) => [k, Object.keys(v)]))));\n`);
+  const listed = spawnSync(process.execPath, [lister], { encoding: 'utf8', env: { ...process.env, NODE_OPTIONS: '' } });
+  rmSync(lister);
   if (listed.status !== 0) throw new Error(`build: dist/core.cjs did not load: ${listed.stderr}`);
   const parts = JSON.parse(listed.stdout);
   for (const e of views) {
