@@ -206,7 +206,8 @@ function newHost(key: string, limits: ResourceLimits | undefined, preload: strin
   // The host holds one end; when its thread dies the other end, at the supervisor, closes.
   const { port1, port2 } = new MessageChannel();
   const worker = new Worker(hostUrl(), {
-    workerData: { sab: rt.heap.sab, watched: port1, preload },
+    // (coreCache: the code cache file main checked, which the worker need not hash again: load.ts.)
+    workerData: { sab: rt.heap.sab, watched: port1, preload, coreCache: (globalThis as Record<symbol, unknown>)[Symbol.for('occam.coreCache')] },
     transferList: [port1],
     ...(limits !== undefined ? { resourceLimits: limits } : {}),
   });
