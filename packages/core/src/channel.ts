@@ -145,34 +145,63 @@ export type TrySendError<T> =
 /** Why `tryRecv` produced no value. */
 export type TryRecvError = ChannelEmptyError | ChannelClosedError | ChannelPoisonedError | PeerDiedError;
 
-/** The sending end of a channel. */
+/**
+ * The sending end of a channel (`ch.sender()`, or a process's typed argument): the Channel
+ * methods of the same names, whose doc comments say more.
+ */
 export interface Sender<T> {
+  /** The name given at creation, or `chan#<id>`. */
   readonly name: string;
+  /** Values buffered now. */
   readonly len: number;
+  /** The capacity (0: rendezvous). */
   readonly cap: number;
+  /** Sends, blocking this worker until a receiver takes the value (or it is buffered). */
   send(value: T, opts?: OpOptions): void;
+  /** Sends without blocking the thread (main thread, or a process that also does I/O). */
   sendAsync(value: T, opts?: OpOptions): Promise<void>;
+  /** Sends only if a receiver is waiting or there is room; never blocks. */
   trySend(value: T): Result<void, TrySendError<T>>;
+  /** Closes the channel: receivers drain what is buffered, then see closed. */
   close(): void;
+  /** Poisons the channel: every pending and later operation on it, at both ends, fails. */
   poison(): void;
+  /** Whether the channel is poisoned. */
   readonly poisoned: boolean;
+  /** Whether a process died in the middle of an operation on it (see `Channel.broken`). */
   readonly broken: boolean;
+  /** Gives this handle's reference back; the handle is unusable after. */
   release(): void;
 }
 
-/** The receiving end of a channel. */
+/**
+ * The receiving end of a channel (`ch.receiver()`, or a process's typed argument): the Channel
+ * methods of the same names, whose doc comments say more. Iterating it receives until close.
+ */
 export interface Receiver<T> extends Iterable<T>, AsyncIterable<T> {
+  /** The name given at creation, or `chan#<id>`. */
   readonly name: string;
+  /** Values buffered now. */
   readonly len: number;
+  /** The capacity (0: rendezvous). */
   readonly cap: number;
+  /** Receives, blocking this worker until a value arrives; throws ChannelClosedError once closed and drained. */
   recv(opts?: OpOptions): T;
+  /** Receives without blocking the thread; rejects with ChannelClosedError once closed and drained. */
   recvAsync(opts?: OpOptions): Promise<T>;
+  /** `recv` that returns the failure instead of throwing it. */
   recvResult(opts?: OpOptions): Result<T, RecvError>;
+  /** `recvAsync` that resolves to the failure instead of rejecting. */
   recvResultAsync(opts?: OpOptions): Promise<Result<T, RecvError>>;
+  /** Receives only if a value is buffered or a sender is waiting; never blocks. */
   tryRecv(): Result<T, TryRecvError>;
+  /** Poisons the channel: every pending and later operation on it, at both ends, fails. */
   poison(): void;
+  /** Whether the channel is poisoned. */
   readonly poisoned: boolean;
+  /** Whether a process died in the middle of an operation on it (see `Channel.broken`). */
   readonly broken: boolean;
+  /** Gives this handle's reference back; the handle is unusable after. */
   release(): void;
 }
 
@@ -548,6 +577,7 @@ export class Channel<T> implements Sender<T>, Receiver<T> {
     return [this.#off, this.#id, runtime().heap.runtimeId, this.#dir, CHAN_MAGIC, 0];
   }
 
+  /** `Channel(<name>, cap <n>)`: for logs and messages. */
   toString(): string {
     return `Channel(${this.name}, cap ${this.cap})`;
   }

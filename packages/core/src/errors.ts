@@ -58,7 +58,7 @@ export class ChannelClosedError extends OccamError {
   }
 }
 
-/** Any operation on a poisoned channel (poisoning arrives with the life-and-death work). */
+/** Any operation on a poisoned channel, at either end (see `poison`). */
 export class ChannelPoisonedError extends OccamError {
   constructor(message = 'channel is poisoned', options?: ErrorOptions) {
     super('ERR_CHANNEL_POISONED', message, options);
@@ -189,6 +189,7 @@ export class TooManyWaitersError extends OccamError {
  * to do: nothing can ever move. `blocked` is the wait-for report (see `waitReport`).
  */
 export class DeadlockError extends OccamError {
+  /** Each parked process: the channel operations it waits on, or the process it joins. */
   readonly blocked: readonly { process: string; waitsOn: readonly { channel: string; op: 'send' | 'recv' }[]; joins?: string }[];
   /** `described`: the report as text, one process a line (`formatWaitReport`). */
   constructor(blocked: DeadlockError['blocked'] = [], described = '') {

@@ -58,6 +58,7 @@ export interface TaskSignal {
 export interface TaskContext {
   /** The task's id in its pool. */
   readonly id: number;
+  /** Its abort signal: `aborted`, `throwIfAborted()`, `toAbortSignal()`. */
   readonly signal: TaskSignal;
 }
 

@@ -67,6 +67,7 @@ export function processesStarted(): number {
 export interface BlockedProcess {
   /** The process's name (as `Process.name`), or `thread <id>` for a thread that runs none. */
   process: string;
+  /** The channel operations it is parked on (several for a select). */
   waitsOn: { channel: string; op: 'send' | 'recv' }[];
   /** The name of the process it joins, if it is parked in `joinSync`. */
   joins?: string;

@@ -153,6 +153,7 @@ const POLL_MS = 0.1;
 
 /** A pool of worker processes that run the exported functions of one module as tasks. */
 export class Pool<M = Record<string, (...args: any[]) => any>> {
+  /** The most workers this pool runs (the `size` option; default: the number of cores). */
   readonly size: number;
   readonly #minSize: number;
   readonly #idleTimeout: number;

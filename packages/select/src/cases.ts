@@ -25,6 +25,7 @@ abstract class Guarded {
 
 /** A receive case; fires with the value, or with `ok: false` once the channel is closed and drained. */
 export class RecvCase<T> extends Guarded {
+  /** What kind of case this is (the `kind` of a select's result when it fires). */
   readonly kind = 'recv';
   /** @internal */
   readonly impl: ChannelCase | undefined;
@@ -41,6 +42,7 @@ export class RecvCase<T> extends Guarded {
 
 /** A send case; fires once the value is delivered (or buffered). `value` may be changed between selects. */
 export class SendCase<T> extends Guarded {
+  /** What kind of case this is (the `kind` of a select's result when it fires). */
   readonly kind = 'send';
   /** The value the next select offers. */
   value: T;
@@ -68,6 +70,7 @@ export class SendCase<T> extends Guarded {
  * counts as switched off.
  */
 export class Timer extends Guarded implements Selectable {
+  /** What kind of case this is (the `kind` of a select's result when it fires). */
   readonly kind = 'timer';
   readonly #start: number;
   /** 0: fires once; > 0: the tick period; -1: stays ready once due. */
@@ -139,6 +142,7 @@ export class Timer extends Guarded implements Selectable {
 
 /** The case that never fires (a stand-in, or a placeholder in a fixed case list). */
 export class NeverCase extends Guarded {
+  /** What kind of case this is. */
   readonly kind = 'never';
   /** @internal */
   selectable(): Selectable {
