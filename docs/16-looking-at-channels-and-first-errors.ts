@@ -13,7 +13,9 @@
  *     MAX_WAITERS, MAX_MESSAGE_BYTES.
  *   - A channel's `len`, `cap`, `closed`, `waitingSenders`, `waitingReceivers`; `liveChannels()`.
  *   - SyncOnMainError (ERR_SYNC_ON_MAIN), ProcessNotFoundError (ERR_PROCESS_NOT_FOUND),
- *     InvalidCapacityError (ERR_INVALID_CAPACITY), ChannelClosedError (ERR_CHANNEL_CLOSED).
+ *     InvalidCapacityError (ERR_INVALID_CAPACITY), ChannelClosedError (ERR_CHANNEL_CLOSED),
+ *     HeapExhaustedError (ERR_HEAP_EXHAUSTED), NotSendableError's `path` and `what`,
+ *     WrongDirectionError (ERR_WRONG_DIRECTION), and RemoteError (an unregistered error class).
  *   - `recvResult()` in a process: `Err(ChannelClosedError)` once the channel is closed and drained.
  *   - `spawn(…, { signal })`, and `ref()` after `unref()`.
  *   - select: the `when(condition, case)` function, EmptySelectError (ERR_EMPTY_SELECT) when
@@ -27,17 +29,22 @@ import {
   ChannelClosedError,
   InvalidArgumentError,
   InvalidCapacityError,
+  HeapExhaustedError,
   liveChannels,
   main,
   MAX_CAPACITY,
   MAX_MESSAGE_BYTES,
   MAX_WAITERS,
+  NotSendableError,
   ProcessNotFoundError,
   processModule,
   spawn,
   startRuntime,
+  RemoteError,
   SyncOnMainError,
+  WrongDirectionError,
   type Receiver,
+  type Sender,
 } from '@occam/core';
 import { after, EmptySelectError, recv, selectAsync, send, when } from '@occam/select';
 
@@ -52,6 +59,16 @@ export function drain(input: Receiver<number>): number[] {
     else if (r.error instanceof ChannelClosedError) return got;
     else throw r.error;
   }
+}
+
+/** An error class of this module's, which main never registers (see `registerError`). */
+export class ParseError extends Error {
+  readonly code = 'E_PARSE';
+}
+
+/** Fails with a ParseError. */
+export function parse(text: string): never {
+  throw new ParseError(`cannot parse ${JSON.stringify(text)}`);
 }
 
 /** Waits on a channel that nobody sends on: only a signal (or terminate) ends it. */
@@ -90,7 +107,7 @@ main(async () => {
 
   // ── the runtime and its limits ─────────────────────────────────────────────────────────────
   // Optional: the first channel or spawn starts it with the defaults (4 MiB, growing to 1 GiB).
-  startRuntime({ initialHeapBytes: 8 << 20, maxHeapBytes: 256 << 20 });
+  startRuntime({ initialHeapBytes: 8 << 20, maxHeapBytes: 64 << 20 });
   const again = await thrown(() => startRuntime());
   check('a second startRuntime() is refused with InvalidArgumentError', again instanceof InvalidArgumentError);
   console.log(`limits: capacity ≤ ${MAX_CAPACITY}, ${MAX_WAITERS} waiters a channel, ${MAX_MESSAGE_BYTES} bytes a message`);
@@ -165,5 +182,44 @@ main(async () => {
   check(`one SendCase sent ${sent.join(', ')}`, sent.join() === '10,20,30');
   idle.release();
   out.release();
+
+  // ── limits reached, and values refused: a failed send enqueues nothing ─────────────────────
+  // The heap was capped at 64 MiB above: blocks of 8 MiB fill it.
+  const big = chan<Uint8Array>(16, { name: 'big' });
+  let stored = 0;
+  let refusal: unknown;
+  for (;;) {
+    const r = big.trySend(new Uint8Array(8 << 20));
+    if (r.isErr()) {
+      refusal = r.error;
+      break;
+    }
+    stored++;
+  }
+  check(`${stored} blocks of 8 MiB buffered, then HeapExhaustedError; still ${big.len} buffered`, refusal instanceof HeapExhaustedError && big.len === stored && stored > 0);
+  big.release(); // its values' memory goes back to the heap
+  const again2 = chan<Uint8Array>(1);
+  check('with the channel released, 8 MiB fit again', again2.trySend(new Uint8Array(8 << 20)).isOk());
+  again2.release();
+
+  const jobs2 = chan<unknown>(1, { name: 'jobs2' });
+  const notSendable = jobs2.trySend({ name: 'job', onDone: () => 'done' });
+  const why2 = notSendable.isErr() ? notSendable.error : undefined;
+  check(
+    `a function in a value: NotSendableError at ${why2 instanceof NotSendableError ? why2.path : '?'} (${why2 instanceof NotSendableError ? why2.what : '?'}); nothing enqueued`,
+    why2 instanceof NotSendableError && why2.path === 'value.onDone' && jobs2.len === 0,
+  );
+  const readOnly = jobs2.receiver() as unknown as Sender<unknown>; // (as a mistaken cast would)
+  const wrongWay = await thrown(() => readOnly.trySend('job'));
+  check('a send on a receive-only end: WrongDirectionError', wrongWay instanceof WrongDirectionError && jobs2.len === 0);
+  readOnly.release();
+  jobs2.release();
+
+  // An error of a class main has not registered keeps its name, code, message and stack.
+  const remote = await thrown(() => processModule<typeof import('./16-looking-at-channels-and-first-errors.js')>(here).spawn('parse', ['{oops']).join());
+  check(
+    `an unregistered error class arrives as RemoteError: ${(remote as Error).name} ${(remote as RemoteError).code}: ${(remote as Error).message}`,
+    remote instanceof RemoteError && (remote as Error).name === 'ParseError' && (remote as RemoteError).code === 'E_PARSE',
+  );
   console.log('done');
 });
