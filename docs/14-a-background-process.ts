@@ -98,7 +98,7 @@ main(async () => {
   const reply2 = chan<Snapshot>(0, { name: 'reply-2' });
   await asks.sendAsync(reply2.sender());
   const got2 = await reply2.recvAsync();
-  console.log('metrics on the pool:', got2);
+  console.log(`metrics on the pool (process ${onPool.name}):`, got2);
   if (got2['hit'] !== 2 || got2['miss'] !== 1) throw new Error('the metrics on the pool miscounted');
   console.log('main is done; both metrics processes still wait for events, and the program exits anyway');
 });
