@@ -224,6 +224,21 @@ describe('loadableModuleUrl', () => {
     expect(await got()).toBe('sub/thing.ts three');
   });
 
+  it("notices an edit of the package.json of a package a bare import resolved into (its main), the file it found unchanged", async () => {
+    const dir = mkdtempSync(join(scratch, 'bare-'));
+    const pkg = join(dir, 'node_modules', 'fixture-pkg');
+    mkdirSync(pkg, { recursive: true });
+    writeFileSync(join(pkg, 'one.js'), "export const which = 'one';\n");
+    writeFileSync(join(pkg, 'two.js'), "export const which = 'two';\n");
+    writeFileSync(join(pkg, 'package.json'), JSON.stringify({ name: 'fixture-pkg', type: 'module', main: 'one.js' }));
+    const entry = join(dir, 'entry.ts');
+    writeFileSync(entry, "import { which } from 'fixture-pkg';\nexport const got: string = which;\n");
+    const got = async (): Promise<string> => ((await import(await loadableModuleUrl(entry))) as { got: string }).got;
+    expect(await got()).toBe('one');
+    writeFileSync(join(pkg, 'package.json'), JSON.stringify({ name: 'fixture-pkg', type: 'module', main: 'two.js' }));
+    expect(await got()).toBe('two');
+  });
+
   it('gives each file its own import.meta, however it is written, and reports errors at the lines the file has', async () => {
     const dir = mkdtempSync(join(scratch, 'meta-'));
     const entry = join(dir, 'entry.ts');

@@ -31,7 +31,8 @@
  *   (and, for a file modified within RACY_MS of being recorded, hashes as recorded), and every
  *   directory an import was resolved in (a bundled file's, a relative import's) lists the same
  *   modules as when it was built, with the same package.json (a new file there, or an edited
- *   `main`, may change what an import resolves to).
+ *   `main`, may change what an import resolves to); and every package a bare specifier was
+ *   resolved into has the same package.json (its `exports` or `main`).
  */
 
 import type { Stats } from 'node:fs';
@@ -53,7 +54,7 @@ const { lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSy
 const crypto = (): typeof import('node:crypto') => require('node:crypto') as typeof import('node:crypto');
 
 /** Bump when the bundle options or the cache format change: old entries then miss. */
-const FORMAT = 5;
+const FORMAT = 6;
 /** @internal The cache format this build writes (for tests). */
 export const CACHE_FORMAT = FORMAT;
 /** Extensions a worker imports as they are. */
@@ -244,6 +245,8 @@ async function bundle(path: string, dir: string, config: ResolveConfig) {
   const externals = new Map<string, string>(); // "kind specifier from dir" → what it became
   /** Directories a relative import was resolved in, beside those of the bundled files. */
   const lookedIn = new Set<string>();
+  /** The package.json of each package a bare specifier was resolved into (its `exports`, `main`). */
+  const packages = new Set<string>();
   /** Whether bundled files get their import.meta location (see withMeta): not in the build that reports errors. */
   let withImportMeta = true;
 
@@ -274,6 +277,10 @@ async function bundle(path: string, dir: string, config: ResolveConfig) {
           const base = resolvePath(args.resolveDir, specifier);
           lookedIn.add(dirname(base));
           if (statSync(base, { throwIfNoEntry: false })?.isDirectory() === true) lookedIn.add(base);
+        }
+        if (!relative && found.errors.length === 0 && target !== '') {
+          const root = packageRootOf(target);
+          if (root !== undefined) packages.add(join(root, 'package.json'));
         }
         if (found.errors.length > 0 || target === '') {
           // Leave the failure to Node at run time, as the unbundled module would meet it: a
@@ -382,6 +389,9 @@ async function bundle(path: string, dir: string, config: ResolveConfig) {
     const pkg = join(d, 'package.json');
     if (statSync(pkg, { throwIfNoEntry: false }) !== undefined) deps.push(recordFile(pkg, true)); // (one appearing changes the listing)
   }
+  // An edit of a package's package.json (its `exports` or `main`) can change what a bare
+  // specifier resolves to, while the file it found stays as it was.
+  for (const pkg of [...packages].sort()) if (!deps.some((d) => d.path === pkg)) deps.push(recordFile(pkg, true));
   for (const [from, to] of [...externals].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
     keyParts.push(`${from} → ${to}`);
     // Stat the target too: a removed or reinstalled package must rebuild, which re-resolves.
@@ -526,6 +536,12 @@ let esbuildVersionMemo: string | undefined;
 function esbuildVersion(): string {
   esbuildVersionMemo ??= (require('esbuild/package.json') as { version: string }).version;
   return esbuildVersionMemo;
+}
+
+/** The root of the installed package `file` lies in (`…/node_modules/name` or `…/node_modules/@scope/name`), if any. */
+function packageRootOf(file: string): string | undefined {
+  const m = /^(.*[\\/]node_modules[\\/](?:@[^\\/]+[\\/])?[^\\/]+)[\\/]/.exec(file);
+  return m?.[1];
 }
 
 /** The nearest `name` in `from` or a directory above it that passes `test`. */
