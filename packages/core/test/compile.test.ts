@@ -239,6 +239,22 @@ describe('loadableModuleUrl', () => {
     expect(await got()).toBe('two');
   });
 
+  it('notices a tsconfig.json appearing above a module that had none (its options change the output)', async () => {
+    const dir = mkdtempSync(join(scratch, 'tsconfig-'));
+    mkdirSync(join(dir, 'src'));
+    const entry = join(dir, 'src', 'entry.ts');
+    // With useDefineForClassFields (the default here), a field is defined and the base's setter
+    // is not called; without it, the field is assigned, through the setter.
+    writeFileSync(
+      entry,
+      "let seen = 'defined';\nclass Base { set x(_v: number) { seen = 'assigned'; } }\nclass A extends Base { x = 1; }\nnew A();\nexport const how: string = seen;\n",
+    );
+    const how = async (): Promise<string> => ((await import(await loadableModuleUrl(entry))) as { how: string }).how;
+    expect(await how()).toBe('defined');
+    writeFileSync(join(dir, 'tsconfig.json'), JSON.stringify({ compilerOptions: { useDefineForClassFields: false } }));
+    expect(await how()).toBe('assigned');
+  });
+
   it('gives each file its own import.meta, however it is written, and reports errors at the lines the file has', async () => {
     const dir = mkdtempSync(join(scratch, 'meta-'));
     const entry = join(dir, 'entry.ts');

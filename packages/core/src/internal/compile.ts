@@ -32,7 +32,8 @@
  *   directory an import was resolved in (a bundled file's, a relative import's) lists the same
  *   modules as when it was built, with the same package.json (a new file there, or an edited
  *   `main`, may change what an import resolves to); and every package a bare specifier was
- *   resolved into has the same package.json (its `exports` or `main`).
+ *   resolved into has the same package.json (its `exports` or `main`), and no tsconfig.json
+ *   has appeared, gone or changed between an input and the tsconfig.json it compiled with.
  */
 
 import type { Stats } from 'node:fs';
@@ -54,7 +55,7 @@ const { lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSy
 const crypto = (): typeof import('node:crypto') => require('node:crypto') as typeof import('node:crypto');
 
 /** Bump when the bundle options or the cache format change: old entries then miss. */
-const FORMAT = 6;
+const FORMAT = 7;
 /** @internal The cache format this build writes (for tests). */
 export const CACHE_FORMAT = FORMAT;
 /** Extensions a worker imports as they are. */
@@ -374,9 +375,18 @@ async function bundle(path: string, dir: string, config: ResolveConfig) {
   const deps = inputs.map((input) => loaded.get(input) ?? recordFile(input, true));
   // esbuild also read tsconfig.json (decorators, class fields, jsx, paths), which shapes the
   // bytes. Tracked: the nearest one to each input, not its `extends` chain.
-  for (const tsconfig of new Set(inputs.map((i) => nearest(dirname(i), 'tsconfig.json', (st) => st.isFile())))) {
-    if (tsconfig !== undefined) deps.push(recordFile(tsconfig, true));
+  // The nearest tsconfig.json above each input decides how it compiles, and one appearing
+  // nearer (or where there was none) would too: each place one could appear is a dependency
+  // (a file missing is recorded as such, and its appearing is a change).
+  const tsconfigs = new Set<string>();
+  for (const dir of new Set(inputs.map((i) => dirname(i)))) {
+    for (let d = dir; ; d = dirname(d)) {
+      const candidate = join(d, 'tsconfig.json');
+      tsconfigs.add(candidate);
+      if (statSync(candidate, { throwIfNoEntry: false })?.isFile() === true || dirname(d) === d) break;
+    }
   }
+  for (const t of [...tsconfigs].sort()) if (!deps.some((d) => d.path === t)) deps.push(recordFile(t, true));
   const keyParts = deps.map((d) => `${d.path} ${d.digest ?? ''}`);
   // A file added beside an input, or beside what a relative import found, can change what an
   // import resolves to (`./lib` was lib/index.ts, and lib.ts appears; a thing.ts appears beside
