@@ -373,11 +373,16 @@ async function bundle(path: string, dir: string, config: ResolveConfig) {
     .map((p) => resolvePath(dirname(path), p))
     .sort();
   const deps = inputs.map((input) => loaded.get(input) ?? recordFile(input, true));
+  const recorded = new Set(inputs);
+  /** Records `file` as a dependency, once (see recordFile). */
+  const depend = (file: string, withDigest: boolean): void => {
+    if (recorded.has(file)) return;
+    recorded.add(file);
+    deps.push(recordFile(file, withDigest));
+  };
   // esbuild also read tsconfig.json (decorators, class fields, jsx, paths), which shapes the
-  // bytes. Tracked: the nearest one to each input, not its `extends` chain.
-  // The nearest tsconfig.json above each input decides how it compiles, and one appearing
-  // nearer (or where there was none) would too: each place one could appear is a dependency
-  // (a file missing is recorded as such, and its appearing is a change).
+  // bytes: the nearest one above each input (not its `extends` chain), and every place one
+  // could appear nearer (or where there was none), recorded missing: its appearing is a change.
   const tsconfigs = new Set<string>();
   for (const dir of new Set(inputs.map((i) => dirname(i)))) {
     for (let d = dir; ; d = dirname(d)) {
@@ -386,7 +391,7 @@ async function bundle(path: string, dir: string, config: ResolveConfig) {
       if (statSync(candidate, { throwIfNoEntry: false })?.isFile() === true || dirname(d) === d) break;
     }
   }
-  for (const t of [...tsconfigs].sort()) if (!deps.some((d) => d.path === t)) deps.push(recordFile(t, true));
+  for (const t of [...tsconfigs].sort()) depend(t, true);
   const keyParts = deps.map((d) => `${d.path} ${d.digest ?? ''}`);
   // A file added beside an input, or beside what a relative import found, can change what an
   // import resolves to (`./lib` was lib/index.ts, and lib.ts appears; a thing.ts appears beside
@@ -397,16 +402,15 @@ async function bundle(path: string, dir: string, config: ResolveConfig) {
     const stamped = stampFile(d); // (before the listing: see stampFile)
     deps.push({ path: d, ...stamped, digest: listingDigest(d), dir: true });
     const pkg = join(d, 'package.json');
-    if (statSync(pkg, { throwIfNoEntry: false }) !== undefined) deps.push(recordFile(pkg, true)); // (one appearing changes the listing)
+    if (statSync(pkg, { throwIfNoEntry: false }) !== undefined) depend(pkg, true); // (one appearing changes the listing)
   }
   // An edit of a package's package.json (its `exports` or `main`) can change what a bare
   // specifier resolves to, while the file it found stays as it was.
-  for (const pkg of [...packages].sort()) if (!deps.some((d) => d.path === pkg)) deps.push(recordFile(pkg, true));
+  for (const pkg of [...packages].sort()) depend(pkg, true);
   for (const [from, to] of [...externals].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
     keyParts.push(`${from} → ${to}`);
     // Stat the target too: a removed or reinstalled package must rebuild, which re-resolves.
-    const target = to.startsWith('file:') ? fileURLToPath(to) : to;
-    if (!deps.some((d) => d.path === target)) deps.push(recordFile(target, false));
+    depend(to.startsWith('file:') ? fileURLToPath(to) : to, false);
   }
   return { code, deps, keyParts };
 }
