@@ -19,7 +19,7 @@
  *   - The pool's errors: QueueFullError (ERR_QUEUE_FULL), WorkerDiedError (ERR_WORKER_DIED),
  *     PoolClosedError (ERR_POOL_CLOSED), PoolBrokenError (ERR_POOL_BROKEN).
  *   - `close({ cancelPending: true })`, `destroy()`, `pool.size`, and `stats()`'s per-worker
- *     figures and run-time histogram.
+ *     figures, run-time histogram and count of workers started.
  *
  * Run: occam run docs/15-pool-settings-and-shutdown.ts
  */
@@ -143,6 +143,10 @@ main(async () => {
   console.log(`stats: size ${pool.size}, ${s.completed} completed, ${s.failed} failed; workers now:`);
   for (const w of s.workers) console.log(`  worker ${w.index}: ${w.tasks} tasks, ${w.inFlight} in flight, busy ${(w.utilisation * 100).toFixed(0)}% of its life`);
   check(`${runs} run times in the histogram`, runs > 0 && pool.size === 2);
+  // Workers started so far: the first, the second the burst asked for, and the replacements of
+  // the one stopped past its grace and the one that exited (more if an idle one retired and a
+  // later task started another).
+  check(`${s.started} workers started in all, replacements included`, s.started >= 4);
 
   // ── three ways to end a pool ───────────────────────────────────────────────────────────────
   // close(): what is queued and running finishes; nothing new is taken.

@@ -96,6 +96,11 @@ export interface PoolStats {
    * already aborted) never became a task, and is not counted.
    */
   failed: number;
+  /**
+   * Workers started since the pool was made: its first ones, those it grew by, and replacements
+   * of workers that died or retired (a figure that keeps climbing is a pool replacing crashes).
+   */
+  started: number;
   /** Per worker: tasks finished, tasks held now, the share of its life it held any, and whether it runs a process (`spawn`). */
   workers: { index: number; tasks: number; inFlight: number; utilisation: number; hosting: boolean }[];
   /** Task run times (dispatch to result): counts per bucket, bucket k holding times below `2^k` µs. */
@@ -172,6 +177,8 @@ export class Pool<M = Record<string, (...args: any[]) => any>> {
   #closing = false;
   #destroyed = false;
   #broken: PoolBrokenError | undefined;
+  /** A worker's initializer failed, and its report has not come in yet (see #workerEnded). */
+  #startFailed = false;
   #outstanding = 0;
   /** Outstanding tasks that are background processes: when they are all that is left, the pool lets the program exit. */
   #background = 0;
@@ -451,7 +458,7 @@ export class Pool<M = Record<string, (...args: any[]) => any>> {
       const busy = w.busyMs + (w.owned.size > 0 ? now - w.busySince : 0);
       return { index: w.index, tasks: w.done, inFlight: w.owned.size, utilisation: busy / Math.max(1, now - w.startedAt), hosting: w.hosting };
     });
-    return { queued: this.#queue.length + this.#spawnQueue.length, running, completed: this.#completed, failed: this.#failed, workers, runTimeHistogram: [...this.#histogram] };
+    return { queued: this.#queue.length + this.#spawnQueue.length, running, completed: this.#completed, failed: this.#failed, started: this.#nextIndex, workers, runTimeHistogram: [...this.#histogram] };
   }
 
   // ── workers ────────────────────────────────────────────────────────────────
@@ -510,6 +517,9 @@ export class Pool<M = Record<string, (...args: any[]) => any>> {
     // Ended by itself before it was ready: its start failed (its INIT_FAILED report may still be
     // on its way), and it never took the task it was given while starting: back to the queue.
     if (error === undefined && !w.ready) this.#takeBack(w, undefined);
+    // Its report is then already taken by the loop, on its way to #takeResult, which breaks the
+    // pool: no worker is started meanwhile (for its task taken back, or a process) to fail alike.
+    if (error === undefined && !w.ready && !w.stopped && !this.#destroyed) this.#startFailed = true;
     this.#workers.delete(w.index);
     clearTimeout(w.idleTimer);
     if (error !== undefined && !w.ready && !w.stopped && !this.#destroyed && this.#broken === undefined) {
@@ -608,9 +618,9 @@ export class Pool<M = Record<string, (...args: any[]) => any>> {
         if (!w.hosting && w.owned.size > 1) backlog += w.tasks.len;
       }
     }
+    if (this.#destroyed || this.#broken !== undefined || this.#startFailed) return;
     // A process waits for no other: each gets a worker, even past `size`.
     for (; starting < this.#spawnQueue.length; starting++) this.#startWorker();
-    if (this.#destroyed || this.#broken !== undefined) return;
     // Below `size`, a worker starts for each task that waits (not counting those starting); the
     // tasks are shared out again when it is ready. A closing pool grows no more, but a task
     // queued with no worker left to take it (they all retired, or died) gets one.
