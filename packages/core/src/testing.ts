@@ -38,7 +38,7 @@ import {
 import { ringLength } from './internal/ring.js';
 import { runtime, slotWord } from './internal/runtime.js';
 import { ringAt } from './internal/transfer.js';
-import { holdSupervisor as setSupervisorHold, retireIdleHosts, startedHosts } from './internal/host.js';
+import { describeHosts, holdSupervisor as setSupervisorHold, retireIdleHosts, startedHosts } from './internal/host.js';
 
 const FAULTS = { drop: FAULT_DROP, reorder: FAULT_REORDER, 'die-claiming': FAULT_DIE_CLAIMING, 'die-settling': FAULT_DIE_SETTLING };
 
@@ -93,6 +93,15 @@ export function holdSupervisor(): () => void {
  * given back: a count of live channels taken after it stays put while threads come and go.
  */
 export { retireIdleHosts };
+
+/**
+ * One line per worker host (main thread) whose thread has not ended: the process it runs (or
+ * idle, or being terminated) and whether it holds the program open. For a program that does not
+ * exit: the test runner's lesson watchdog prints it.
+ */
+export function hostTable(): string[] {
+  return describeHosts();
+}
 
 /**
  * How many worker threads (hosts) main has started so far: a test that must start none compares

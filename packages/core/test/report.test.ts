@@ -4,6 +4,7 @@
  */
 import { describe, expect, test } from 'vitest';
 import { chan, ChannelPoisonedError, formatWaitReport, poison, spawn, waitReport } from '@occam/core';
+import { hostTable, retireIdleHosts } from '@occam/core/testing';
 import { runFixture as runNode, until, watchdog } from './helpers.js';
 
 const procs = new URL('./fixtures/poison-procs.ts', import.meta.url);
@@ -57,6 +58,25 @@ describe('hosts and reused process records', () => {
       // Its worker is gone: the reaper withdrew its waiter.
       await until(() => x.waitingReceivers === 0, "the terminated worker's waiter to be withdrawn");
     }
+  });
+
+  test('hostTable names the process each host runs and whether it holds the program open', async () => {
+    const x = chan<number>(0, { name: 'x' });
+    const p = spawn(procs, 'blockOnce', [x, 'recv'], { name: 'tabled' });
+    await until(() => x.waitingReceivers === 1, 'tabled to park');
+    const line = (): string | undefined => hostTable().find((l) => l.includes('tabled'));
+    expect(line()).toMatch(/^thread \d+: running tabled \(id \d+\); holds the program open$/);
+    p.unref(); // (applied once the host module is at hand: a turn later)
+    await until(() => /; unref'd$/.test(line()!), 'its host to be unref\'d');
+    p.ref();
+    await until(() => /; holds the program open$/.test(line()!), 'its host to be ref\'d again');
+    const thread = /^thread (\d+)/.exec(line()!)![1];
+    await x.sendAsync(1);
+    expect(await watchdog(p.join(), 'tabled')).toBe('completed');
+    // Its host, idle now, waits for the next process without holding the program.
+    await until(() => hostTable().some((l) => l === `thread ${thread}: idle, on the idle list; unref'd`), 'its host to go idle');
+    await retireIdleHosts();
+    await until(() => !hostTable().some((l) => l.startsWith(`thread ${thread}:`)), 'its host to end');
   });
 });
 

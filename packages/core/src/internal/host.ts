@@ -50,6 +50,15 @@ interface Host {
   dying: boolean;
   /** What crashed its thread ('error' comes before 'exit'): the process fails with it at exit. */
   crash?: Error;
+  /** Whether its worker holds the program open (see `hold`). */
+  held: boolean;
+}
+
+/** Lets `host`'s worker hold the program open, or not (and records which, for `describeHosts`). */
+function hold(host: Host, on: boolean): void {
+  host.held = on;
+  if (on) host.worker.ref();
+  else host.worker.unref();
 }
 
 const MAX_IDLE = 8;
@@ -194,6 +203,17 @@ function handOver(sup: Worker, watcher: WatchRequest): void {
 
 /** Worker hosts started so far (main thread): for tests. */
 let hostsStarted = 0;
+/** Every host whose thread has not ended. */
+const hosts = new Set<Host>();
+
+/** @internal One line per host whose thread has not ended: what it runs, whether it holds the program. */
+export function describeHosts(): string[] {
+  return [...hosts].map((h) => {
+    const what = h.current !== undefined ? `running ${h.current.name} (id ${h.current.id})` : h.dying ? 'being terminated' : 'idle';
+    const listed = idle.get(h.key)?.includes(h) === true ? ', on the idle list' : '';
+    return `thread ${h.threadId}: ${what}${listed}; ${h.held ? 'holds the program open' : 'unref\'d'}${h.crash !== undefined ? `; crashed: ${h.crash.message}` : ''}`;
+  });
+}
 
 /** @internal How many worker hosts main has started. */
 export function startedHosts(): number {
@@ -214,7 +234,8 @@ function newHost(key: string, limits: ResourceLimits | undefined, preload: strin
   ownWorkers.add(worker);
   const threadId = worker.threadId; // reads -1 after exit: record it now
   watch({ port: port2, threadId });
-  const host: Host = { worker, threadId, key, current: undefined, dying: false };
+  const host: Host = { worker, threadId, key, current: undefined, dying: false, held: true };
+  hosts.add(host);
   worker.on('message', (msg: HostMessage) => onMessage(host, msg));
   // A worker error must never crash the host process: it fails the process instead, once the
   // thread has ended and been cleaned up after ('exit' follows), so its peers hear of it first.
@@ -222,6 +243,7 @@ function newHost(key: string, limits: ResourceLimits | undefined, preload: strin
     host.crash = err;
   });
   worker.on('exit', (code) => {
+    hosts.delete(host);
     const cur = host.current;
     host.current = undefined;
     dropIdle(host);
@@ -283,7 +305,7 @@ function onMessage(host: Host, msg: HostMessage): void {
         void host.worker.terminate();
         return;
       }
-      host.worker.unref();
+      hold(host, false);
       list.push(host);
       idle.set(host.key, list);
     }
@@ -304,7 +326,7 @@ export function warmHosts(n: number, limits: ResourceLimits | undefined, preload
   idle.set(key, list);
   for (let i = list.length; i < n && list.length < MAX_IDLE; i++) {
     const host = newHost(key, limits, preload);
-    host.worker.unref();
+    hold(host, false);
     list.push(host);
   }
 }
@@ -328,8 +350,7 @@ export async function startProcess(req: RunRequest): Promise<void> {
   const host = idle.get(key)?.pop() ?? newHost(key, req.resourceLimits);
   host.current = req;
   running.set(req.rec, host);
-  if (unrefd.has(req.id)) host.worker.unref(); // (a new worker starts ref'd)
-  else host.worker.ref();
+  hold(host, !unrefd.has(req.id)); // (a new worker starts ref'd)
   host.worker.postMessage({ ...req, url });
 }
 
@@ -342,8 +363,7 @@ export function refProcess(rec: number, id: number, ref: boolean): void {
   else unrefd.add(id);
   const host = running.get(rec);
   if (host?.current?.id !== id) return; // not started yet (startProcess applies it), or ended
-  if (ref) host.worker.ref();
-  else host.worker.unref();
+  hold(host, ref);
 }
 
 /**
@@ -386,7 +406,7 @@ async function stop(rec: number, id: number, name: string, host: Host | undefine
       host.dying = true;
       dropIdle(host);
       // Held until it has ended: whoever awaits this (par, a pool) must find the program running.
-      host.worker.ref();
+      hold(host, true);
       await host.worker.terminate();
       reapHere(host.threadId);
     }
