@@ -43,8 +43,7 @@ export { watchAbort } from './internal/engine.js';
 
 /**
  * Makes `n` process hosts idle now, starting those missing (main thread only), so that processes
- * spawned soon find their worker up: a pool calls it before it compiles its module. Each host it
- * starts imports the URLs in `preload` as soon as it is up.
+ * spawned soon find their worker up: a pool calls it before it compiles its module.
  */
 export { warmHosts } from './internal/host.js';
 
@@ -62,5 +61,5 @@ export {
   type TaskSignal,
 } from './pool-worker.js';
 
-/** The module a pool spawns its workers from (export `poolWorker`); hosts preload it (warmHosts). */
+/** The module a pool spawns its workers from (export `poolWorker`; a host takes it from core: worker-host.ts). */
 export const POOL_WORKER_URL: string = new URL('./pool-worker.js', import.meta.url).href;

@@ -14,17 +14,29 @@ import { FAULT_DIE_SETTLING, H_FAULT, P_ARGS, P_FAILED, P_ID, P_OK, P_PENDING, P
 import { endUses, publishProcess } from './internal/reap.js';
 import { joinRuntime, runtime, setInProcess } from './internal/runtime.js';
 import { decodeSlotAdopting } from './internal/values.js';
+import { POOL_WORKER_URL } from './pool-kit.js';
+import * as poolWorkerModule from './pool-worker.js';
 import { setCurrentProcess } from './process.js';
+
+/**
+ * Process modules of core's own (dist/pool-worker.js, which a pool's workers run), by URL: this
+ * thread has core loaded already, so they are taken from it rather than imported again as ES
+ * modules (importing the entry would cost each pool worker the ES loader's start and a module
+ * load before its task module's: 3-6 ms here). They are the same exports: each entry re-exports its part of the one bundle.
+ */
+const OWN_MODULES = new Map<string, unknown>([[POOL_WORKER_URL, poolWorkerModule]]);
+
+function loadModule(url: string): Promise<unknown> {
+  const own = OWN_MODULES.get(url);
+  return own !== undefined ? Promise.resolve(own) : importModule(url);
+}
 
 /** Makes this worker thread a process host: called once, by the worker's entry (dist/worker-host.cjs). */
 export function startHost(): void {
   // Stacks from TypeScript process modules point at their .ts lines (the bundles carry source maps).
   process.setSourceMapsEnabled(true);
-  const init = workerData as { sab: SharedArrayBuffer; watched: MessagePort; preload: string[] };
+  const init = workerData as { sab: SharedArrayBuffer; watched: MessagePort };
   joinRuntime(init);
-  // Modules main expects this host's first process to need (warmHosts): loading starts now, and the
-  // process's own import() finds them loaded (or fails with the same error).
-  for (const url of init.preload) importModule(url).catch(() => undefined);
   // Held for the life of this thread, and never used: when the thread dies, the supervisor's end
   // closes (supervisor.ts). It must not keep an idle host alive.
   init.watched.unref();
@@ -63,7 +75,7 @@ async function run(req: RunRequest): Promise<void> {
     // If this thread dies, main gives back the references its handles still hold (claim table).
     listArgRefs(req.rec, adopted);
     preholdEnds(args, -1); // the typed ends are ours now: the spawner's count of them is handed over
-    const mod = (await importModule(req.url)) as Record<string, unknown>;
+    const mod = (await loadModule(req.url)) as Record<string, unknown>;
     const fn = mod[req.exportName];
     if (typeof fn !== 'function') {
       throw new ProcessNotFoundError(

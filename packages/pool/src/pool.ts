@@ -205,10 +205,9 @@ export class Pool<M = Record<string, (...args: any[]) => any>> {
     this.#depth = positive(opts.depth ?? 64, 'depth');
     this.#grace = nonNegative(opts.abortGrace ?? 1000, 'abortGrace');
     // The workers' threads start first, and boot while the pool makes its channel and compiles
-    // its module; each preloads the pool worker. (Starting one first and the rest once it is
-    // ready gave the first result ~3 ms sooner on 2 cores, and a batch sent at once finished
-    // ~45 ms later: all start together.)
-    warmHosts(this.#minSize, opts.resourceLimits, [POOL_WORKER_URL]);
+    // its module. (Starting one first and the rest once it is ready gave the first result ~3 ms
+    // sooner on 2 cores, and a batch sent at once finished ~45 ms later: all start together.)
+    warmHosts(this.#minSize, opts.resourceLimits);
     this.#newResults();
     this.#module = prepareModule(opts.module instanceof URL ? opts.module.href : opts.module);
     this.#module.catch(() => undefined); // reported by the tasks that need it

@@ -220,14 +220,14 @@ export function startedHosts(): number {
   return hostsStarted;
 }
 
-function newHost(key: string, limits: ResourceLimits | undefined, preload: string[] = []): Host {
+function newHost(key: string, limits: ResourceLimits | undefined): Host {
   const rt = runtime();
   hostsStarted++;
   // The host holds one end; when its thread dies the other end, at the supervisor, closes.
   const { port1, port2 } = new MessageChannel();
   const worker = new Worker(hostUrl(), {
     // (coreCache: the code cache file main checked, which the worker need not hash again: load.ts.)
-    workerData: { sab: rt.heap.sab, watched: port1, preload, coreCache: (globalThis as Record<symbol, unknown>)[Symbol.for('occam.coreCache')] },
+    workerData: { sab: rt.heap.sab, watched: port1, coreCache: (globalThis as Record<symbol, unknown>)[Symbol.for('occam.coreCache')] },
     transferList: [port1],
     ...(limits !== undefined ? { resourceLimits: limits } : {}),
   });
@@ -315,17 +315,16 @@ function onMessage(host: Host, msg: HostMessage): void {
 /**
  * Makes `n` hosts idle now (starting those missing), for processes with `limits` that will be
  * spawned soon (main thread only): a worker's start (tens of ms) then overlaps whatever the
- * caller does before spawning. Each host imports the modules in `preload` as soon as it is up, so a process from
- * one of them starts without loading it. Idle hosts never keep the program alive.
+ * caller does before spawning. Idle hosts never keep the program alive.
  */
-export function warmHosts(n: number, limits: ResourceLimits | undefined, preload: string[] = []): void {
+export function warmHosts(n: number, limits: ResourceLimits | undefined): void {
   // Hosts are main's (a process's spawns go through main): elsewhere, warming is main's to do.
   if (!isMainThread) return;
   const key = JSON.stringify(limits ?? null);
   const list = idle.get(key) ?? [];
   idle.set(key, list);
   for (let i = list.length; i < n && list.length < MAX_IDLE; i++) {
-    const host = newHost(key, limits, preload);
+    const host = newHost(key, limits);
     hold(host, false);
     list.push(host);
   }

@@ -1,5 +1,5 @@
 /**
- * Imports an ES module by URL: a process's module, a pool's task module, a host's preloads.
+ * Imports an ES module by URL: a process's module, a pool's task module.
  *
  * Every `import()` of a module that is not core's own goes through here. Built, core is one
  * CommonJS bundle that dist/load.cjs compiles with V8's code cache (internal/load.ts), and code
