@@ -4,8 +4,10 @@
  *
  * Invariants:
  *  - H_BYTES is the buffer's length; it only grows, under the allocator lock.
- *  - Every block starts with [sizeClass | BLOCK_MAGIC]; a free block's first payload word links
- *    the next free block of its class.
+ *  - Every block starts with [sizeClass | BLOCK_MAGIC]; a free block is either on its class's
+ *    free list (its first payload word links the next) or listed in a batch record (H_BATCHES),
+ *    or in a thread's cache. Batch records are blocks of RECORD_CLASS that are never freed: they
+ *    move between H_BATCHES and the spares (H_BATCH_RECORDS).
  *  - Views are fixed-length (length-tracking views on a growable buffer are several times slower);
  *    a thread remaps when it sees H_BYTES beyond its views (`sync()`).
  */
@@ -17,6 +19,8 @@ import {
   DEFAULT_MAX_HEAP_BYTES,
   FIRST_BLOCK_BYTE,
   H_ALLOC_LOCK,
+  H_BATCH_RECORDS,
+  H_BATCHES,
   H_BUMP,
   H_BYTES,
   H_FREE,
@@ -47,6 +51,8 @@ const SMALL_CLASSES = 6;
 /** How long a contended lock is spun for before its waiter parks. */
 const LOCK_SPIN_MS = 0.02;
 const BATCH = 32;
+/** Batch records ([next, count, block × BATCH], see H_BATCHES) are blocks of this class. */
+const RECORD_CLASS = sizeClass(BLOCK_HEADER + (2 + BATCH) * 4);
 
 /**
  * Called (once) when this thread has waited long for another thread — a lock, a claim — that
@@ -335,6 +341,17 @@ export class Heap {
     this.lockAlloc();
     try {
       this.sync();
+      const m = this.i32;
+      const r = m[H_BATCHES + cls]!;
+      if (r !== 0) {
+        // A batch another thread freed: its blocks from one record, the record back to the spares.
+        const w = r >> 2;
+        m[H_BATCHES + cls] = m[w]!;
+        for (let i = 0, n = m[w + 1]!; i < n; i++) c.push(m[w + 2 + i]!);
+        m[w] = m[H_BATCH_RECORDS]!;
+        m[H_BATCH_RECORDS] = r;
+        return;
+      }
       c.push(this.takeLocked(cls)); // throws HeapExhaustedError only if not even one block fits
       for (let i = 1; i < BATCH && (this.i32[H_FREE + cls] !== 0 || this.roomFor(cls)); i++) c.push(this.takeLocked(cls));
     } finally {
@@ -356,10 +373,28 @@ export class Heap {
     this.unlock(H_ALLOC_LOCK);
   }
 
+  /** Hands BATCH of the blocks cached for class `cls` back to the allocator, listed in one batch record. */
   private flush(cls: number, c: number[]): void {
     if (!this.lockAlloc(false)) return; // the cache keeps them until the lock comes free
-    for (let i = 0; i < BATCH; i++) this.pushFreeLocked(cls, c.pop()!);
-    this.unlock(H_ALLOC_LOCK);
+    try {
+      this.sync();
+      const m = this.i32;
+      let r = m[H_BATCH_RECORDS]!;
+      if (r !== 0) m[H_BATCH_RECORDS] = m[r >> 2]!;
+      else if (m[H_FREE + RECORD_CLASS] !== 0 || this.roomFor(RECORD_CLASS)) r = this.takeLocked(RECORD_CLASS);
+      if (r === 0) {
+        // No room for a record: one by one, on the class's free list.
+        for (let i = 0; i < BATCH; i++) this.pushFreeLocked(cls, c.pop()!);
+        return;
+      }
+      const w = r >> 2;
+      m[w + 1] = BATCH;
+      for (let i = 0; i < BATCH; i++) m[w + 2 + i] = c.pop()!;
+      m[w] = m[H_BATCHES + cls]!;
+      m[H_BATCHES + cls] = r;
+    } finally {
+      this.unlock(H_ALLOC_LOCK);
+    }
   }
 
   /** Caller holds the allocator lock. */

@@ -53,6 +53,15 @@ export const H_FAULT_COUNT = 50;
  */
 export const H_ORPHAN_REFS = 51;
 /**
+ * Per small size class (0..6, see heap.ts), the head of a stack of batch records: blocks freed
+ * together by one thread's cache, listed in one record ([next, count, block…]) so that the thread
+ * taking them reads one record instead of following a chain of blocks (a cache miss each, one
+ * after the other, when the blocks were last touched by another core).
+ */
+export const H_BATCHES = 52;
+/** Batch records not in use, stacked through their first word. */
+export const H_BATCH_RECORDS = 59;
+/**
  * Process threads running now (not parked, not idle between processes). Spinning pays only
  * while every running thread has a core: on 2 cores, two ping-pong pairs that spin are slower
  * than two that park.
