@@ -149,10 +149,13 @@ export class InvalidHandleError extends OccamError {
   }
 }
 
-/** A message larger than MAX_MESSAGE_BYTES. */
+/**
+ * A message larger than MAX_MESSAGE_BYTES; nothing was sent. `atLeast`: the encoding stopped as
+ * soon as it knew (`bytes` is where it would have got to by then, not its whole size).
+ */
 export class MessageTooLargeError extends OccamError {
-  constructor(bytes: number, max: number) {
-    super('ERR_MESSAGE_TOO_LARGE', `message of ${bytes} bytes exceeds the maximum of ${max} bytes; split it`);
+  constructor(bytes: number, max: number, atLeast = false) {
+    super('ERR_MESSAGE_TOO_LARGE', `message of ${atLeast ? 'at least ' : ''}${bytes} bytes exceeds the maximum of ${max} bytes; split it`);
   }
 }
 

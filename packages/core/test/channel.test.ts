@@ -11,7 +11,9 @@ import {
   InvalidHandleError,
   liveChannels,
   MAX_CAPACITY,
+  MAX_MESSAGE_BYTES,
   MAX_WAITERS,
+  MessageTooLargeError,
   NotSendableError,
   spawn,
   SyncOnMainError,
@@ -293,6 +295,20 @@ describe('values, handles and bad input', () => {
     const p = spawn<string>(procs, 'sendBadThenGood', [ch, 5]);
     expect(await watchdog(ch.recvAsync(), 'good value')).toBe(5);
     expect(await watchdog(p.join(), 'join')).toBe('ERR_NOT_SENDABLE');
+  });
+
+  test('a message past MAX_MESSAGE_BYTES fails with ERR_MESSAGE_TOO_LARGE, takes no heap, and leaves the channel usable', async () => {
+    const ch = chan<unknown>(4);
+    const before = heapUsage().bump;
+    const big = new Uint8Array(MAX_MESSAGE_BYTES + 1); // (pages never touched: no real memory)
+    await expect(ch.sendAsync({ big })).rejects.toBeInstanceOf(MessageTooLargeError);
+    const r = ch.trySend([big]);
+    expect(r.isErr() && r.error.code).toBe('ERR_MESSAGE_TOO_LARGE');
+    expect(r.isErr() && r.error.message).toMatch(/^message of at least \d+ bytes exceeds the maximum of 268435456 bytes/);
+    expect(ch.len).toBe(0);
+    expect(heapUsage().bump).toBe(before);
+    ch.trySend('good').unwrap();
+    expect(ch.tryRecv().unwrap()).toBe('good');
   });
 
   test('every non-sendable kind fails with ERR_NOT_SENDABLE, enqueues nothing, and the next good value goes through', async () => {

@@ -5,7 +5,7 @@
 import { fc, test } from '@fast-check/vitest';
 import { Buffer } from 'node:buffer';
 import { describe, expect, it } from 'vitest';
-import { InvalidArgumentError, InvalidHandleError, NotSendableError } from '../src/errors.js';
+import { InvalidArgumentError, InvalidHandleError, MessageTooLargeError, NotSendableError } from '../src/errors.js';
 import { decode, decodeRange, encode, findUnsendable, HANDLE_BRAND, HANDLE_WORDS, type HandleHooks } from '../src/internal/codec.js';
 
 /** A stand-in for a channel handle: branded on its prototype, as the real one is. */
@@ -390,6 +390,36 @@ describe('limits every thread can take', () => {
     expect(refusal({ ab }).message).toMatch(/value\.ab is a detached ArrayBuffer/);
     for (const v of views) expect(refusal([v]).message).toMatch(/value\[0\] is a view on a detached ArrayBuffer/);
     expect(roundTrip([new Uint8Array(0), new ArrayBuffer(0)])).toEqual([new Uint8Array(0), new ArrayBuffer(0)]); // empty, not detached
+  });
+
+  it('an encoding past `max` fails with MessageTooLargeError before any hook runs; one of exactly `max` bytes passes', () => {
+    const h = makeHooks();
+    const exact = encode({ s: 'x'.repeat(100), h: new FakeHandle(1) }, h).length;
+    expect(h.encoded).toBe(1);
+    expect(encode({ s: 'x'.repeat(100), h: new FakeHandle(1) }, h, exact).length).toBe(exact);
+    const before = h.encoded;
+    for (const v of [
+      { s: 'x'.repeat(100), h: new FakeHandle(1) }, // the whole is one byte too many
+      [new FakeHandle(2), new Uint8Array(exact)], // a byte array alone takes it past
+      [new FakeHandle(3), 'y'.repeat(exact)], // a string alone
+      [new FakeHandle(4), new Date(0), 'z'.repeat(exact)], // the V8 path
+    ]) {
+      expect(() => encode(v, h, exact - 1)).toThrow(MessageTooLargeError);
+    }
+    expect(h.encoded).toBe(before); // no hook ran for any of them
+    // A large byte array or string is refused from its length, before the scratch buffer grows to it.
+    const big = new Uint8Array(64 << 20);
+    const e = (() => {
+      try {
+        encode(['a', big], h, 1 << 20);
+      } catch (x) {
+        return x as Error;
+      }
+      throw new Error('not refused');
+    })();
+    expect(e).toBeInstanceOf(MessageTooLargeError);
+    expect(e.message).toMatch(/^message of at least \d+ bytes exceeds the maximum of 1048576 bytes/);
+    expect(encode(1, h).buffer.byteLength).toBeLessThan(64 << 20); // the scratch never grew for it
   });
 });
 

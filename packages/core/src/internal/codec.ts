@@ -74,24 +74,31 @@ let nPending = 0;
 let checkOwn = false;
 const PROBE = {};
 
+/** The most bytes the encode under way may take (see `encode`). */
+let maxBytes = CODEC_MAX_BYTES;
+
 /**
  * Encodes `value`; the returned bytes are a view on a reusable scratch buffer, valid until
  * the next encode call on this thread. Throws NotSendableError (with a path like
- * `value.a[3]`) for values that cannot cross.
+ * `value.a[3]`) for values that cannot cross, and MessageTooLargeError for an encoding beyond
+ * `max` bytes: as soon as a string or byte array is found to take it past, before the scratch
+ * buffer grows for it (a value too large costs no copy of it).
  */
-export function encode(value: unknown, hooks: HandleHooks): Uint8Array {
+export function encode(value: unknown, hooks: HandleHooks, max = CODEC_MAX_BYTES): Uint8Array {
   if (busy) {
     throw new InvalidArgumentError('a value was sent while another was being encoded (from a getter); send plain data');
   }
   busy = true;
   try {
     pos = 0;
+    maxBytes = Math.min(max, CODEC_MAX_BYTES);
     if (buf.length > RETAIN_BYTES && lastSize < buf.length >>> 3) resize(INITIAL_BYTES);
     depth = 0;
     checkOwn = false;
     for (const _ in PROBE) checkOwn = true;
     try {
       writeValue(value);
+      if (pos > maxBytes) throw new MessageTooLargeError(pos, maxBytes); // (before any hook runs)
       fillHandles(hooks);
     } catch (err) {
       if (err !== FALLBACK) throw err;
@@ -127,8 +134,13 @@ function resize(size: number): void {
   bufNode = Buffer.from(next.buffer);
 }
 
+/** At least `end` bytes will be written (a string's or byte array's own): past `maxBytes`, fail now. */
+function checkEnd(end: number): void {
+  if (end > maxBytes) throw new MessageTooLargeError(end, maxBytes, true);
+}
+
 function grow(need: number): void {
-  if (need > CODEC_MAX_BYTES) throw new MessageTooLargeError(need, CODEC_MAX_BYTES);
+  if (need > CODEC_MAX_BYTES) throw new MessageTooLargeError(need, CODEC_MAX_BYTES, true);
   let size = buf.length * 2;
   while (size < need) size *= 2;
   resize(Math.min(size, CODEC_MAX_BYTES));
@@ -214,7 +226,10 @@ function writeTag(t: number): void {
 function writeStr(s: string): void {
   const n = s.length;
   const h = n < 0x40 ? 1 : varintSize(n * 2 + 1);
-  if (pos + h + 2 * n > buf.length) grow(pos + h + 2 * n);
+  if (pos + h + 2 * n > buf.length) {
+    checkEnd(pos + h + n); // (a latin1 string takes n bytes, others 2n)
+    grow(pos + h + 2 * n);
+  }
   const start = pos + h;
   let wide = false;
   if (n < NATIVE_STRING) {
@@ -413,7 +428,10 @@ function writeBytes(u: Uint8Array): void {
   if (types.isSharedArrayBuffer(u.buffer)) throw notSendable('a view on a SharedArrayBuffer');
   const n = u.length;
   if (n === 0 && isDetached(u.buffer as ArrayBuffer)) throw notSendable('a view on a detached ArrayBuffer');
-  if (pos + 6 + n > buf.length) grow(pos + 6 + n);
+  if (pos + 6 + n > buf.length) {
+    checkEnd(pos + 1 + varintSize(n) + n);
+    grow(pos + 6 + n);
+  }
   buf[pos++] = T_BYTES;
   writeVarint(n);
   buf.set(u, pos);
@@ -433,6 +451,8 @@ function fillHandles(hooks: HandleHooks): void {
 
 function writeSlow(value: unknown, hooks: HandleHooks): void {
   const slow = serializeSlow(value); // throws NotSendableError before any hook runs
+  // (Its handles take HANDLE_BYTES and a route each besides: the final check below sees those.)
+  checkEnd(1 + slow.bytes.length);
   pos = 0;
   writeTag(T_V8);
   if (pos + 5 > buf.length) grow(pos + 5);
@@ -455,7 +475,11 @@ function writeSlow(value: unknown, hooks: HandleHooks): void {
     }
   }
   const n = slow.bytes.length;
-  if (pos + n > buf.length) grow(pos + n);
+  if (pos + n > buf.length) {
+    checkEnd(pos + n);
+    grow(pos + n);
+  }
   buf.set(slow.bytes, pos);
   pos += n;
+  if (pos > maxBytes) throw new MessageTooLargeError(pos, maxBytes);
 }

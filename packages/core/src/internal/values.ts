@@ -7,7 +7,6 @@
  * Channel handles inside a value are counted references: encoding one adds a reference owned by
  * the block; decoding adopts it into the new handle; discarding an undelivered block drops it.
  */
-import { MessageTooLargeError } from '../errors.js';
 import { decode, decodeRange, encode, type HandleHooks } from './codec.js';
 import {
   MAX_MESSAGE_BYTES,
@@ -105,8 +104,7 @@ export function encodeSlot(rt: Runtime, v: unknown, slot: Int32Array): void {
       }
   }
   nPending = 0;
-  const bytes = encode(v, encodeHooks);
-  if (bytes.length > MAX_MESSAGE_BYTES) throw new MessageTooLargeError(bytes.length, MAX_MESSAGE_BYTES);
+  const bytes = encode(v, encodeHooks, MAX_MESSAGE_BYTES);
   const h = rt.heap;
   const off = h.alloc(bytes.length);
   h.u8.set(bytes, off);
