@@ -96,8 +96,12 @@ main(async () => {
   onPool.unref();
   for (const name of ['hit', 'hit', 'miss']) await more.sendAsync(name);
   const reply2 = chan<Snapshot>(0, { name: 'reply-2' });
+  // While main waits for its answer, the process holds the program again (ref), as a timer
+  // ref'd again would; once answered it is let go (unref).
+  onPool.ref();
   await asks.sendAsync(reply2.sender());
   const got2 = await reply2.recvAsync();
+  onPool.unref();
   console.log(`metrics on the pool (process ${onPool.name}):`, got2);
   if (got2['hit'] !== 2 || got2['miss'] !== 1) throw new Error('the metrics on the pool miscounted');
   console.log('main is done; both metrics processes still wait for events, and the program exits anyway');
