@@ -546,9 +546,19 @@ function nodeResolveConfig(): ResolveConfig {
 }
 
 let esbuildVersionMemo: string | undefined;
-/** Read from package.json, so a cache hit never loads esbuild itself. */
+/**
+ * Read from package.json, so a cache hit never loads esbuild itself; found by looking in each
+ * node_modules up from this file, as `require` would (a first `require` of a package costs main
+ * ~3 ms here, on a pool's start, while its workers boot), else by `require` itself (a layout
+ * without node_modules folders).
+ */
 function esbuildVersion(): string {
-  esbuildVersionMemo ??= (require('esbuild/package.json') as { version: string }).version;
+  if (esbuildVersionMemo === undefined) {
+    const here = dirname(fileURLToPath(import.meta.url));
+    const found = nearest(here, join('node_modules', 'esbuild', 'package.json'), (st) => st.isFile());
+    const pkg = (found !== undefined ? JSON.parse(readFileSync(found, 'utf8')) : require('esbuild/package.json')) as { version: string };
+    esbuildVersionMemo = pkg.version;
+  }
   return esbuildVersionMemo;
 }
 
