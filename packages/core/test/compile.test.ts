@@ -255,6 +255,34 @@ describe('loadableModuleUrl', () => {
     expect(await how()).toBe('assigned');
   });
 
+  it('notices an edit of a file its tsconfig.json extends: a relative one, and one in a package', async () => {
+    const dir = mkdtempSync(join(scratch, 'extends-'));
+    const entry = join(dir, 'entry.ts');
+    // (As in the test above: the output says whether class fields are defined or assigned.)
+    writeFileSync(
+      entry,
+      "let seen = 'defined';\nclass Base { set x(_v: number) { seen = 'assigned'; } }\nclass A extends Base { x = 1; }\nnew A();\nexport const how: string = seen;\n",
+    );
+    const how = async (): Promise<string> => ((await import(await loadableModuleUrl(entry))) as { how: string }).how;
+    const options = (define: boolean): string => JSON.stringify({ compilerOptions: { useDefineForClassFields: define } });
+    // Written as people write them: comments, a trailing comma, `extends` without `.json`.
+    writeFileSync(join(dir, 'tsconfig.json'), '{\n  // shared settings\n  "extends": "./configs/base", /* relative */\n}\n');
+    mkdirSync(join(dir, 'configs'));
+    writeFileSync(join(dir, 'configs', 'base.json'), options(false));
+    expect(await how()).toBe('assigned');
+    writeFileSync(join(dir, 'configs', 'base.json'), options(true));
+    expect(await how()).toBe('defined');
+    // A package's config, found in node_modules (its package.json names the file), extended last.
+    const pkg = join(dir, 'node_modules', '@fixture', 'tsconfig');
+    mkdirSync(pkg, { recursive: true });
+    writeFileSync(join(pkg, 'package.json'), JSON.stringify({ name: '@fixture/tsconfig', tsconfig: 'strict.json' }));
+    writeFileSync(join(pkg, 'strict.json'), options(false));
+    writeFileSync(join(dir, 'tsconfig.json'), '{ "extends": ["./configs/base.json", "@fixture/tsconfig",], }');
+    expect(await how()).toBe('assigned');
+    writeFileSync(join(pkg, 'strict.json'), options(true));
+    expect(await how()).toBe('defined');
+  });
+
   it('gives each file its own import.meta, however it is written, and reports errors at the lines the file has', async () => {
     const dir = mkdtempSync(join(scratch, 'meta-'));
     const entry = join(dir, 'entry.ts');

@@ -16,8 +16,8 @@
  *   <stem>-<contentKey>.mjs   a bundle, with an inline source map
  *
  *   entryKey   = fnv(format, esbuild and Node versions, cache dir, input path, conditions)
- *   contentKey = hash(entryKey, contents of every bundled input and its tsconfig.json,
- *                     what each external import resolved to)
+ *   contentKey = hash(entryKey, contents of every bundled input, its tsconfig.json and the
+ *                     files that extends, what each external import resolved to)
  *
  * Invariants
  * - A bundle's name carries the hash of everything that decided its bytes: a bundle file is
@@ -33,7 +33,8 @@
  *   modules as when it was built, with the same package.json (a new file there, or an edited
  *   `main`, may change what an import resolves to); and every package a bare specifier was
  *   resolved into has the same package.json (its `exports` or `main`), and no tsconfig.json
- *   has appeared, gone or changed between an input and the tsconfig.json it compiled with.
+ *   has appeared, gone or changed between an input and the tsconfig.json it compiled with, and
+ *   none of the files that one `extends` (and they extend) has changed.
  */
 
 import type { Stats } from 'node:fs';
@@ -55,7 +56,7 @@ const { lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSy
 const crypto = (): typeof import('node:crypto') => require('node:crypto') as typeof import('node:crypto');
 
 /** Bump when the bundle options or the cache format change: old entries then miss. */
-const FORMAT = 7;
+const FORMAT = 8;
 /** @internal The cache format this build writes (for tests). */
 export const CACHE_FORMAT = FORMAT;
 /** Extensions a worker imports as they are. */
@@ -381,14 +382,18 @@ async function bundle(path: string, dir: string, config: ResolveConfig) {
     deps.push(recordFile(file, withDigest));
   };
   // esbuild also read tsconfig.json (decorators, class fields, jsx, paths), which shapes the
-  // bytes: the nearest one above each input (not its `extends` chain), and every place one
+  // bytes: the nearest one above each input and the files it `extends`, and every place one
   // could appear nearer (or where there was none), recorded missing: its appearing is a change.
   const tsconfigs = new Set<string>();
   for (const dir of new Set(inputs.map((i) => dirname(i)))) {
     for (let d = dir; ; d = dirname(d)) {
       const candidate = join(d, 'tsconfig.json');
       tsconfigs.add(candidate);
-      if (statSync(candidate, { throwIfNoEntry: false })?.isFile() === true || dirname(d) === d) break;
+      if (statSync(candidate, { throwIfNoEntry: false })?.isFile() === true) {
+        for (const base of extendedConfigs(candidate)) tsconfigs.add(base);
+        break;
+      }
+      if (dirname(d) === d) break;
     }
   }
   for (const t of [...tsconfigs].sort()) depend(t, true);
@@ -413,6 +418,80 @@ async function bundle(path: string, dir: string, config: ResolveConfig) {
     depend(to.startsWith('file:') ? fileURLToPath(to) : to, false);
   }
   return { code, deps, keyParts };
+}
+
+/**
+ * The files tsconfig `file` extends, and those they extend, as TypeScript finds them: a path
+ * relative to the file (`.json` added when it has none), or a package's (`@tsconfig/node20`, its
+ * tsconfig.json or the file its package.json names as `tsconfig`; `pkg/base.json`) in the
+ * node_modules folders above it. One that cannot be read or found is skipped (the file itself
+ * is a dependency: fixing it rebuilds).
+ */
+function extendedConfigs(file: string, seen = new Set<string>([file])): string[] {
+  let extended: unknown;
+  try {
+    extended = (JSON.parse(stripJsonComments(readFileSync(file, 'utf8'))) as { extends?: unknown }).extends;
+  } catch {
+    return [];
+  }
+  const found: string[] = [];
+  for (const spec of typeof extended === 'string' ? [extended] : Array.isArray(extended) ? extended : []) {
+    if (typeof spec !== 'string' || spec === '') continue;
+    const base = resolveExtended(spec, dirname(file));
+    if (base === undefined || seen.has(base)) continue;
+    seen.add(base);
+    found.push(base, ...extendedConfigs(base, seen));
+  }
+  return found;
+}
+
+function resolveExtended(spec: string, from: string): string | undefined {
+  const isFile = (p: string): boolean => statSync(p, { throwIfNoEntry: false })?.isFile() === true;
+  const withJson = (p: string): string | undefined => (isFile(p) ? p : !p.endsWith('.json') && isFile(`${p}.json`) ? `${p}.json` : undefined);
+  if (isAbsolute(spec) || spec.startsWith('./') || spec.startsWith('../') || spec === '.' || spec === '..') {
+    return withJson(resolvePath(from, spec));
+  }
+  const root = nearest(from, join('node_modules', spec), () => true);
+  if (root === undefined) return undefined;
+  if (statSync(root, { throwIfNoEntry: false })?.isDirectory() === true) {
+    let named: unknown;
+    try {
+      named = (JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { tsconfig?: unknown }).tsconfig;
+    } catch {
+      named = undefined;
+    }
+    return typeof named === 'string' ? withJson(join(root, named)) : withJson(join(root, 'tsconfig.json'));
+  }
+  return withJson(root);
+}
+
+/** JSON with comments and trailing commas (as tsconfig files are written) as plain JSON. */
+function stripJsonComments(text: string): string {
+  let out = '';
+  /** Where a comma outside strings was last written, while only blanks have followed it. */
+  let comma = -1;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i]!;
+    if (c === '"') {
+      const start = i;
+      for (i++; i < text.length && text[i] !== '"'; i++) if (text[i] === '\\') i++;
+      out += text.slice(start, i + 1);
+      comma = -1;
+    } else if (c === '/' && text[i + 1] === '/') {
+      while (i + 1 < text.length && text[i + 1] !== '\n') i++;
+    } else if (c === '/' && text[i + 1] === '*') {
+      const end = text.indexOf('*/', i + 2);
+      i = end < 0 ? text.length : end + 1;
+    } else if ((c === '}' || c === ']') && comma >= 0) {
+      out = out.slice(0, comma) + out.slice(comma + 1) + c; // a trailing comma: dropped
+      comma = -1;
+    } else {
+      if (c === ',') comma = out.length;
+      else if (!/\s/.test(c)) comma = -1;
+      out += c;
+    }
+  }
+  return out;
 }
 
 /**
