@@ -92,7 +92,7 @@ import {
 import { setBrokenLockError } from './internal/heap.js';
 import { loadName, storeName } from './internal/names.js';
 import { dropHeld, holdRef, takeOrphans } from './internal/held.js';
-import { countUser, diedOn, dropDeadUse, noteUse } from './internal/reap.js';
+import { countUser, diedOn, dropDeadUse, noteUse, setValueDiscarder, takeOrphanValues } from './internal/reap.js';
 import { runtime, type Runtime } from './internal/runtime.js';
 import { NOT_READY, pumpReceiversLocked, pumpSendersLocked, ringAt, shutLocked } from './internal/transfer.js';
 import { decodeSlot, discardSlot, encodeSlot, installHandleSupport } from './internal/values.js';
@@ -1159,6 +1159,9 @@ function releaseRef(rt: Runtime, off: number, id: number): void {
   names.delete(id);
 }
 
+// A dead thread's values that no one will take go with their references (reap.ts).
+setValueDiscarder(discardSlot);
+
 installHandleSupport({
   words(handle) {
     // Only a handle made by this runtime's chan() travels: a look-alike object could name any
@@ -1274,7 +1277,10 @@ function forEachArgEntry(rec: number, each: (m: Int32Array, at: number) => void)
   }
 }
 
-/** @internal Main, once a thread has died: gives back the references its handles held (internal/held.ts). */
+/**
+ * @internal Main, once a thread has died: gives back the references its handles held
+ * (internal/held.ts), and drops the values of its ops that the supervisor handed over.
+ */
 export function releaseOrphanedRefs(): void {
   const rt = runtime();
   const errors: unknown[] = [];
@@ -1283,6 +1289,14 @@ export function releaseOrphanedRefs(): void {
       releaseRef(rt, off, id);
     } catch (e) {
       errors.push(e); // (the others are still given back)
+    }
+  });
+  // Values of its ops no one will take, which hold references too (internal/reap.ts).
+  takeOrphanValues(rt, (r, slot) => {
+    try {
+      discardSlot(r, slot);
+    } catch (e) {
+      errors.push(e);
     }
   });
   if (errors.length > 0) throw new AggregateError(errors, 'occam: giving back the references of a dead thread failed');

@@ -15,6 +15,7 @@ import {
   C_SENDQ_HEAD,
   F_CLOSED,
   FAULT_DIE_CLAIMING,
+  FAULT_DIE_CONCLUDING,
   FAULT_DIE_SETTLING,
   FAULT_DROP,
   FAULT_REORDER,
@@ -40,13 +41,21 @@ import { runtime, slotWord } from './internal/runtime.js';
 import { ringAt } from './internal/transfer.js';
 import { describeHosts, holdSupervisor as setSupervisorHold, retireIdleHosts, startedHosts } from './internal/host.js';
 
-const FAULTS = { drop: FAULT_DROP, reorder: FAULT_REORDER, 'die-claiming': FAULT_DIE_CLAIMING, 'die-settling': FAULT_DIE_SETTLING };
+const FAULTS = {
+  drop: FAULT_DROP,
+  reorder: FAULT_REORDER,
+  'die-claiming': FAULT_DIE_CLAIMING,
+  'die-settling': FAULT_DIE_SETTLING,
+  'die-concluding': FAULT_DIE_CONCLUDING,
+};
 
 /**
  * Switches a runtime-wide fault on, or off (null): 'drop' (a send's value is lost), 'reorder'
  * (two buffered values swap), 'die-claiming' (a worker thread that claims a waiting party
  * exits there and then, holding the channel's lock and the claim), 'die-settling' (a worker exits
- * between claiming its process's record and storing the result).
+ * between claiming its process's record and storing the result), 'die-concluding' (a worker
+ * whose blocking op has completed exits before it takes the outcome: a value handed to it is
+ * left in its op).
  */
 export function setFault(fault: keyof typeof FAULTS | null): void {
   const m = runtime().heap.i32;

@@ -425,4 +425,38 @@ describe('a process that dies inside a channel operation', () => {
     expect(r.code).toBe('ERR_PEER_DIED');
     expect(r.message, r.message).toContain('claimer');
   });
+
+  test('a value handed to a receiver that dies before taking it is freed, and the channel reference in it given back', async () => {
+    const before = await settledLiveChannels();
+    const carrier = chan<{ inner: Channel<number> }>(0, { name: 'carrier' });
+    const inner = chan<number>(0, { name: 'inner' });
+    const rx = carrier.receiver();
+    const taker = spawn<Ending>(procs, 'recvOnce', [rx], { name: 'taker' });
+    rx.release();
+    await until(() => carrier.waitingReceivers === 1, 'the receiver to park');
+    setFault('die-concluding');
+    // Handed to the parked receiver (the send is done), which dies before it takes the value.
+    await watchdog(carrier.sendAsync({ inner }), 'the hand-over');
+    await expect(watchdog(taker.join(), 'the receiver that died')).rejects.toThrow(/exit code 72/);
+    setFault(null);
+    inner.release();
+    carrier.release();
+    await until(() => liveChannels() === before, "the value's reference to inner to be given back", 5000);
+  });
+
+  test('a value offered by a sender that dies parked is freed, and the channel reference in it given back', async () => {
+    const before = await settledLiveChannels();
+    const ch = chan<unknown>(0, { name: 'offers' });
+    const inner = chan<number>(0, { name: 'inner' });
+    const tx = ch.sender();
+    const offerer = spawn<Ending>(procs, 'sendOnce', [tx, { inner }], { name: 'offerer' });
+    tx.release();
+    await until(() => ch.waitingSenders === 1, 'the sender to park');
+    await watchdog(offerer.terminate(), 'terminate');
+    await expect(offerer.join()).rejects.toThrow(/terminated/);
+    expect(ch.waitingSenders).toBe(0);
+    inner.release();
+    ch.release();
+    await until(() => liveChannels() === before, "the offered value's reference to inner to be given back", 5000);
+  });
 });

@@ -37,6 +37,7 @@ import {
   O_SLOT,
   O_STATE,
   O_WORDS,
+  S_TAG,
   ST_CANCELLED,
   ST_CLAIMED,
   ST_DONE,
@@ -50,6 +51,8 @@ import {
   W_SLOT,
   W_WORDS,
   H_NCPU,
+  H_FAULT,
+  FAULT_DIE_CONCLUDING,
   H_MAX_WAITERS,
   MAX_WAITERS,
   C_NSEND,
@@ -444,6 +447,7 @@ function conclude(rt: Runtime, op: number, n: number, out: Int32Array, cases?: r
   else {
     outcome = { index: m[oi + O_CASE]!, result: m[oi + O_RESULT]! };
     copy4(m, oi + O_SLOT, out, 0);
+    m[oi + O_SLOT + S_TAG] = 0; // taken: were this thread to die now, its reaper frees nothing of it
     progress(rt);
   }
   if (cases !== undefined) for (let i = 0; i < n; i++) cases[i]!.unregister(op, i);
@@ -530,6 +534,7 @@ export function opSync(rt: Runtime, cs: Case, out: Int32Array, limits: WaitLimit
   const op = begin(rt, cs, out, limits);
   if (typeof op !== 'number') return op;
   waitSync(rt, op, limits.deadline);
+  if (rt.heap.i32[H_FAULT] === FAULT_DIE_CONCLUDING && !rt.isMain) process.exit(72); // test-only
   return conclude(rt, op, 1, out);
 }
 

@@ -62,6 +62,11 @@ export const H_BATCHES = 52;
 /** Batch records not in use, stacked through their first word. */
 export const H_BATCH_RECORDS = 59;
 /**
+ * Values of dead threads' ops that hold channel handles, left by a reaper without the channel
+ * module (the supervisor) for main to drop: records [next, slot(4)] stacked through `next`.
+ */
+export const H_ORPHAN_VALUES = 60;
+/**
  * Process threads running now (not parked, not idle between processes). Spinning pays only
  * while every running thread has a core: on 2 cores, two ping-pong pairs that spin are slower
  * than two that park.
@@ -73,6 +78,8 @@ export const FAULT_REORDER = 2;
 export const FAULT_DIE_CLAIMING = 3;
 /** Test-only: a worker exits while it settles a process's record (claimed, result not yet stored). */
 export const FAULT_DIE_SETTLING = 4;
+/** Test-only: a worker exits when its blocking op has completed, before it takes the outcome. */
+export const FAULT_DIE_CONCLUDING = 5;
 /** Every FAULT_PERIOD-th operation misbehaves while a fault is on. */
 export const FAULT_PERIOD = 37;
 

@@ -40,7 +40,9 @@ import {
   F_SENDERS_GONE,
   F_SHUT,
   H_ALLOC_LOCK,
+  H_ORPHAN_VALUES,
   H_RUNNING,
+  K_RECV,
   K_SEND,
   LOCK_BROKEN,
   LOCK_CONTENDED,
@@ -49,9 +51,14 @@ import {
   O_NCASES,
   O_PARKED,
   O_RESULT,
+  O_SLOT,
   O_STATE,
   O_WORDS,
   R_PEER_DIED,
+  R_VALUE,
+  S_TAG,
+  S_W2,
+  S_W3,
   ST_CANCELLED,
   ST_DONE,
   ST_MASK,
@@ -74,7 +81,9 @@ import {
   W_CHAN,
   W_KIND,
   W_LINKED,
+  W_SLOT,
   W_WORDS,
+  TAG_BLOCK,
 } from './layout.js';
 import { flushWakes } from './engine.js';
 import { orphanHeld } from './held.js';
@@ -587,7 +596,12 @@ function withdrawOps(rt: Runtime, slot: number): void {
   // The list and the op records stay allocated: unfinished work may still read them.
 }
 
-/** Withdraws dead op `op` (word index); false if a claim on it or a lock stayed busy (try again later). */
+/**
+ * Withdraws dead op `op` (word index); false if a claim on it or a lock stayed busy (try again
+ * later). The values it held that no one will take are dropped: those its send cases offered, if
+ * it was still waiting (cancelled here: no one took them), and one handed to it that it had not
+ * taken yet (its op still holds it: `conclude` clears the slot it takes a value from).
+ */
 function withdrawOp(rt: Runtime, op: number): boolean {
   const h = rt.heap;
   h.sync();
@@ -595,7 +609,17 @@ function withdrawOp(rt: Runtime, op: number): boolean {
   for (;;) {
     const s = unclaimedState(m, op);
     if (s < 0) return false;
-    if ((s & ST_MASK) !== ST_WAITING || Atomics.compareExchange(m, op + O_STATE, s, s + (ST_CANCELLED - ST_WAITING)) === s) break;
+    if ((s & ST_MASK) === ST_WAITING) {
+      if (Atomics.compareExchange(m, op + O_STATE, s, s + (ST_CANCELLED - ST_WAITING)) !== s) continue;
+      for (let i = 0; i < m[op + O_NCASES]!; i++) {
+        const w = op + O_WORDS + i * W_WORDS;
+        if (m[w + W_KIND] === K_SEND) dropDeadValue(rt, w + W_SLOT);
+      }
+    } else if ((s & ST_MASK) === ST_DONE && m[op + O_RESULT] === R_VALUE) {
+      const fired = op + O_WORDS + m[op + O_CASE]! * W_WORDS;
+      if (m[fired + W_KIND] === K_RECV) dropDeadValue(rt, op + O_SLOT);
+    }
+    break;
   }
   let done = true;
   for (let i = 0; i < m[op + O_NCASES]!; i++) {
@@ -603,6 +627,62 @@ function withdrawOp(rt: Runtime, op: number): boolean {
     if (Atomics.load(m, w + W_LINKED) !== 0 && !withdraw(rt, w)) done = false;
   }
   return done;
+}
+
+/** Frees the rest of a value (its handles' references): installed by the channel module. */
+let discardValue: ((rt: Runtime, slot: Int32Array) => void) | undefined;
+
+/** @internal */
+export function setValueDiscarder(discard: (rt: Runtime, slot: Int32Array) => void): void {
+  discardValue = discard;
+}
+
+/**
+ * Drops the value in the 4-word slot at word `at` of a dead thread's op, if it is a block: the
+ * block is freed, and the references its channel handles hold are given back where the channel
+ * module is loaded (main); the supervisor, which has not loaded it, hands such a value to main
+ * (H_ORPHAN_VALUES: see `takeOrphanValues`). Idempotent: the slot is cleared.
+ */
+function dropDeadValue(rt: Runtime, at: number): void {
+  const h = rt.heap;
+  const m = h.i32;
+  if (m[at + S_TAG] !== TAG_BLOCK) return;
+  if (m[at + S_W3] === 0) {
+    m[at + S_TAG] = 0;
+    h.free(m[at + S_W2]!);
+  } else if (discardValue !== undefined) {
+    discardValue(rt, m.subarray(at, at + 4));
+  } else {
+    let rec: number;
+    try {
+      rec = h.alloc(5 * 4);
+    } catch {
+      return; // out of heap: it stays where it is, a leak but no harm
+    }
+    h.sync();
+    const r = rec >> 2;
+    for (let i = 0; i < 4; i++) h.i32[r + 1 + i] = h.i32[at + i]!;
+    h.i32[at + S_TAG] = 0;
+    for (;;) {
+      const top = Atomics.load(h.i32, H_ORPHAN_VALUES);
+      h.i32[r] = top; // (published by the exchange below)
+      if (Atomics.compareExchange(h.i32, H_ORPHAN_VALUES, top, rec) === top) return;
+    }
+  }
+}
+
+/** Main: drops (`discard`) every value the supervisor handed over (see `dropDeadValue`). */
+export function takeOrphanValues(rt: Runtime, discard: (rt: Runtime, slot: Int32Array) => void): void {
+  const h = rt.heap;
+  h.sync();
+  let rec = Atomics.exchange(h.i32, H_ORPHAN_VALUES, 0);
+  while (rec !== 0) {
+    h.sync();
+    const next = h.i32[rec >> 2]!;
+    discard(rt, h.i32.subarray((rec >> 2) + 1, (rec >> 2) + 5));
+    h.free(rec);
+    rec = next;
+  }
 }
 
 /** Unlinks waiter `w` (word index) of a dead thread's settled op; false if the lock was busy. */
