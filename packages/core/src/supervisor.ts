@@ -8,7 +8,7 @@
 import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
 // Only the runtime and the reaper: the supervisor starts beside the first worker hosts and must
 // not compete with them for long (it never encodes, decodes or names anything).
-import { becomeSupervisor, reapThread, retryUnfinished } from './internal/reap.js';
+import { becomeSupervisor, poisonsOnDeath, reapThread, retryUnfinished } from './internal/reap.js';
 import { joinRuntime } from './internal/runtime.js';
 
 /**
@@ -41,7 +41,19 @@ function retry(): void {
   }
 }
 
-function reap(threadId: number): void {
+/**
+ * How long a dead thread whose process has `poisonOnDeath` is left to main: main poisons its
+ * channels (its worker could not: out of memory) and cleans up after it as it hears of the exit;
+ * a main too busy to do that within this is done for by the supervisor (its peers then see the
+ * disconnection, ERR_PEER_DIED, not the poison).
+ */
+const POISON_WAIT_MS = 250;
+
+function reap(threadId: number, since = performance.now()): void {
+  if (poisonsOnDeath(rt, threadId) && performance.now() - since < POISON_WAIT_MS) {
+    setTimeout(() => reap(threadId, since), 2);
+    return;
+  }
   try {
     reapThread(rt, threadId);
   } catch (e) {

@@ -10,9 +10,9 @@ import { ChannelPoisonedError, ProcessNotFoundError } from './errors.js';
 import type { RunRequest } from './internal/host.js';
 import { claimRecord, encodeResult, storeResult } from './internal/record.js';
 import { importModule } from './internal/import-module.js';
-import { FAULT_DIE_SETTLING, H_FAULT, P_ARGS, P_FAILED, P_ID, P_OK, P_PENDING, P_RUNNING, P_STATE } from './internal/layout.js';
+import { FAULT_DIE_SETTLING, H_FAULT, P_ARGS, P_FAILED, P_ID, P_OK, P_PENDING, P_RUNNING, P_STATE, T_POISON_ON_DEATH } from './internal/layout.js';
 import { endUses, publishProcess } from './internal/reap.js';
-import { joinRuntime, runtime, setInProcess } from './internal/runtime.js';
+import { joinRuntime, runtime, setInProcess, slotWord } from './internal/runtime.js';
 import { decodeSlotAdopting } from './internal/values.js';
 import { POOL_WORKER_URL } from './pool-kit.js';
 import * as poolWorkerModule from './pool-worker.js';
@@ -61,6 +61,8 @@ async function run(req: RunRequest): Promise<void> {
   setCurrentProcess(req.name);
   publishProcess(rt, req.name);
   setInProcess(rt, true);
+  // Dying where it cannot poison its channels itself (out of memory), main does: see supervisor.ts.
+  if (req.poisonOnDeath) Atomics.store(m, slotWord(rt.slot, T_POISON_ON_DEATH), 1);
   let args: unknown[] = [];
   /** Every handle its arguments brought (one per reference they adopted, wherever it sits in them). */
   const adopted: unknown[] = [];
@@ -113,6 +115,7 @@ async function run(req: RunRequest): Promise<void> {
     process.off('exit', onExit);
     // Blocks this thread cached go back to the shared lists: a host may be retired while idle.
     rt.heap.flushCaches();
+    Atomics.store(rt.heap.i32, slotWord(rt.slot, T_POISON_ON_DEATH), 0);
     setInProcess(rt, false);
     setCurrentProcess(undefined);
   }

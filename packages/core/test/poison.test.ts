@@ -175,6 +175,24 @@ describe('poisonOnDeath', () => {
     }
   });
 
+  test('a process that runs out of memory poisons its channels too (its worker cannot: main does, before the supervisor disconnects them)', async () => {
+    for (let round = 0; round < 4; round++) {
+      const input = chan<number>();
+      const out = chan<number>(0, { name: `out-oom-${round}` });
+      const p = spawn(procs, 'dies', [input, out.sender(), 'oom'], {
+        poisonOnDeath: true,
+        name: `dies-oom-${round}`,
+        resourceLimits: { maxOldGenerationSizeMb: 16, maxYoungGenerationSizeMb: 4 },
+      });
+      const peer = spawn<string>(procs, 'blockOnce', [out, 'recv']);
+      await until(() => out.waitingReceivers === 1, 'peer to park');
+      await input.sendAsync(1);
+      await expect(watchdog(p.join(), 'join')).rejects.toBeTruthy();
+      expect(await watchdog(peer.join(), 'peer')).toBe('ERR_CHANNEL_POISONED');
+      expect(out.poisoned).toBe(true);
+    }
+  });
+
   test('a process that returns normally leaves its channels alone', async () => {
     const c = chan<number>(2);
     const p = spawn(procs, 'source', [c], { poisonOnDeath: true });

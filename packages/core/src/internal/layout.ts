@@ -125,6 +125,12 @@ export const T_ROLE_SUPERVISOR = 1;
  * Written by the thread only. At its death the reaper hands the table to main (H_ORPHAN_REFS).
  */
 export const T_HELD = 14;
+/**
+ * 1 while the thread runs a process spawned with `poisonOnDeath`: if it dies where it cannot
+ * poison its channels itself (out of memory), main does, and the supervisor leaves the cleaning
+ * up to main for a moment, so that the peers see the poison, not the disconnection.
+ */
+export const T_POISON_ON_DEATH = 15;
 export const T_WORDS = 16; // one cache line per thread: no false sharing of T_PROGRESS
 export const T_FREE = 0;
 export const T_ALIVE = 1;

@@ -72,6 +72,7 @@ import {
   T_NAME,
   T_NAME_LEN,
   T_OPS,
+  T_POISON_ON_DEATH,
   T_ROLE,
   T_ROLE_SUPERVISOR,
   T_RUNNING,
@@ -426,6 +427,18 @@ export function reapThread(rt: Runtime, threadId: number): string | undefined {
     return name;
   }
   return undefined;
+}
+
+/** Whether thread `threadId` is alive in the thread table and runs a process with `poisonOnDeath`. */
+export function poisonsOnDeath(rt: Runtime, threadId: number): boolean {
+  const m = rt.heap.i32;
+  for (let slot = 0; slot < MAX_THREADS; slot++) {
+    const at = slotWord(slot, 0);
+    if (Atomics.load(m, at + T_STATE) === T_ALIVE && Atomics.load(m, at + T_THREAD_ID) === threadId) {
+      return Atomics.load(m, at + T_POISON_ON_DEATH) === 1;
+    }
+  }
+  return false;
 }
 
 /** Whether a thread-table slot of thread `threadId` is being cleaned up after now (by another thread). */

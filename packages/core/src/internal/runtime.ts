@@ -27,6 +27,7 @@ import {
   T_THREAD_ID,
   T_USES,
   T_HELD,
+  T_POISON_ON_DEATH,
   T_WORDS,
   THREAD_TABLE_BYTE,
 } from './layout.js';
@@ -102,7 +103,7 @@ function claimSlot(heap: Heap, supervisor: boolean): number {
       Atomics.add(m, at + T_GEN, 1);
       Atomics.store(m, at + T_THREAD_ID, threadId);
       // A dead thread's last park, lock, claim, uses and name are not ours.
-      for (const f of [T_PARKED_ON, T_HOLDS, T_CLAIM_OP, T_USES, T_NAME, T_ROLE, T_HELD]) Atomics.store(m, at + f, 0);
+      for (const f of [T_PARKED_ON, T_HOLDS, T_CLAIM_OP, T_USES, T_NAME, T_ROLE, T_HELD, T_POISON_ON_DEATH]) Atomics.store(m, at + f, 0);
       return i;
     }
   }
