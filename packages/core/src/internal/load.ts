@@ -48,8 +48,14 @@ function hashText(s: string): string {
 function hashBytes(data: Buffer): string {
   let h = 0x811c9dc5;
   const words = data.length >>> 2;
-  // (A Buffer read from a file of this size has its own memory, at offset 0: 4-aligned.)
-  const w = data.byteOffset % 4 === 0 ? new Int32Array(data.buffer, data.byteOffset, words) : new Int32Array(Uint8Array.from(data.subarray(0, words * 4)).buffer);
+  // (A Buffer read from a file of this size has its own memory, at offset 0: a cache's payload,
+  // after its padded first line, is 8-aligned; else it is copied.)
+  let w: Int32Array;
+  if (data.byteOffset % 4 === 0) w = new Int32Array(data.buffer, data.byteOffset, words);
+  else {
+    w = new Int32Array(words);
+    new Uint8Array(w.buffer).set(data.subarray(0, words * 4));
+  }
   for (let i = 0; i < words; i++) h = Math.imul(h ^ w[i]!, 0x01000193);
   for (let i = words * 4; i < data.length; i++) h = Math.imul(h ^ data[i]!, 0x01000193);
   return (h >>> 0).toString(16).padStart(8, '0');
@@ -79,7 +85,7 @@ function cached(cacheFile: string, key: string): Buffer | undefined {
   }
   const end = data.indexOf(10);
   if (end < 0) return undefined;
-  const header = data.subarray(0, end).toString('latin1');
+  const header = data.subarray(0, end).toString('latin1').trimEnd(); // (padded: see writeCache)
   const payload = data.subarray(end + 1);
   const [, length, hash] = /^.* (\d+) ([0-9a-f]{8})$/.exec(header) ?? [];
   if (header !== `${key} ${length} ${hash}` || Number(length) !== payload.length) return undefined;
@@ -102,7 +108,10 @@ function writeCache(cacheFile: string, key: string, make: () => Buffer): boolean
   try {
     fd = openSync(tmp, 'wx', 0o644); // first: where dist/ is read-only, no cache is made for nothing
     const payload = make();
-    writeSync(fd, Buffer.from(`${key} ${payload.length} ${hashBytes(payload)}\n`, 'latin1'));
+    // Spaces pad the first line to a multiple of 8 bytes: the payload after it is then aligned,
+    // and is hashed in place (see hashBytes).
+    const line = `${key} ${payload.length} ${hashBytes(payload)}`;
+    writeSync(fd, Buffer.from(`${line.padEnd(Math.ceil((line.length + 1) / 8) * 8 - 1)}\n`, 'latin1'));
     writeSync(fd, payload);
     fsyncSync(fd);
     const st = fstatSync(fd);
