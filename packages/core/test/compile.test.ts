@@ -239,6 +239,24 @@ describe('loadableModuleUrl', () => {
     expect(await got()).toBe('two');
   });
 
+  it('notices a package installed nearer to the module than the one its bare import was resolved to', async () => {
+    const dir = mkdtempSync(join(scratch, 'nearer-'));
+    const install = (at: string, which: string): void => {
+      const pkg = join(at, 'node_modules', '@fixture', 'pkg');
+      mkdirSync(pkg, { recursive: true });
+      writeFileSync(join(pkg, 'index.js'), `export const which = '${which}';\n`);
+      writeFileSync(join(pkg, 'package.json'), JSON.stringify({ name: '@fixture/pkg', type: 'module', main: 'index.js' }));
+    };
+    install(dir, 'hoisted');
+    mkdirSync(join(dir, 'app', 'src'), { recursive: true });
+    const entry = join(dir, 'app', 'src', 'entry.ts');
+    writeFileSync(entry, "import { which } from '@fixture/pkg';\nexport const got: string = which;\n");
+    const got = async (): Promise<string> => ((await import(await loadableModuleUrl(entry))) as { got: string }).got;
+    expect(await got()).toBe('hoisted');
+    install(join(dir, 'app'), 'nearer'); // app/node_modules/@fixture/pkg now shadows the hoisted one
+    expect(await got()).toBe('nearer');
+  });
+
   it('notices a tsconfig.json appearing above a module that had none (its options change the output)', async () => {
     const dir = mkdtempSync(join(scratch, 'tsconfig-'));
     mkdirSync(join(dir, 'src'));

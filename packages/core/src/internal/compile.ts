@@ -32,7 +32,8 @@
  *   directory an import was resolved in (a bundled file's, a relative import's) lists the same
  *   modules as when it was built, with the same package.json (a new file there, or an edited
  *   `main`, may change what an import resolves to); and every package a bare specifier was
- *   resolved into has the same package.json (its `exports` or `main`), and no tsconfig.json
+ *   resolved into has the same package.json (its `exports` or `main`) and has not been
+ *   installed anew in a node_modules folder nearer to the importer, and no tsconfig.json
  *   has appeared, gone or changed between an input and the tsconfig.json it compiled with, and
  *   none of the files that one `extends` (and they extend) has changed.
  */
@@ -56,7 +57,7 @@ const { lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSy
 const crypto = (): typeof import('node:crypto') => require('node:crypto') as typeof import('node:crypto');
 
 /** Bump when the bundle options or the cache format change: old entries then miss. */
-const FORMAT = 8;
+const FORMAT = 9;
 /** @internal The cache format this build writes (for tests). */
 export const CACHE_FORMAT = FORMAT;
 /** Extensions a worker imports as they are. */
@@ -249,6 +250,11 @@ async function bundle(path: string, dir: string, config: ResolveConfig) {
   const lookedIn = new Set<string>();
   /** The package.json of each package a bare specifier was resolved into (its `exports`, `main`). */
   const packages = new Set<string>();
+  /**
+   * Where a package a bare specifier was resolved into could appear nearer to the importer (a
+   * node_modules folder between them): none there now; one installed there later would win.
+   */
+  const nearer = new Set<string>();
   /** Whether bundled files get their import.meta location (see withMeta): not in the build that reports errors. */
   let withImportMeta = true;
 
@@ -283,6 +289,17 @@ async function bundle(path: string, dir: string, config: ResolveConfig) {
         if (!relative && found.errors.length === 0 && target !== '') {
           const root = packageRootOf(target);
           if (root !== undefined) packages.add(join(root, 'package.json'));
+          const name = /^(?:@[^/\\]+[/\\])?[^/\\]+/.exec(specifier)?.[0];
+          if (name !== undefined) {
+            for (let d = args.resolveDir; ; d = dirname(d)) {
+              if (basename(d) !== 'node_modules') {
+                const candidate = join(d, 'node_modules', name);
+                if (statSync(candidate, { throwIfNoEntry: false }) !== undefined) break; // where Node found it
+                nearer.add(candidate);
+              }
+              if (dirname(d) === d) break;
+            }
+          }
         }
         if (found.errors.length > 0 || target === '') {
           // Leave the failure to Node at run time, as the unbundled module would meet it: a
@@ -412,6 +429,7 @@ async function bundle(path: string, dir: string, config: ResolveConfig) {
   // An edit of a package's package.json (its `exports` or `main`) can change what a bare
   // specifier resolves to, while the file it found stays as it was.
   for (const pkg of [...packages].sort()) depend(pkg, true);
+  for (const candidate of [...nearer].sort()) depend(candidate, false); // (recorded missing)
   for (const [from, to] of [...externals].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
     keyParts.push(`${from} → ${to}`);
     // Stat the target too: a removed or reinstalled package must rebuild, which re-resolves.
