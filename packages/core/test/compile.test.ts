@@ -314,6 +314,26 @@ describe('loadableModuleUrl', () => {
     expect((e as Error).message).toContain('unclosed.ts:3:1:');
   });
 
+  it('does not trust what changed while it was being built: the next look builds again', async () => {
+    const dir = mkdtempSync(join(scratch, 'during-'));
+    const entry = join(dir, 'entry.ts');
+    writeFileSync(entry, "export const v: number = 1;\n");
+    // A folder dated after the build began stands for one a module was added to meanwhile (its
+    // listing, taken after the build, may show a module the build did not see).
+    const later = Date.now() / 1000 + 3600;
+    utimesSync(dir, later, later);
+    const builds = compileStats().builds;
+    await loadableModuleUrl(entry);
+    await loadableModuleUrl(entry);
+    expect(compileStats().builds).toBe(builds + 2); // each build found its folder changed during it
+    const earlier = Date.now() / 1000 - 3600;
+    utimesSync(dir, earlier, earlier);
+    await loadableModuleUrl(entry); // (its stamp changed: built again, now trusted)
+    await loadableModuleUrl(entry);
+    await loadableModuleUrl(entry);
+    expect(compileStats().builds).toBe(builds + 3);
+  });
+
   it('builds once for concurrent calls in one thread', async () => {
     const entry = join(scratch, 'concurrent.ts');
     writeFileSync(entry, 'export const n: number = 7;\n');

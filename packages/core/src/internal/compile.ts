@@ -35,7 +35,8 @@
  *   resolved into has the same package.json (its `exports` or `main`) and has not been
  *   installed anew in a node_modules folder nearer to the importer, and no tsconfig.json
  *   has appeared, gone or changed between an input and the tsconfig.json it compiled with, and
- *   none of the files that one `extends` (and they extend) has changed.
+ *   none of the files that one `extends` (and they extend) has changed. A dependency that
+ *   changed while the build ran is recorded as untrusted: the next look builds again.
  */
 
 import type { Stats } from 'node:fs';
@@ -243,6 +244,7 @@ interface ResolveConfig {
 }
 
 async function bundle(path: string, dir: string, config: ResolveConfig) {
+  const started = Date.now(); // (see the end: what changed while the build ran)
   const esbuild = require('esbuild') as typeof import('esbuild'); // (no import(): see internal/import-module.ts)
   const loaded = new Map<string, Dep>();
   const externals = new Map<string, string>(); // "kind specifier from dir" → what it became
@@ -435,8 +437,18 @@ async function bundle(path: string, dir: string, config: ResolveConfig) {
     // Stat the target too: a removed or reinstalled package must rebuild, which re-resolves.
     depend(to.startsWith('file:') ? fileURLToPath(to) : to, false);
   }
+  // A dependency changed while the build ran (a module added beside an import, a tsconfig.json
+  // saved) may have been read before the change and recorded after it: it is not trusted, and
+  // the next look at this bundle builds it again.
+  for (let i = 0; i < deps.length; i++) {
+    const mtime = statSync(deps[i]!.path, { throwIfNoEntry: false })?.mtimeMs;
+    if (mtime !== undefined && mtime >= started) deps[i] = { ...deps[i]!, racy: true, digest: UNTRUSTED };
+  }
   return { code, deps, keyParts };
 }
+
+/** The digest of a dependency that changed during its build: matches no file or listing. */
+const UNTRUSTED = '?';
 
 /**
  * The files tsconfig `file` extends, and those they extend, as TypeScript finds them: a path
