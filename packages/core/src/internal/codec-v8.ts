@@ -151,10 +151,10 @@ export function isIndexKey(k: string): boolean {
 }
 
 /**
- * How many own enumerable string-keyed properties `a` has (indices and names). Object.values
- * is the cheapest way to learn it: Object.keys builds a string per index (~25x slower on
- * large arrays). It runs accessor properties once more than V8 would; arrays with
- * accessors are rare enough to accept that.
+ * How many own enumerable string-keyed properties `a` has (indices and names). Object.keys
+ * runs no accessor (Object.values would run an indexed getter once more than structuredClone
+ * does) and is the cheaper for the small arrays most messages hold (2 elements: ~45 ns against
+ * ~54 ns here), though it builds a string per index (1,000 elements: ~6 µs against ~1.4 µs).
  */
 export function ownCount(a: unknown[]): number {
   return Object.keys(a).length;
