@@ -146,24 +146,26 @@ export const BLOCK_MAGIC = 0x0b10_c000;
 // ── channel header ───────────────────────────────────────────────────────────
 export const CHAN_MAGIC = 0x0c4a_4e00;
 /** Lock word: 0, or owner thread slot + 1, with LOCK_CONTENDED set when someone parks on it. */
+// (What every operation reads or writes comes first: with the block's header, the first 14
+// words share one cache line. Counts of users and references, names, the generation: after.)
 export const C_LOCK = 0;
 export const C_FLAGS = 1;
 export const C_MAGIC = 2;
 export const C_ID = 3;
-export const C_GEN = 4;
+export const C_NRECV = 4;
 export const C_CAP = 5;
 /** Users of the send end and of the receive end: processes that use them, and main (reap.ts). */
 export const C_SENDERS = 6;
 export const C_RECEIVERS = 7;
-export const C_REFS = 8;
+/** Byte offset of the ring (ring.ts) of a buffered channel, 0 when unbuffered. */
+export const C_BUF = 8;
 export const C_SENDQ_HEAD = 9;
 export const C_SENDQ_TAIL = 10;
 export const C_RECVQ_HEAD = 11;
 export const C_RECVQ_TAIL = 12;
 export const C_NSEND = 13;
-export const C_NRECV = 14;
-/** Byte offset of the ring (ring.ts) of a buffered channel, 0 when unbuffered. */
-export const C_BUF = 15;
+export const C_GEN = 14;
+export const C_REFS = 15;
 export const C_NAME = 16;
 export const C_NAME_LEN = 17;
 /** The ring's entry count and position modulus (ring.ts), fixed at creation. */
