@@ -458,12 +458,7 @@ const UNTRUSTED = '?';
  * is a dependency: fixing it rebuilds).
  */
 function extendedConfigs(file: string, seen = new Set<string>([file])): string[] {
-  let extended: unknown;
-  try {
-    extended = (JSON.parse(stripJsonComments(readFileSync(file, 'utf8'))) as { extends?: unknown }).extends;
-  } catch {
-    return [];
-  }
+  const extended = jsonField(file, 'extends');
   const found: string[] = [];
   for (const spec of typeof extended === 'string' ? [extended] : Array.isArray(extended) ? extended : []) {
     if (typeof spec !== 'string' || spec === '') continue;
@@ -484,15 +479,19 @@ function resolveExtended(spec: string, from: string): string | undefined {
   const root = nearest(from, join('node_modules', spec), () => true);
   if (root === undefined) return undefined;
   if (statSync(root, { throwIfNoEntry: false })?.isDirectory() === true) {
-    let named: unknown;
-    try {
-      named = (JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { tsconfig?: unknown }).tsconfig;
-    } catch {
-      named = undefined;
-    }
+    const named = jsonField(join(root, 'package.json'), 'tsconfig');
     return typeof named === 'string' ? withJson(join(root, named)) : withJson(join(root, 'tsconfig.json'));
   }
   return withJson(root);
+}
+
+/** Field `field` of the JSON file `path` (comments and trailing commas allowed), or undefined if it cannot be read. */
+function jsonField(path: string, field: string): unknown {
+  try {
+    return (JSON.parse(stripJsonComments(readFileSync(path, 'utf8'))) as Record<string, unknown>)[field];
+  } catch {
+    return undefined;
+  }
 }
 
 /** JSON with comments and trailing commas (as tsconfig files are written) as plain JSON. */

@@ -89,11 +89,18 @@ export function dropHeld(rt: Runtime, e: number): boolean {
 export function orphanHeld(rt: Runtime, slot: number): void {
   const m = rt.heap.i32;
   const t = Atomics.exchange(m, slotWord(slot, T_HELD), 0);
-  if (t === 0) return;
+  if (t !== 0) pushRecord(m, H_ORPHAN_REFS, t);
+}
+
+/**
+ * Pushes heap record `rec` (byte offset) on the stack whose top is header word `head`, linked
+ * through the record's first word: for main to take later (Atomics.exchange of the head).
+ */
+export function pushRecord(m: Int32Array, head: number, rec: number): void {
   for (;;) {
-    const top = Atomics.load(m, H_ORPHAN_REFS);
-    m[(t >> 2) + NEXT] = top; // (published by the exchange below)
-    if (Atomics.compareExchange(m, H_ORPHAN_REFS, top, t) === top) return;
+    const top = Atomics.load(m, head);
+    m[(rec >> 2) + NEXT] = top; // (published by the exchange below)
+    if (Atomics.compareExchange(m, head, top, rec) === top) return;
   }
 }
 

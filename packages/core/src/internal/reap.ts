@@ -87,7 +87,7 @@ import {
   TAG_BLOCK,
 } from './layout.js';
 import { flushWakes } from './engine.js';
-import { orphanHeld } from './held.js';
+import { orphanHeld, pushRecord } from './held.js';
 import { loadName, storeName } from './names.js';
 import { unlink } from './queue.js';
 import { ringClose } from './ring.js';
@@ -676,11 +676,7 @@ function dropDeadValue(rt: Runtime, at: number): void {
     const r = rec >> 2;
     for (let i = 0; i < 4; i++) h.i32[r + 1 + i] = h.i32[at + i]!;
     h.i32[at + S_TAG] = 0;
-    for (;;) {
-      const top = Atomics.load(h.i32, H_ORPHAN_VALUES);
-      h.i32[r] = top; // (published by the exchange below)
-      if (Atomics.compareExchange(h.i32, H_ORPHAN_VALUES, top, rec) === top) return;
-    }
+    pushRecord(h.i32, H_ORPHAN_VALUES, rec);
   }
 }
 
