@@ -22,6 +22,9 @@
  * threads take gigabytes): the lesson lowers them with `@occam/core/testing`'s hooks, which
  * exist for tests of exactly this, and puts them back after.
  *
+ * See also: deadlock detection, which turns a program blocked for good into an error by itself
+ * (lesson 11), and what a process that dies takes with it (lesson 12).
+ *
  * Run: occam run docs/17-stuck-programs-and-limits.ts
  */
 import {
