@@ -18,18 +18,6 @@ import { POOL_WORKER_URL } from './pool-kit.js';
 import * as poolWorkerModule from './pool-worker.js';
 import { setCurrentProcess } from './process.js';
 
-/**
- * Process modules of core's own (dist/pool-worker.js, which a pool's workers run), by URL: this
- * thread has core loaded already, so they are taken from it rather than imported again as ES
- * modules (importing the entry would cost each pool worker the ES loader's start and a module
- * load before its task module's: 3-6 ms here). They are the same exports: each entry re-exports its part of the one bundle.
- */
-const OWN_MODULES = new Map<string, unknown>([[POOL_WORKER_URL, poolWorkerModule]]);
-
-function loadModule(url: string): Promise<unknown> {
-  const own = OWN_MODULES.get(url);
-  return own !== undefined ? Promise.resolve(own) : importModule(url);
-}
 
 /** Makes this worker thread a process host: called once, by the worker's entry (dist/worker-host.cjs). */
 export function startHost(): void {
@@ -77,7 +65,10 @@ async function run(req: RunRequest): Promise<void> {
     // If this thread dies, main gives back the references its handles still hold (claim table).
     listArgRefs(req.rec, adopted);
     preholdEnds(args, -1); // the typed ends are ours now: the spawner's count of them is handed over
-    const mod = (await loadModule(req.url)) as Record<string, unknown>;
+    // The pool's worker process (dist/pool-worker.js) is taken from the core this thread has
+    // loaded, not imported as an ES module (the ES loader's start and a module load, 3-6 ms of
+    // each pool worker's start): the same exports, the entry being a view of the one bundle.
+    const mod = (req.url === POOL_WORKER_URL ? poolWorkerModule : await importModule(req.url)) as Record<string, unknown>;
     const fn = mod[req.exportName];
     if (typeof fn !== 'function') {
       throw new ProcessNotFoundError(

@@ -26,7 +26,7 @@
  * loads (`--enable-source-maps`, `occam run`): Node maps the frames of what it loads itself, not
  * of code compiled here, so core is then loaded as a plain CommonJS module.
  */
-import { closeSync, fstatSync, fsyncSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
+import { type Stats, closeSync, fstatSync, fsyncSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { Script } from 'node:vm';
@@ -74,8 +74,7 @@ function cached(cacheFile: string, key: string): Buffer | undefined {
   try {
     const fd = openSync(cacheFile, 'r');
     try {
-      const st = fstatSync(fd);
-      identity = `${st.ino}:${st.mtimeMs}:${st.size}`;
+      identity = identityOf(fstatSync(fd));
       data = readFileSync(fd);
     } finally {
       closeSync(fd);
@@ -93,6 +92,11 @@ function cached(cacheFile: string, key: string): Buffer | undefined {
   if (!checkedByMain && hashBytes(payload) !== hash) return undefined;
   checked = identity;
   return payload;
+}
+
+/** What tells one cache file from another (a rewrite is a new file: see writeCache). */
+function identityOf(st: Stats): string {
+  return `${st.ino}:${st.mtimeMs}:${st.size}`;
 }
 
 /** The identity of the cache file this thread checked, or wrote (see `cached`). */
@@ -114,11 +118,11 @@ function writeCache(cacheFile: string, key: string, make: () => Buffer): boolean
     writeSync(fd, Buffer.from(`${line.padEnd(Math.ceil((line.length + 1) / 8) * 8 - 1)}\n`, 'latin1'));
     writeSync(fd, payload);
     fsyncSync(fd);
-    const st = fstatSync(fd);
+    const identity = identityOf(fstatSync(fd));
     closeSync(fd);
     fd = -1;
     renameSync(tmp, cacheFile);
-    checked = `${st.ino}:${st.mtimeMs}:${st.size}`;
+    checked = identity;
   } catch {
     // a read-only install: core loads without a cache
     if (fd >= 0) closeSync(fd);

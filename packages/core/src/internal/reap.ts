@@ -431,24 +431,22 @@ export function reapThread(rt: Runtime, threadId: number): string | undefined {
 
 /** Whether thread `threadId` is alive in the thread table and runs a process with `poisonOnDeath`. */
 export function poisonsOnDeath(rt: Runtime, threadId: number): boolean {
-  const m = rt.heap.i32;
+  const slot = slotOf(rt.heap.i32, threadId, T_ALIVE);
+  return slot >= 0 && Atomics.load(rt.heap.i32, slotWord(slot, T_POISON_ON_DEATH)) === 1;
+}
+
+/** The thread-table slot of thread `threadId` in `state` (T_ALIVE, T_DEAD), or -1. */
+function slotOf(m: Int32Array, threadId: number, state: number): number {
   for (let slot = 0; slot < MAX_THREADS; slot++) {
     const at = slotWord(slot, 0);
-    if (Atomics.load(m, at + T_STATE) === T_ALIVE && Atomics.load(m, at + T_THREAD_ID) === threadId) {
-      return Atomics.load(m, at + T_POISON_ON_DEATH) === 1;
-    }
+    if (Atomics.load(m, at + T_STATE) === state && Atomics.load(m, at + T_THREAD_ID) === threadId) return slot;
   }
-  return false;
+  return -1;
 }
 
 /** Whether a thread-table slot of thread `threadId` is being cleaned up after now (by another thread). */
 export function beingReaped(rt: Runtime, threadId: number): boolean {
-  const m = rt.heap.i32;
-  for (let slot = 0; slot < MAX_THREADS; slot++) {
-    const at = slotWord(slot, 0);
-    if (Atomics.load(m, at + T_STATE) === T_DEAD && Atomics.load(m, at + T_THREAD_ID) === threadId) return true;
-  }
-  return false;
+  return slotOf(rt.heap.i32, threadId, T_DEAD) >= 0;
 }
 
 /**
