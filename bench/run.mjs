@@ -165,7 +165,19 @@ const roundSig2 = (n) => {
   const p = 10 ** Math.max(0, Math.floor(Math.log10(n)) - 1);
   return Math.round(n / p) * p;
 };
-const warmupFor = (ops) => even(Math.ceil(ops / 5));
+/**
+ * Untimed ops before a run's timed ones: half as many as it times, and at least WARMUP_OPS where
+ * they take under WARMUP_MS (by `ns`, the ns/op measured so far). A run should time the steady
+ * state, and occam's channel paths reach theirs only after 100,000–250,000 ops (the JIT optimises
+ * them on a background thread that competes with the two busy workers for the two cores); before
+ * that an op costs 0.3–2 µs instead of ~0.07 µs (scratch probe: per-50k-op timings of a
+ * `spsc-1024-int` stream). Cheap ops get the floor; slow ones (a wake-up per op) need no more
+ * than half.
+ */
+const WARMUP_OPS = 300_000;
+const WARMUP_MS = 150;
+const warmupFor = (ops, ns) =>
+  even(Math.max(Math.ceil(ops / 2), ns > 0 ? Math.min(WARMUP_OPS, Math.floor((WARMUP_MS * 1e6) / ns)) : 0));
 const opsFor = (ns) => even(roundSig2(Math.min(5e7, Math.max(20, (TARGET_MS * 1e6) / ns))));
 
 /**
@@ -177,17 +189,17 @@ const opsFor = (ns) => even(roundSig2(Math.min(5e7, Math.max(20, (TARGET_MS * 1e
  */
 async function calibrate(scenario, impl) {
   let ops = even(impl.hintOps ?? scenario.hintOps ?? 2000);
-  let ns;
+  let ns = 0;
   let slowest = 0;
   for (let attempt = 0; ; attempt++) {
-    ns = await runOnce(scenario, impl, ops, warmupFor(ops));
+    ns = await runOnce(scenario, impl, ops, warmupFor(ops, ns));
     slowest = Math.max(slowest, ns);
     const ms = (ns * ops) / 1e6;
     if (ms >= TARGET_MS / 8 || attempt === 3) break;
     ops = even(ops * Math.min(20, Math.ceil(TARGET_MS / 4 / Math.max(ms, 0.05))));
   }
   ops = opsFor(ns);
-  const verified = await runOnce(scenario, impl, ops, warmupFor(ops));
+  const verified = await runOnce(scenario, impl, ops, warmupFor(ops, ns));
   slowest = Math.max(slowest, verified);
   if (verified > 2 * ns || verified < ns / 2) ops = opsFor(Math.sqrt(ns * verified));
   return Math.min(ops, even(roundSig2((10 * TARGET_MS * 1e6) / slowest)));
@@ -230,7 +242,7 @@ for (const scenario of registry.values()) {
       const r = runs[(k + rep) % runs.length]; // rotate so no impl always runs first
       if (r.error) continue;
       try {
-        r.samples.push(await runOnce(scenario, r.impl, r.ops, warmupFor(r.ops)));
+        r.samples.push(await runOnce(scenario, r.impl, r.ops, warmupFor(r.ops, (TARGET_MS * 1e6) / r.ops)));
       } catch (e) {
         r.error = failedNow(scenario, r.impl, e);
       }
