@@ -21,6 +21,7 @@ import { setCurrentProcess } from './process.js';
 
 /** Makes this worker thread a process host: called once, by the worker's entry (dist/worker-host.cjs). */
 export function startHost(): void {
+  endStdinOnFirstUse();
   // Stacks from TypeScript process modules point at their .ts lines (the bundles carry source maps).
   process.setSourceMapsEnabled(true);
   const init = workerData as { sab: SharedArrayBuffer; watched: MessagePort };
@@ -110,6 +111,27 @@ async function run(req: RunRequest): Promise<void> {
     setInProcess(rt, false);
     setCurrentProcess(undefined);
   }
+}
+
+/**
+ * Hosts are started with `stdin: true` (host.ts), so Node leaves this worker's stdin open where
+ * it would end it at the worker's start: a process that reads `process.stdin` must still find it
+ * ended, as in any worker started without stdin. Ended on first use, which makes the stream then.
+ */
+function endStdinOnFirstUse(): void {
+  const own = Object.getOwnPropertyDescriptor(process, 'stdin');
+  const get = own?.get;
+  if (get === undefined || own!.configurable !== true) return;
+  Object.defineProperty(process, 'stdin', {
+    configurable: true,
+    enumerable: own!.enumerable ?? true,
+    get() {
+      Object.defineProperty(process, 'stdin', own!);
+      const stdin = get.call(process) as NodeJS.ReadStream;
+      stdin.push(null);
+      return stdin;
+    },
+  });
 }
 
 /** Poisons every channel in `args` the process still holds (one it released is skipped). */

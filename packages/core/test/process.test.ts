@@ -88,6 +88,11 @@ describe('spawn and join', () => {
     expect(await spawn(fails, 'add', [1, 1]).join()).toBe(2);
   });
 
+  test("a process's stdin is ended, as in any worker (on a fresh host and on a warm one)", async () => {
+    expect(await watchdog(spawn(fails, 'readsStdin').join(), 'reading stdin (fresh host)')).toBe(0);
+    expect(await watchdog(spawn(fails, 'readsStdin').join(), 'reading stdin again (warm host)')).toBe(0);
+  });
+
   test('a return value that cannot be sent fails the join with ERR_NOT_SENDABLE', async () => {
     const err = await spawn(fails, 'returnsFunction').join().catch((e: unknown) => e);
     expect(err).toBeInstanceOf(NotSendableError);
