@@ -84,6 +84,7 @@ import {
   K_SEND,
   MAX_CAPACITY,
   P_REFS,
+  P_TAKEN,
   R_CLOSED,
   R_PEER_DIED,
   R_POISONED,
@@ -94,6 +95,7 @@ import { loadName, storeName } from './internal/names.js';
 import { dropHeld, holdRef, takeOrphans } from './internal/held.js';
 import { countUser, diedOn, dropDeadUse, noteUse, setValueDiscarder, takeOrphanValues } from './internal/reap.js';
 import { runtime, type Runtime } from './internal/runtime.js';
+import { dropArgs } from './internal/record.js';
 import { NOT_READY, pumpReceiversLocked, pumpSendersLocked, ringAt, shutLocked } from './internal/transfer.js';
 import { decodeSlot, discardSlot, encodeSlot, installHandleSupport } from './internal/values.js';
 
@@ -253,14 +255,17 @@ export class Channel<T> implements Sender<T>, Receiver<T> {
   #inFlight = 0;
   #releaseLater = false;
 
-  /** @internal Use `chan()`; a handle adopts one reference. */
-  constructor(off: number, id: number, dir: number) {
+  /**
+   * @internal Use `chan()`; a handle adopts one reference. In a worker it is listed among the
+   * thread's held references, unless `held` is false (a process's argument: see listArgRefs).
+   */
+  constructor(off: number, id: number, dir: number, held = true) {
     this.#off = off;
     this.#id = id;
     this.#dir = dir;
     // In a worker, its reference is listed: should the thread die, main gives it back.
     const rt = runtime();
-    if (!rt.isMain) this.#held = holdRef(rt, off, id);
+    if (!rt.isMain && held) this.#held = holdRef(rt, off, id);
     registry.register(this, { off, id, held: this.#held }, this);
     const m = this.#mem();
     const c = off >> 2;
@@ -646,10 +651,8 @@ export class Channel<T> implements Sender<T>, Receiver<T> {
    * (see `listArgRefs`): it is given back only by whoever claims the entry first.
    */
   [ARG_ENTRY](at: number): void {
-    // Listed in the claim table from now on, not among the thread's held references. (Taken off
-    // before the table is published: a death in between leaks this one, never gives it back twice.)
-    dropHeld(runtime(), this.#held);
-    this.#held = -1;
+    // Listed in the claim table from now on (an argument's handle is never among the thread's
+    // held references: see decodeSlotAdopting).
     this.#argAt = at;
     registry.unregister(this);
     registry.register(this, { off: this.#off, id: this.#id, argAt: at }, this);
@@ -1200,7 +1203,7 @@ installHandleSupport({
   release(off, id) {
     releaseRef(runtime(), off, id);
   },
-  adopt(w) {
+  adopt(w, held) {
     const rt = runtime();
     const h = rt.heap;
     h.sync();
@@ -1209,7 +1212,7 @@ installHandleSupport({
     if (off <= 0 || off + C_WORDS * 4 > h.bytes || h.i32[(off >> 2) + C_ID] !== id) {
       throw new InvalidHandleError('the channel no longer exists');
     }
-    const ch = new Channel(off, id, dir);
+    const ch = new Channel(off, id, dir, held);
     if (!rt.isMain) ch[HOLD]();
     return ch;
   },
@@ -1325,8 +1328,15 @@ export function releaseOrphanedRefs(): void {
   if (errors.length > 0) throw new AggregateError(errors, 'occam: giving back the references of a dead thread failed');
 }
 
-/** @internal Main, for a process whose thread died running: gives back the entries of its claim table still unclaimed. */
-export function releaseArgRefs(rec: number): void {
+/**
+ * @internal Main, for a process whose thread died running: gives back the entries of its claim
+ * table still unclaimed; or, had the thread not taken its arguments' references yet (P_TAKEN),
+ * those the arguments carry, with the users counted for their typed ends.
+ */
+export function releaseArgRefs(rec: number, died: string): void {
+  const rt = runtime();
+  rt.heap.sync();
+  if (Atomics.load(rt.heap.i32, (rec >> 2) + P_TAKEN) === 0) return dropArgs(rec, died);
   forEachArgEntry(rec, (m, at) => {
     const off = Atomics.exchange(m, at, 0);
     if (off !== 0) releaseRef(runtime(), off, m[at + 1]!);

@@ -16,6 +16,7 @@ import {
   F_CLOSED,
   FAULT_DIE_CLAIMING,
   FAULT_DIE_CONCLUDING,
+  FAULT_DIE_ADOPTING,
   FAULT_DIE_SETTLING,
   FAULT_DROP,
   FAULT_REORDER,
@@ -47,6 +48,7 @@ const FAULTS = {
   'die-claiming': FAULT_DIE_CLAIMING,
   'die-settling': FAULT_DIE_SETTLING,
   'die-concluding': FAULT_DIE_CONCLUDING,
+  'die-adopting': FAULT_DIE_ADOPTING,
 };
 
 /**
@@ -55,7 +57,8 @@ const FAULTS = {
  * exits there and then, holding the channel's lock and the claim), 'die-settling' (a worker exits
  * between claiming its process's record and storing the result), 'die-concluding' (a worker
  * whose blocking op has completed exits before it takes the outcome: a value handed to it is
- * left in its op).
+ * left in its op), 'die-adopting' (a worker exits having started its process, before it has
+ * taken the references its arguments carry).
  */
 export function setFault(fault: keyof typeof FAULTS | null): void {
   const m = runtime().heap.i32;

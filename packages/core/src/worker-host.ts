@@ -10,7 +10,20 @@ import { ChannelPoisonedError, ProcessNotFoundError } from './errors.js';
 import type { RunRequest } from './internal/host.js';
 import { claimRecord, encodeResult, storeResult } from './internal/record.js';
 import { importModule } from './internal/import-module.js';
-import { FAULT_DIE_SETTLING, H_FAULT, P_ARGS, P_FAILED, P_ID, P_OK, P_PENDING, P_RUNNING, P_STATE, T_POISON_ON_DEATH } from './internal/layout.js';
+import {
+  FAULT_DIE_ADOPTING,
+  FAULT_DIE_SETTLING,
+  H_FAULT,
+  P_ARGS,
+  P_FAILED,
+  P_ID,
+  P_OK,
+  P_PENDING,
+  P_RUNNING,
+  P_STATE,
+  P_TAKEN,
+  T_POISON_ON_DEATH,
+} from './internal/layout.js';
 import { endUses, publishProcess } from './internal/reap.js';
 import { joinRuntime, runtime, setInProcess, slotWord } from './internal/runtime.js';
 import { decodeSlotAdopting } from './internal/values.js';
@@ -62,9 +75,14 @@ async function run(req: RunRequest): Promise<void> {
   const onExit = (): void => poisonAll(args);
   if (req.poisonOnDeath) process.once('exit', onExit);
   try {
+    if (Atomics.load(m, H_FAULT) === FAULT_DIE_ADOPTING) process.exit(73); // test-only
     args = decodeSlotAdopting(rt, m.slice((req.rec >> 2) + P_ARGS, (req.rec >> 2) + P_ARGS + 4), adopted) as unknown[];
     // If this thread dies, main gives back the references its handles still hold (claim table).
-    listArgRefs(req.rec, adopted);
+    try {
+      listArgRefs(req.rec, adopted);
+    } finally {
+      Atomics.store(rt.heap.i32, (req.rec >> 2) + P_TAKEN, 1); // (listed, or else its handles' own)
+    }
     preholdEnds(args, -1); // the typed ends are ours now: the spawner's count of them is handed over
     // The pool's worker process (dist/pool-worker.js) is taken from the core this thread has
     // loaded, not imported as an ES module (the ES loader's start and a module load, 3-6 ms of

@@ -345,6 +345,30 @@ describe('users of channel ends', () => {
     expect(endUsers(ch).receivers).toBe(1); // main, for good
   });
 
+  test('a worker that dies while it takes its arguments gives their references and typed ends back', async () => {
+    const before = await settledLiveChannels();
+    const ch = chan<number>(0, { name: 'taken' });
+    const carrier = chan<Channel<number>>(1, { name: 'carrier' });
+    const carried = chan<number>(1, { name: 'carried' });
+    await carrier.sendAsync(carried); // a handle inside an argument's channel too
+    carried.release();
+    const [rx, crx] = [ch.receiver(), carrier.receiver()];
+    setFault('die-adopting');
+    const p = spawn(procs, 'recvOnce', [rx, crx], { name: 'taker' });
+    rx.release();
+    crx.release();
+    await expect(watchdog(p.join(), 'the process that died taking its arguments')).rejects.toThrow(/exit code 73/);
+    setFault(null);
+    // Its end given back, and disconnected: it died having used it no more than one never started.
+    expect(endUsers(ch).receivers).toBe(0);
+    const sent = await watchdog(ch.sendAsync(1).catch((e: unknown) => e), 'a send to the dead end');
+    expect(sent).toBeInstanceOf(PeerDiedError);
+    expect((sent as Error).message).toContain('taker');
+    ch.release();
+    carrier.release();
+    await until(() => liveChannels() === before, "its arguments' references to come back", 5000);
+  });
+
   test('a process terminated before it starts gives its typed ends back', async () => {
     const ch = chan<number>();
     const p = spawn(procs, 'recvOnce', [ch.receiver()]);

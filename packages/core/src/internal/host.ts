@@ -85,7 +85,7 @@ function settleFailed(req: RunRequest, err: Error, died = false): void {
   // Failed while it ran (its thread died): the references its arguments' handles held in that
   // thread are given back here, before the record is (the joiner frees its claim table with
   // it). (Not started: claimRecord dropped its arguments.)
-  if (was === P_RUNNING) releaseArgRefs(req.rec);
+  if (was === P_RUNNING) releaseArgRefs(req.rec, req.name);
   publishResult(req.rec, P_FAILED, err);
 }
 
@@ -414,7 +414,7 @@ async function stop(rec: number, id: number, name: string, host: Host | undefine
       await host.worker.terminate();
       reapHere(host.threadId);
     }
-    if (ran) releaseArgRefs(rec); // (see settleFailed)
+    if (ran) releaseArgRefs(rec, name); // (see settleFailed)
   } finally {
     publishResult(rec, P_FAILED, new ProcessFailedError(`process ${name} was terminated`));
   }

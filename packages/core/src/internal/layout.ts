@@ -80,6 +80,8 @@ export const FAULT_DIE_CLAIMING = 3;
 export const FAULT_DIE_SETTLING = 4;
 /** Test-only: a worker exits when its blocking op has completed, before it takes the outcome. */
 export const FAULT_DIE_CONCLUDING = 5;
+/** Test-only: a worker exits having started its process, before it has taken the arguments' references. */
+export const FAULT_DIE_ADOPTING = 6;
 /** Every FAULT_PERIOD-th operation misbehaves while a fault is on. */
 export const FAULT_PERIOD = 37;
 
@@ -258,9 +260,19 @@ export const P_ID = 1;
  * main for a process whose thread died. Freed with the record.
  */
 export const P_REFS = 2;
+/**
+ * 1 once the references the arguments carry are the worker's (listed in the claim table, or held
+ * by its handles): until then they are the encoded arguments', and main gives them back from
+ * there should the thread die (a death while the worker decodes and lists them: see
+ * `releaseArgRefs`). Stored by the worker only.
+ */
+export const P_TAKEN = 3;
 /** The result (or encoded error) once settled. */
 export const P_SLOT = 4;
-/** The encoded argument array; whoever moves the record out of PENDING owns (decodes or drops) it. */
+/**
+ * The encoded argument array; whoever moves the record out of PENDING owns (decodes or drops) it.
+ * Its block is freed with the record.
+ */
 export const P_ARGS = 8;
 export const P_WORDS = 12;
 export const P_PENDING = 0;

@@ -3,7 +3,7 @@
  * record is settled exactly once; joiners wait on its state word.
  */
 import { encodeError } from './errcodec.js';
-import { P_ARGS, P_FAILED, P_ID, P_OK, P_PENDING, P_REFS, P_RUNNING, P_SETTLING, P_SLOT, P_STATE } from './layout.js';
+import { P_ARGS, P_FAILED, P_ID, P_OK, P_PENDING, P_REFS, P_RUNNING, P_SETTLING, P_SLOT, P_STATE, S_TAG, S_W2, TAG_BLOCK } from './layout.js';
 import { runtime } from './runtime.js';
 import { preholdEnds, releaseChannelsIn } from '../channel.js';
 import { decodeSlot, encodeSlot } from './values.js';
@@ -34,9 +34,7 @@ export function claimRecord(rec: number, id: number, died: string | undefined): 
     if (Atomics.compareExchange(h.i32, st, s, P_SETTLING) !== s) continue;
     if (s === P_PENDING) {
       try {
-        const args = decodeSlot(rt, h.i32.slice((rec >> 2) + P_ARGS, (rec >> 2) + P_ARGS + 4));
-        preholdEnds(args, -1, died);
-        releaseChannelsIn(args);
+        dropArgs(rec, died);
       } catch (e) {
         // (A bug: the record must still be published, or its joiners would wait for ever.)
         process.emitWarning(`occam: dropping the arguments of a process that never started failed: ${(e as Error).message}`);
@@ -44,6 +42,20 @@ export function claimRecord(rec: number, id: number, died: string | undefined): 
     }
     return s;
   }
+}
+
+/**
+ * Gives back the references record `rec`'s encoded arguments carry, with the users counted for
+ * their typed ends (those of a process that never started, or whose thread died before it took
+ * them: see P_TAKEN); if it `died` (its name), an end it leaves with no user is disconnected. The
+ * block stays, freed with the record.
+ */
+export function dropArgs(rec: number, died: string | undefined): void {
+  const rt = runtime();
+  rt.heap.sync();
+  const args = decodeSlot(rt, rt.heap.i32.slice((rec >> 2) + P_ARGS, (rec >> 2) + P_ARGS + 4), true);
+  preholdEnds(args, -1, died);
+  releaseChannelsIn(args);
 }
 
 /** Writes the result of a record claimed by `claimRecord`, and wakes its joiners. */
@@ -81,11 +93,15 @@ export function storeResult(rec: number, { state, slot }: EncodedResult): void {
   Atomics.notify(h.i32, st);
 }
 
-/** Frees a settled record, with its claim table (whose entries nobody holds any more: see P_REFS). */
+/**
+ * Frees a settled record, with its claim table (whose entries nobody holds any more: see P_REFS)
+ * and its arguments' block (whose references have been taken or given back).
+ */
 export function freeRecord(rec: number): void {
   const h = runtime().heap;
   h.sync();
   const table = h.i32[(rec >> 2) + P_REFS]!;
   if (table !== 0) h.free(table);
+  if (h.i32[(rec >> 2) + P_ARGS + S_TAG] === TAG_BLOCK) h.free(h.i32[(rec >> 2) + P_ARGS + S_W2]!);
   h.free(rec);
 }

@@ -35,8 +35,11 @@ export interface HandleSupport {
   retain(offset: number): void;
   /** Drops one reference (freeing the channel at zero). */
   release(offset: number, id: number): void;
-  /** Builds a handle that adopts one existing reference. */
-  adopt(words: Int32Array): unknown;
+  /**
+   * Builds a handle that adopts one existing reference; in a worker, listed among the thread's
+   * held references (given back should it die) unless `held` is false.
+   */
+  adopt(words: Int32Array, held: boolean): unknown;
 }
 
 let support: HandleSupport | undefined;
@@ -58,7 +61,9 @@ const encodeHooks: HandleHooks = {
     return w;
   },
   decodeHandle(words) {
-    const h = support!.adopt(words);
+    // A process's arguments: their references are listed in its record's claim table, not among
+    // the thread's held references (see decodeSlotAdopting).
+    const h = support!.adopt(words, adopting === undefined);
     adopting?.push(h);
     return h;
   },
@@ -117,18 +122,24 @@ export function encodeSlot(rt: Runtime, v: unknown, slot: Int32Array): void {
   nPending = 0;
 }
 
-/** `decodeSlot`, listing in `adopted` every handle it made (one per reference it adopted). */
+/**
+ * Decodes a process's arguments (in its worker), listing in `adopted` every handle it made (one
+ * per reference it adopted). Their block stays (freed with the record): until the worker has
+ * listed the references in the record's claim table (`listArgRefs`), they are the arguments', and
+ * a death meanwhile gives them back from there (`releaseArgRefs`). The handles are not listed
+ * among the thread's held references, which would give them back a second time.
+ */
 export function decodeSlotAdopting(rt: Runtime, slot: Int32Array, adopted: unknown[]): unknown {
   adopting = adopted;
   try {
-    return decodeSlot(rt, slot);
+    return decodeSlot(rt, slot, true);
   } finally {
     adopting = undefined;
   }
 }
 
-/** Decodes the value in `slot`, freeing its block. */
-export function decodeSlot(rt: Runtime, slot: Int32Array): unknown {
+/** Decodes the value in `slot`, freeing its block (unless `keep`). */
+export function decodeSlot(rt: Runtime, slot: Int32Array, keep = false): unknown {
   switch (slot[S_TAG]) {
     case TAG_INT:
       return slot[S_W2];
@@ -151,7 +162,7 @@ export function decodeSlot(rt: Runtime, slot: Int32Array): unknown {
       try {
         return decodeRange(h.u8, off, slot[S_LEN]!, encodeHooks);
       } finally {
-        h.free(off);
+        if (!keep) h.free(off);
       }
     }
     default:
