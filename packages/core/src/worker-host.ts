@@ -76,12 +76,15 @@ async function run(req: RunRequest): Promise<void> {
   if (req.poisonOnDeath) process.once('exit', onExit);
   try {
     if (Atomics.load(m, H_FAULT) === FAULT_DIE_ADOPTING) process.exit(73); // test-only
-    args = decodeSlotAdopting(rt, m.slice((req.rec >> 2) + P_ARGS, (req.rec >> 2) + P_ARGS + 4), adopted) as unknown[];
-    // If this thread dies, main gives back the references its handles still hold (claim table).
     try {
+      args = decodeSlotAdopting(rt, m.slice((req.rec >> 2) + P_ARGS, (req.rec >> 2) + P_ARGS + 4), adopted) as unknown[];
+      // If this thread dies, main gives back the references its handles still hold (claim table).
       listArgRefs(req.rec, adopted);
     } finally {
-      Atomics.store(rt.heap.i32, (req.rec >> 2) + P_TAKEN, 1); // (listed, or else its handles' own)
+      // The references are the handles' now (listed, or else held by them alone: a decode or a
+      // listing that failed). Not run if the thread dies before: main gives back what the
+      // arguments carry (a terminated or exiting worker runs no `finally`).
+      Atomics.store(rt.heap.i32, (req.rec >> 2) + P_TAKEN, 1);
     }
     preholdEnds(args, -1); // the typed ends are ours now: the spawner's count of them is handed over
     // The pool's worker process (dist/pool-worker.js) is taken from the core this thread has
