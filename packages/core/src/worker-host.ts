@@ -8,13 +8,12 @@ import './index.js';
 import { channelsIn, detachArgs, listArgRefs, poison, preholdEnds, releaseChannelsIn } from './channel.js';
 import { ChannelPoisonedError, ProcessNotFoundError } from './errors.js';
 import type { RunRequest } from './internal/host.js';
-import { claimRecord, encodeResult, storeResult } from './internal/record.js';
+import { argsSlot, claimRecord, encodeResult, storeResult } from './internal/record.js';
 import { importModule } from './internal/import-module.js';
 import {
   FAULT_DIE_ADOPTING,
   FAULT_DIE_SETTLING,
   H_FAULT,
-  P_ARGS,
   P_FAILED,
   P_ID,
   P_OK,
@@ -30,7 +29,6 @@ import { decodeSlotAdopting } from './internal/values.js';
 import { POOL_WORKER_URL } from './pool-kit.js';
 import * as poolWorkerModule from './pool-worker.js';
 import { setCurrentProcess } from './process.js';
-
 
 /** Makes this worker thread a process host: called once, by the worker's entry (dist/worker-host.cjs). */
 export function startHost(): void {
@@ -77,7 +75,7 @@ async function run(req: RunRequest): Promise<void> {
   try {
     if (Atomics.load(m, H_FAULT) === FAULT_DIE_ADOPTING) process.exit(73); // test-only
     try {
-      args = decodeSlotAdopting(rt, m.slice((req.rec >> 2) + P_ARGS, (req.rec >> 2) + P_ARGS + 4), adopted) as unknown[];
+      args = decodeSlotAdopting(rt, argsSlot(req.rec), adopted) as unknown[];
       // If this thread dies, main gives back the references its handles still hold (claim table).
       listArgRefs(req.rec, adopted);
     } finally {

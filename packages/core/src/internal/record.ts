@@ -52,10 +52,16 @@ export function claimRecord(rec: number, id: number, died: string | undefined): 
  */
 export function dropArgs(rec: number, died: string | undefined): void {
   const rt = runtime();
-  rt.heap.sync();
-  const args = decodeSlot(rt, rt.heap.i32.slice((rec >> 2) + P_ARGS, (rec >> 2) + P_ARGS + 4), true);
+  const args = decodeSlot(rt, argsSlot(rec), true);
   preholdEnds(args, -1, died);
   releaseChannelsIn(args);
+}
+
+/** A copy of record `rec`'s arguments slot; their block stays with the record (see freeRecord). */
+export function argsSlot(rec: number): Int32Array {
+  const h = runtime().heap;
+  h.sync();
+  return h.i32.slice((rec >> 2) + P_ARGS, (rec >> 2) + P_ARGS + 4);
 }
 
 /** Writes the result of a record claimed by `claimRecord`, and wakes its joiners. */
