@@ -64,14 +64,14 @@ const views = [...new Set([...exportedEntries(coreDir), ...extraEntries.core])].
 const bundled = [...views, 'worker-host.ts'];
 for (const e of [...bundled, ...standalone]) if (!existsSync(join(coreSrc, e))) throw new Error(`build: core has no src/${e}`);
 
-/** In the core bundle, internal/import-module.ts is the loader's import() (see that file). */
+/** In the core bundle, internal/loader-import.ts is the loader's import() (see that file). */
 const loaderImport = {
   name: 'occam-loader-import',
   setup(b) {
-    b.onLoad({ filter: /[\\/]internal[\\/]import-module\.ts$/ }, () => ({
+    b.onLoad({ filter: /[\\/]internal[\\/]loader-import\.ts$/ }, () => ({
       contents: 'declare const coreImport: ((url: string) => Promise<unknown>) | undefined;\n' +
         // (Loaded by require, with source maps on, the bundle gets none: it can import() itself.)
-        "export const importModule = (url: string): Promise<unknown> => (typeof coreImport === 'function' ? coreImport(url) : import(url));",
+        "export const loaderImport = (url: string): Promise<unknown> => (typeof coreImport === 'function' ? coreImport(url) : import(url));",
       loader: 'ts',
     }));
   },

@@ -50,6 +50,11 @@ describe('spawn and join', () => {
     expect((err as Error).stack).toMatch(/throwsTypeError/);
   });
 
+  test('a process module with top-level await runs (it is imported, where others are required)', async () => {
+    const p = spawn<number>(new URL('./fixtures/tla-procs.ts', import.meta.url), 'theAnswer');
+    expect(await watchdog(p.join(), 'join')).toBe(42);
+  });
+
   test('a TypeScript process\'s stack names the line and column it was written at, on line 1 too', async () => {
     const src = new URL('./fixtures/line-one.ts', import.meta.url);
     const err = await watchdog(spawn(src, 'throwsOnLineOne').join(), 'join').catch((e: unknown) => e);

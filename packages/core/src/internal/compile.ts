@@ -245,7 +245,7 @@ interface ResolveConfig {
 
 async function bundle(path: string, dir: string, config: ResolveConfig) {
   const started = Date.now(); // (see the end: what changed while the build ran)
-  const esbuild = require('esbuild') as typeof import('esbuild'); // (no import(): see internal/import-module.ts)
+  const esbuild = require('esbuild') as typeof import('esbuild'); // (no import(): see internal/loader-import.ts)
   const loaded = new Map<string, Dep>();
   const externals = new Map<string, string>(); // "kind specifier from dir" → what it became
   /** Directories a relative import was resolved in, beside those of the bundled files. */

@@ -171,7 +171,7 @@ function load(): { exports: Record<string, unknown>; codeCache: CodeCache } {
   const made = `${source.slice(0, source.indexOf('\n'))} ${stat.size} ${stat.mtimeMs} ${stat.ino}`;
   const key = `${made} ${process.version} ${process.arch}`;
   const cachedData = cached(cacheFile, key);
-  // The bundle's own module wrapper, plus `coreImport`: what internal/import-module.ts calls in
+  // The bundle's own module wrapper, plus `coreImport`: what internal/loader-import.ts calls in
   // the bundle (code compiled here cannot run import() itself on Node 20).
   const script = new Script(`(function (exports, require, module, __filename, __dirname, coreImport) {${source}\n})`, {
     filename: file,
