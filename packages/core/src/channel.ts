@@ -219,6 +219,8 @@ const RECEIVED: Outcome = Object.freeze({ index: 0, result: R_VALUE });
 const sendVal = new Int32Array(4);
 const recvOut = new Int32Array(4);
 const oneCase: Case = { chan: 0, kind: 0, val: undefined };
+/** Where an async send's op puts what it receives: nothing it reads, so every send shares it. */
+const sendOut = new Int32Array(4);
 
 // Keys of the handle methods that only select cases (below) use.
 const ENTER = Symbol('enter');
@@ -425,7 +427,9 @@ export class Channel<T> implements Sender<T>, Receiver<T> {
     if (opts?.signal?.aborted !== true && this.#fastSend(rt, val)) return;
     let o: Outcome;
     try {
-      o = await this.#blockAsync(rt, K_SEND, val, new Int32Array(4), opts);
+      // (An op completed without parking is no promise: not awaited, it costs no turn.)
+      const r = this.#blockAsync(rt, K_SEND, val, sendOut, opts);
+      o = r instanceof Promise ? await r : r;
     } catch (e) {
       discardSlot(rt, val); // failed by deadlock detection: nothing was sent
       throw e;
@@ -437,7 +441,8 @@ export class Channel<T> implements Sender<T>, Receiver<T> {
   async recvAsync(opts?: OpOptions): Promise<T> {
     const rt = this.#check('recv', RECV_ONLY, false);
     const out = new Int32Array(4);
-    const o = await this.#recvAsync(rt, out, opts);
+    const r = this.#recvAsync(rt, out, opts);
+    const o = r instanceof Promise ? await r : r;
     if (o.result !== R_VALUE) throw recvError(o, opts, this.#off);
     return decodeSlot(rt, out) as T;
   }
@@ -446,7 +451,8 @@ export class Channel<T> implements Sender<T>, Receiver<T> {
   async recvResultAsync(opts?: OpOptions): Promise<Result<T, RecvError>> {
     const rt = this.#check('recv', RECV_ONLY, false);
     const out = new Int32Array(4);
-    const o = await this.#recvAsync(rt, out, opts);
+    const r = this.#recvAsync(rt, out, opts);
+    const o = r instanceof Promise ? await r : r;
     return o.result === R_VALUE ? Ok(decodeSlot(rt, out) as T) : Err(recvError(o, opts, this.#off));
   }
 
@@ -707,14 +713,25 @@ export class Channel<T> implements Sender<T>, Receiver<T> {
     val: Int32Array | undefined,
     out: Int32Array,
     opts: OpOptions | undefined,
-  ): Promise<Outcome> {
-    if (opts?.signal?.aborted) return Promise.resolve({ index: -1, result: 0 });
+  ): Outcome | Promise<Outcome> {
+    if (opts?.signal?.aborted) return { index: -1, result: 0 };
     this[ENTER]();
-    return opAsync(rt, { chan: this.#off, kind, val }, out, {
-      deadline: deadlineOf(rt, opts),
-      signal: opts?.signal,
-      ref: opts?.ref,
-    }).finally(() => this[LEAVE]());
+    let o: Outcome | Promise<Outcome>;
+    try {
+      o = opAsync(rt, { chan: this.#off, kind, val }, out, {
+        deadline: deadlineOf(rt, opts),
+        signal: opts?.signal,
+        ref: opts?.ref,
+      });
+    } catch (e) {
+      this[LEAVE]();
+      throw e;
+    }
+    if (!(o instanceof Promise)) {
+      this[LEAVE]();
+      return o;
+    }
+    return o.finally(() => this[LEAVE]());
   }
 
   /** @internal An async op (or select) on this handle begins: `release()` waits for its end. */

@@ -540,13 +540,20 @@ export function opSync(rt: Runtime, cs: Case, out: Int32Array, limits: WaitLimit
 
 /**
  * The same without blocking the thread: spins briefly, then parks with Atomics.waitAsync, holding
- * the event loop open meanwhile; `limits.signal` cancels. Give each call its own `out`.
+ * the event loop open meanwhile; `limits.signal` cancels. Give each call its own `out`. An op
+ * that completes without parking (at once, or while it spins) returns its outcome, not a promise:
+ * the promises of a chain of async calls cost an async ping-pong round trip on main ~a fifth.
  */
-export async function opAsync(rt: Runtime, cs: Case, out: Int32Array, limits: WaitLimits): Promise<Outcome> {
+export function opAsync(rt: Runtime, cs: Case, out: Int32Array, limits: WaitLimits): Outcome | Promise<Outcome> {
   if (interrupt !== undefined) return selectAsync(rt, [asSelectable(rt, cs)], ONE, out, { ...limits, poll: false });
   const op = begin(rt, cs, out, limits);
   if (typeof op !== 'number') return op;
-  const failed = await waitAsync(rt, op, limits);
+  if (isFinal(spin(rt, (op >> 2) + O_STATE))) return conclude(rt, op, 1, out);
+  return parkAsync(rt, op, out, limits);
+}
+
+async function parkAsync(rt: Runtime, op: number, out: Int32Array, limits: WaitLimits): Promise<Outcome> {
+  const failed = await waitAsync(rt, op, limits, true);
   const o = conclude(rt, op, 1, out);
   if (failed !== undefined) throw failed;
   return o;
@@ -715,11 +722,14 @@ export function watchAbort(signal: AbortSignal, f: () => void): () => void {
   };
 }
 
-/** Waits for `op` without blocking the thread; resolves to the deadlock error that failed it, if one did. */
-async function waitAsync(rt: Runtime, op: number, limits: WaitLimits): Promise<Error | undefined> {
+/**
+ * Waits for `op` without blocking the thread (after a spin, unless `spun`: the caller spun);
+ * resolves to the deadlock error that failed it, if one did.
+ */
+async function waitAsync(rt: Runtime, op: number, limits: WaitLimits, spun = false): Promise<Error | undefined> {
   const m = rt.heap.i32;
   const at = (op >> 2) + O_STATE;
-  let s = spin(rt, at);
+  let s = spun ? Atomics.load(m, at) : spin(rt, at);
   if (isFinal(s)) return undefined;
   const signal = limits.signal;
   const onAbort = (): void => {
