@@ -24,7 +24,7 @@ import {
 } from '@occam/core';
 import { recv, selectAsync, send } from '@occam/select';
 import { heapUsage, setMaxWaiters } from '@occam/core/testing';
-import { settled, until, watchdog } from './helpers.js';
+import { settled, settledLiveChannels, until, watchdog } from './helpers.js';
 
 const procs = new URL('./fixtures/chan-procs.ts', import.meta.url);
 
@@ -431,7 +431,8 @@ describe('values, handles and bad input', () => {
   });
 
   test('releasing a handle with an async op in flight frees the channel only after the op ends', async () => {
-    const before = liveChannels();
+    // (Settled: handles earlier tests dropped must not be collected in the middle of this one.)
+    const before = await settledLiveChannels();
     const ch = chan<number>();
     const got = ch.recvAsync({ timeout: 30 });
     await until(() => ch.waitingReceivers === 1, 'the receiver to park');
