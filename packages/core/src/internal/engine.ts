@@ -833,12 +833,31 @@ function interrupted(n: number, o: Outcome): Outcome {
 
 /** A plain operation's case as a Selectable (when it must wait beside the interrupt). */
 function asSelectable(rt: Runtime, cs: Case): Selectable {
-  const c: Case = { chan: cs.chan, kind: cs.kind, val: cs.val };
-  return {
-    try: (out) => tryCase(rt, c, out),
-    register: (op, i) => registerCase(rt, op, i, c),
-    unregister: (op, i) => unregisterCase(rt, op, i),
-    isReady: () => isCaseReady(rt, c),
-    deadline: Infinity,
-  };
+  return new PlainCase(rt, { chan: cs.chan, kind: cs.kind, val: cs.val });
+}
+
+/**
+ * See asSelectable. A class, not an object of closures: the build names each closure made (see
+ * waitAsync), four on every blocking op of a pool task that has an abort signal.
+ */
+class PlainCase implements Selectable {
+  readonly deadline = Infinity;
+  readonly #rt: Runtime;
+  readonly #c: Case;
+  constructor(rt: Runtime, c: Case) {
+    this.#rt = rt;
+    this.#c = c;
+  }
+  try(out: Int32Array): number {
+    return tryCase(this.#rt, this.#c, out);
+  }
+  register(op: number, index: number): boolean {
+    return registerCase(this.#rt, op, index, this.#c);
+  }
+  unregister(op: number, index: number): void {
+    unregisterCase(this.#rt, op, index);
+  }
+  isReady(): boolean {
+    return isCaseReady(this.#rt, this.#c);
+  }
 }
