@@ -46,7 +46,11 @@ const BUILD_LINE = `// occam core build ${BUILD_ID_PLACEHOLDER}`;
 const common = {
   bundle: true,
   // Classes keep their names (`NotSendableError`, not the `_NotSendableError` esbuild makes of
-  // a class that names itself in its body): errors show and cross threads by name.
+  // a class that names itself in its body): errors show and cross threads by name. The price:
+  // every function given a name (`const f = () => …`, an object literal's `f: () => …`) is
+  // wrapped in a call that defines its name, ~400 ns each time one is made (against ~5 ns;
+  // scratch probe). Code run per operation or per task makes no named closure: it uses
+  // methods, module-level functions, or arrows passed straight as arguments (never wrapped).
   keepNames: true,
   platform: 'node',
   target: 'node20',

@@ -148,10 +148,7 @@ interface Worker {
 }
 
 const CORES = availableParallelism();
-/**
- * A task's cleanup until it has one: one function for all (the build names each closure made in
- * an object literal, ~400 ns a task; scratch probe).
- */
+/** A task's cleanup until it has one: one function for all (see keepNames in scripts/build.mjs). */
 const noCleanup = (): void => undefined;
 
 /** Task id of the message main sends itself on the results channel (see the constructor). */
@@ -996,7 +993,7 @@ export class Pool<M = Record<string, (...args: any[]) => any>> {
   #watch(task: Task, opts: TaskOptions, aborted = (reason: unknown): Error => abortError(reason)): void {
     const abort = chan<never>(0, { name: `pool-abort-${task.id}` });
     task.abort = abort;
-    // (Unnamed arrows: the build names each named closure made, ~400 ns a task; scratch probe.)
+    // (Unnamed arrows: see keepNames in scripts/build.mjs.)
     const unwatch = opts.signal === undefined ? undefined : watchAbort(opts.signal, () => this.#fire(task, aborted(opts.signal?.reason)));
     const ms = opts.timeout ?? Infinity;
     const stopTimer =

@@ -735,9 +735,8 @@ async function waitAsync(rt: Runtime, op: number, limits: WaitLimits, spun = fal
   // (A wait the program's own signal may end is not stuck either: see endsByItself.)
   const timed = limits.deadline !== Infinity || endsByItself(signal);
   const ref = limits.ref !== false;
-  // The handlers below are made only where needed, and bound to no name: the build keeps the
-  // names of named functions (esbuild's keepNames, for the classes), and naming a closure costs
-  // ~400 ns each time one is made here, on every park (scratch probe).
+  // The handlers below are made only where needed, and bound to no name: a named closure made on
+  // every park would cost ~400 ns each (see keepNames in scripts/build.mjs).
   const unwatch =
     signal === undefined
       ? undefined
@@ -837,8 +836,8 @@ function asSelectable(rt: Runtime, cs: Case): Selectable {
 }
 
 /**
- * See asSelectable. A class, not an object of closures: the build names each closure made (see
- * waitAsync), four on every blocking op of a pool task that has an abort signal.
+ * See asSelectable. A class, not an object of four named closures made on every blocking op of a
+ * pool task that has an abort signal (see keepNames in scripts/build.mjs).
  */
 class PlainCase implements Selectable {
   readonly deadline = Infinity;
