@@ -188,6 +188,10 @@ export class Pool<M = Record<string, (...args: any[]) => any>> {
   /** While the pool takes results for background processes only: aborting it makes it look again. */
   #backgroundWait: AbortController | undefined;
   #driving: AbortController | undefined;
+  /** The loop waits for a result (parked in its receive on the results channel). */
+  #receiving = false;
+  /** Workers whose end came while a result may have been on its way to the loop (see #workerEnded). */
+  readonly #lateEnds: [Worker, Error | undefined][] = [];
   #completed = 0;
   #failed = 0;
   readonly #histogram = new Array<number>(BUCKETS).fill(0);
@@ -514,7 +518,15 @@ export class Pool<M = Record<string, (...args: any[]) => any>> {
   /** A worker ended: by closing (`error` undefined), or by dying. */
   #workerEnded(w: Worker, error: Error | undefined): void {
     // What it sent before it ended comes first: results of tasks it finished (not failed as
-    // lost with it), or the report that its initializer failed (not a reason to replace it).
+    // lost with it), or the report that it is ready or that its initializer failed. One of them
+    // may have completed the loop's receive (nobody waits on the channel any more) and not be
+    // delivered yet: the receive's promise may settle on a later turn than the one this end is
+    // heard of. The loop handles this end once it has taken that (a worker that ran a task that
+    // exits as soon as it was ready was taken for one that died starting: the pool broke).
+    if (this.#receiving && this.#results.waitingReceivers === 0) {
+      this.#lateEnds.push([w, error]);
+      return;
+    }
     while (this.#takeNow());
     // Ended by itself before it was ready: its start failed (its INIT_FAILED report may still be
     // on its way), and it never took the task it was given while starting: back to the queue.
@@ -718,6 +730,7 @@ export class Pool<M = Record<string, (...args: any[]) => any>> {
         let yielded = false;
         let pollUntil = 0;
         while (!stop.signal.aborted) {
+          for (const [w, error] of this.#lateEnds.splice(0)) this.#workerEnded(w, error);
           if (this.#takeNow()) {
             yielded = false;
             continue;
@@ -754,6 +767,7 @@ export class Pool<M = Record<string, (...args: any[]) => any>> {
             for (const w of this.#workers.values()) w.proc?.unref();
             wait = this.#backgroundWait = new AbortController();
           }
+          this.#receiving = true;
           try {
             next = await this.#results.recvResultAsync(
               wait !== undefined
@@ -768,6 +782,7 @@ export class Pool<M = Record<string, (...args: any[]) => any>> {
             this.#deadlocked(e as Error);
             continue;
           } finally {
+            this.#receiving = false;
             if (this.#backgroundWait === wait) this.#backgroundWait = undefined;
           }
           if (next.isOk()) {
@@ -781,6 +796,7 @@ export class Pool<M = Record<string, (...args: any[]) => any>> {
         }
       } finally {
         if (this.#driving === stop) this.#driving = undefined;
+        for (const [w, error] of this.#lateEnds.splice(0)) this.#workerEnded(w, error);
       }
     })();
   }
