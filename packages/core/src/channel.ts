@@ -93,9 +93,9 @@ import {
 import { setBrokenLockError } from './internal/heap.js';
 import { loadName, storeName } from './internal/names.js';
 import { dropHeld, holdRef, takeOrphans } from './internal/held.js';
-import { countUser, diedOn, dropDeadUse, noteUse, setValueDiscarder, takeOrphanValues } from './internal/reap.js';
+import { countUser, diedOn, noteUse, setValueDiscarder, takeOrphanValues } from './internal/reap.js';
 import { runtime, type Runtime } from './internal/runtime.js';
-import { dropArgs } from './internal/record.js';
+import { dropArgs, dropPreheld } from './internal/record.js';
 import { NOT_READY, pumpReceiversLocked, pumpSendersLocked, ringAt, shutLocked } from './internal/transfer.js';
 import { decodeSlot, discardSlot, encodeSlot, installHandleSupport } from './internal/values.js';
 
@@ -228,7 +228,7 @@ const LEAVE = Symbol('leave');
 const CASE = Symbol('case');
 const CHECK = Symbol('check');
 const HOLD = Symbol('hold');
-const PREHOLD = Symbol('prehold');
+const END = Symbol('end');
 const REF = Symbol('ref');
 const ARG_ENTRY = Symbol('argEntry');
 const DETACH = Symbol('detach');
@@ -639,12 +639,9 @@ export class Channel<T> implements Sender<T>, Receiver<T> {
     noteUse(rt, this.#off, this.#id, dir === SEND_ONLY ? K_SEND : K_RECV);
   }
 
-  /** @internal Counts (+1) or uncounts (-1) a user of this handle's end, if it is a typed end. */
-  [PREHOLD](delta: number, died?: string): void {
-    if (this.#dir === BOTH) return;
-    const end = this.#dir === SEND_ONLY ? K_SEND : K_RECV;
-    if (died !== undefined) dropDeadUse(runtime(), this.#off, this.#id, end, died);
-    else countUser(runtime(), this.#off, end, delta);
+  /** @internal This handle's end: K_SEND or K_RECV for a typed end, 0 for a two-way handle. */
+  [END](): number {
+    return this.#dir === BOTH ? 0 : this.#dir === SEND_ONLY ? K_SEND : K_RECV;
   }
 
   /** @internal The channel this handle holds a reference to: byte offset and id. */
@@ -1266,13 +1263,30 @@ export function withPoison<R>(channels: readonly ({ poison(): void } | null | un
 }
 
 /**
- * @internal The typed ends among a process's arguments count as used by it from its spawn
- * (`delta` 1, by the spawner) until it has taken them itself (-1, by its host): a process that
- * has not started yet still counts (see internal/reap.ts). One that never starts because it
- * `died` (its name) gives them back as a dead user: an end it leaves unused is disconnected.
+ * @internal The typed ends among a process's arguments count as used by it from its spawn (by
+ * the spawner) until it has counted its own use of them: a process that has not started yet
+ * still counts (see internal/reap.ts). Returns the table of them (0 if none) that the process
+ * record keeps for their hand-over (P_PREHELD: `handOverEnds`, `dropPreheld` in record.ts).
  */
-export function preholdEnds(args: unknown, delta: number, died?: string): void {
-  for (const ch of channelsIn(args)) ch[PREHOLD](delta, died);
+export function preholdEnds(args: unknown): number {
+  const typed = channelsIn(args).filter((ch) => ch[END]() !== 0);
+  if (typed.length === 0) return 0;
+  const rt = runtime();
+  const h = rt.heap;
+  const table = h.alloc((1 + 4 * typed.length) * 4); // first: out of memory counts nothing
+  h.sync();
+  const m = h.i32;
+  m[table >> 2] = typed.length;
+  typed.forEach((ch, i) => {
+    const [off, id] = ch[REF]();
+    const e = (table >> 2) + 1 + 4 * i;
+    m[e] = off;
+    m[e + 1] = id;
+    m[e + 2] = ch[END]();
+    m[e + 3] = 1;
+    countUser(rt, off, ch[END](), 1);
+  });
+  return table;
 }
 
 /**
@@ -1354,6 +1368,7 @@ export function releaseArgRefs(rec: number, died: string): void {
   const rt = runtime();
   rt.heap.sync();
   if (Atomics.load(rt.heap.i32, (rec >> 2) + P_TAKEN) === 0) return dropArgs(rec, died);
+  dropPreheld(rec, died); // (a death before the hand-over: while the claim table's references hold)
   forEachArgEntry(rec, (m, at) => {
     const off = Atomics.exchange(m, at, 0);
     if (off !== 0) releaseRef(runtime(), off, m[at + 1]!);

@@ -9,7 +9,7 @@ import { ChannelPoisonedError, InvalidArgumentError, ProcessFailedError, SyncOnM
 import { channelsIn, checkSignal, poison, preholdEnds } from './channel.js';
 import { decodeError } from './internal/errcodec.js';
 import type { RunRequest } from './internal/host.js';
-import { P_ARGS, P_FAILED, P_ID, P_OK, P_SLOT, P_STATE, P_WORDS } from './internal/layout.js';
+import { P_ARGS, P_FAILED, P_ID, P_OK, P_PREHELD, P_SLOT, P_STATE, P_WORDS } from './internal/layout.js';
 import { holdAlive, holdForSignal, releaseAlive, runtime, setRunning } from './internal/runtime.js';
 import { decodeSlot, discardSlot, encodeSlot } from './internal/values.js';
 import { freeRecord } from './internal/record.js';
@@ -273,7 +273,7 @@ export function spawn<R = unknown>(
   const rt = runtime();
   const slot = new Int32Array(4);
   encodeSlot(rt, args, slot); // throws NotSendableError before anything is started
-  preholdEnds(args, 1);
+  const preheld = preholdEnds(args);
   const h = rt.heap;
   const rec = h.alloc(P_WORDS * 4);
   h.sync();
@@ -281,6 +281,7 @@ export function spawn<R = unknown>(
   const id = h.nextId();
   h.i32[(rec >> 2) + P_ID] = id;
   h.i32.set(slot, (rec >> 2) + P_ARGS);
+  h.i32[(rec >> 2) + P_PREHELD] = preheld;
   const name = opts.name ?? `${exportName}#${id}`;
   const req: RunRequest = {
     type: 'occam:spawn',

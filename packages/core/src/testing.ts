@@ -17,6 +17,7 @@ import {
   FAULT_DIE_CLAIMING,
   FAULT_DIE_CONCLUDING,
   FAULT_DIE_ADOPTING,
+  FAULT_DIE_HANDING_OVER,
   FAULT_DIE_SETTLING,
   FAULT_DROP,
   FAULT_REORDER,
@@ -49,6 +50,7 @@ const FAULTS = {
   'die-settling': FAULT_DIE_SETTLING,
   'die-concluding': FAULT_DIE_CONCLUDING,
   'die-adopting': FAULT_DIE_ADOPTING,
+  'die-handing-over': FAULT_DIE_HANDING_OVER,
 };
 
 /**
@@ -58,7 +60,8 @@ const FAULTS = {
  * between claiming its process's record and storing the result), 'die-concluding' (a worker
  * whose blocking op has completed exits before it takes the outcome: a value handed to it is
  * left in its op), 'die-adopting' (a worker exits having started its process, before it has
- * taken the references its arguments carry).
+ * taken the references its arguments carry), 'die-handing-over' (a worker exits having taken
+ * them, before it gives back its spawner's count of their typed ends).
  */
 export function setFault(fault: keyof typeof FAULTS | null): void {
   const m = runtime().heap.i32;

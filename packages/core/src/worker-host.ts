@@ -5,13 +5,14 @@
 import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
 // The whole API first: decoding arguments needs the channel module's handle support installed.
 import './index.js';
-import { channelsIn, detachArgs, listArgRefs, poison, preholdEnds, releaseChannelsIn } from './channel.js';
+import { channelsIn, detachArgs, listArgRefs, poison, releaseChannelsIn } from './channel.js';
 import { ChannelPoisonedError, ProcessNotFoundError } from './errors.js';
 import type { RunRequest } from './internal/host.js';
-import { argsSlot, claimRecord, encodeResult, storeResult } from './internal/record.js';
+import { argsSlot, claimRecord, encodeResult, handOverEnds, storeResult } from './internal/record.js';
 import { importModule } from './internal/import-module.js';
 import {
   FAULT_DIE_ADOPTING,
+  FAULT_DIE_HANDING_OVER,
   FAULT_DIE_SETTLING,
   H_FAULT,
   P_FAILED,
@@ -84,7 +85,8 @@ async function run(req: RunRequest): Promise<void> {
       // arguments carry (a terminated or exiting worker runs no `finally`).
       Atomics.store(rt.heap.i32, (req.rec >> 2) + P_TAKEN, 1);
     }
-    preholdEnds(args, -1); // the typed ends are ours now: the spawner's count of them is handed over
+    if (Atomics.load(rt.heap.i32, H_FAULT) === FAULT_DIE_HANDING_OVER) process.exit(74); // test-only
+    handOverEnds(req.rec); // the typed ends are ours now (counted as we adopted them): the spawner's count goes
     // The pool's worker process (dist/pool-worker.js) is taken from the core this thread has
     // loaded, not imported as an ES module (the ES loader's start and a module load, 3-6 ms of
     // each pool worker's start): the same exports, the entry being a view of the one bundle.

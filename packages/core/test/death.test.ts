@@ -369,6 +369,24 @@ describe('users of channel ends', () => {
     await until(() => liveChannels() === before, "its arguments' references to come back", 5000);
   });
 
+  test('a worker that dies after taking its arguments, before it hands over their typed ends, leaves no count behind', async () => {
+    const before = await settledLiveChannels();
+    const ch = chan<number>(0, { name: 'handed' });
+    const rx = ch.receiver();
+    setFault('die-handing-over');
+    const p = spawn(procs, 'recvOnce', [rx], { name: 'hander' });
+    rx.release();
+    await expect(watchdog(p.join(), 'the process that died handing over its ends')).rejects.toThrow(/exit code 74/);
+    setFault(null);
+    // Its own use (counted as it adopted the end) and its spawner's count both given back.
+    expect(endUsers(ch).receivers).toBe(0);
+    const sent = await watchdog(ch.sendAsync(1).catch((e: unknown) => e), 'a send to the dead end');
+    expect(sent).toBeInstanceOf(PeerDiedError);
+    expect((sent as Error).message).toContain('hander');
+    ch.release();
+    await until(() => liveChannels() === before, "its arguments' references to come back", 5000);
+  });
+
   test('a process terminated before it starts gives its typed ends back', async () => {
     const ch = chan<number>();
     const p = spawn(procs, 'recvOnce', [ch.receiver()]);

@@ -82,6 +82,8 @@ export const FAULT_DIE_SETTLING = 4;
 export const FAULT_DIE_CONCLUDING = 5;
 /** Test-only: a worker exits having started its process, before it has taken the arguments' references. */
 export const FAULT_DIE_ADOPTING = 6;
+/** Test-only: a worker exits having taken its arguments, before it hands over their typed ends. */
+export const FAULT_DIE_HANDING_OVER = 7;
 /** Every FAULT_PERIOD-th operation misbehaves while a fault is on. */
 export const FAULT_PERIOD = 37;
 
@@ -274,7 +276,16 @@ export const P_SLOT = 4;
  * Its block is freed with the record.
  */
 export const P_ARGS = 8;
-export const P_WORDS = 12;
+/**
+ * Byte offset of the table of the typed ends among the arguments that the spawner counted as
+ * used by the process (0 if none): [n, then for each: channel offset, id, end, token]. A token
+ * (1) is cleared by whoever gives that end's count back: the worker once its own use of the
+ * end is counted (`handOverEnds`), or main for a process that never started or died first
+ * (`dropPreheld`). Clearing it and giving the count back are one step a death cannot split:
+ * two atomics with no call between (see ring.ts, "Death"). Freed with the record.
+ */
+export const P_PREHELD = 12;
+export const P_WORDS = 13;
 export const P_PENDING = 0;
 export const P_RUNNING = 1;
 export const P_OK = 2;

@@ -1,11 +1,30 @@
 /**
- * Process records in the shared heap: [state | id | claim table | result slot | arguments]. A
- * record is settled exactly once; joiners wait on its state word.
+ * Process records in the shared heap: [state | id | claim table | taken | result slot |
+ * arguments | preheld ends]. A record is settled exactly once; joiners wait on its state word.
  */
 import { encodeError } from './errcodec.js';
-import { P_ARGS, P_FAILED, P_ID, P_OK, P_PENDING, P_REFS, P_RUNNING, P_SETTLING, P_SLOT, P_STATE, S_TAG, S_W2, TAG_BLOCK } from './layout.js';
+import {
+  C_RECEIVERS,
+  C_SENDERS,
+  K_SEND,
+  P_ARGS,
+  P_FAILED,
+  P_ID,
+  P_OK,
+  P_PENDING,
+  P_PREHELD,
+  P_REFS,
+  P_RUNNING,
+  P_SETTLING,
+  P_SLOT,
+  P_STATE,
+  S_TAG,
+  S_W2,
+  TAG_BLOCK,
+} from './layout.js';
+import { countUser, dropDeadUse } from './reap.js';
 import { runtime } from './runtime.js';
-import { preholdEnds, releaseChannelsIn } from '../channel.js';
+import { releaseChannelsIn } from '../channel.js';
 import { decodeSlot, encodeSlot } from './values.js';
 
 /**
@@ -53,8 +72,49 @@ export function claimRecord(rec: number, id: number, died: string | undefined): 
 export function dropArgs(rec: number, died: string | undefined): void {
   const rt = runtime();
   const args = decodeSlot(rt, argsSlot(rec), true);
-  preholdEnds(args, -1, died);
+  dropPreheld(rec, died);
   releaseChannelsIn(args);
+}
+
+/**
+ * The worker of process `rec`, its own use of its arguments' typed ends counted (as it adopted
+ * them), gives back the spawner's count of them (see P_PREHELD).
+ */
+export function handOverEnds(rec: number): void {
+  const h = runtime().heap;
+  h.sync();
+  const m = h.i32;
+  const table = m[(rec >> 2) + P_PREHELD]!;
+  if (table === 0) return;
+  const t = table >> 2;
+  for (let i = 0; i < m[t]!; i++) {
+    const e = t + 1 + 4 * i;
+    const users = (m[e]! >> 2) + (m[e + 2] === K_SEND ? C_SENDERS : C_RECEIVERS);
+    // The token and the count in one step: no call between them (see P_PREHELD).
+    if (Atomics.compareExchange(m, e + 3, 1, 0) === 1) Atomics.sub(m, users, 1);
+  }
+}
+
+/**
+ * Gives back the spawner's counts of process `rec`'s typed ends that its worker has not handed
+ * over (main: a process that never started, or whose thread died first); if it `died` (its
+ * name), an end left with no user is disconnected. Called while the references that keep those
+ * channels alive are still held (the arguments', or the claim table's).
+ */
+export function dropPreheld(rec: number, died: string | undefined): void {
+  const rt = runtime();
+  const h = rt.heap;
+  h.sync();
+  const table = h.i32[(rec >> 2) + P_PREHELD]!;
+  if (table === 0) return;
+  const t = table >> 2;
+  for (let i = 0; i < h.i32[t]!; i++) {
+    const m = h.i32; // (a disconnection allocates: the views may change)
+    const e = t + 1 + 4 * i;
+    if (Atomics.compareExchange(m, e + 3, 1, 0) !== 1) continue;
+    if (died !== undefined) dropDeadUse(rt, m[e]!, m[e + 1]!, m[e + 2]!, died);
+    else countUser(rt, m[e]!, m[e + 2]!, -1);
+  }
 }
 
 /** A copy of record `rec`'s arguments slot; their block stays with the record (see freeRecord). */
@@ -108,6 +168,8 @@ export function freeRecord(rec: number): void {
   h.sync();
   const table = h.i32[(rec >> 2) + P_REFS]!;
   if (table !== 0) h.free(table);
+  const preheld = h.i32[(rec >> 2) + P_PREHELD]!;
+  if (preheld !== 0) h.free(preheld);
   if (h.i32[(rec >> 2) + P_ARGS + S_TAG] === TAG_BLOCK) h.free(h.i32[(rec >> 2) + P_ARGS + S_W2]!);
   h.free(rec);
 }
