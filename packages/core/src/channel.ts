@@ -1269,7 +1269,9 @@ export function withPoison<R>(channels: readonly ({ poison(): void } | null | un
  * record keeps for their hand-over (P_PREHELD: `handOverEnds`, `dropPreheld` in record.ts).
  */
 export function preholdEnds(args: unknown): number {
-  const typed = channelsIn(args).filter((ch) => ch[END]() !== 0);
+  const typed = channelsIn(args)
+    .map((ch) => [ch, ch[END]()] as const)
+    .filter(([, end]) => end !== 0);
   if (typed.length === 0) return 0;
   const rt = runtime();
   const h = rt.heap;
@@ -1277,14 +1279,14 @@ export function preholdEnds(args: unknown): number {
   h.sync();
   const m = h.i32;
   m[table >> 2] = typed.length;
-  typed.forEach((ch, i) => {
+  typed.forEach(([ch, end], i) => {
     const [off, id] = ch[REF]();
     const e = (table >> 2) + 1 + 4 * i;
     m[e] = off;
     m[e + 1] = id;
-    m[e + 2] = ch[END]();
+    m[e + 2] = end;
     m[e + 3] = 1;
-    countUser(rt, off, ch[END](), 1);
+    countUser(rt, off, end, 1);
   });
   return table;
 }

@@ -330,6 +330,13 @@ describe('peers hear of a death before whoever awaits it', () => {
   });
 });
 
+/** A send to `ch`, whose receiving end a dead process left with no user, fails naming it. */
+async function expectSendFailsNaming(ch: Channel<number>, name: string): Promise<void> {
+  const sent = await watchdog(ch.sendAsync(1).catch((e: unknown) => e), 'a send to the dead end');
+  expect(sent).toBeInstanceOf(PeerDiedError);
+  expect((sent as Error).message).toContain(name);
+}
+
 describe('users of channel ends', () => {
   test('a typed end counts as used by its process from the spawn, until the process ends', async () => {
     const ch = chan<number>(1);
@@ -361,9 +368,7 @@ describe('users of channel ends', () => {
     setFault(null);
     // Its end given back, and disconnected: it died having used it no more than one never started.
     expect(endUsers(ch).receivers).toBe(0);
-    const sent = await watchdog(ch.sendAsync(1).catch((e: unknown) => e), 'a send to the dead end');
-    expect(sent).toBeInstanceOf(PeerDiedError);
-    expect((sent as Error).message).toContain('taker');
+    await expectSendFailsNaming(ch, 'taker');
     ch.release();
     carrier.release();
     await until(() => liveChannels() === before, "its arguments' references to come back", 5000);
@@ -380,9 +385,7 @@ describe('users of channel ends', () => {
     setFault(null);
     // Its own use (counted as it adopted the end) and its spawner's count both given back.
     expect(endUsers(ch).receivers).toBe(0);
-    const sent = await watchdog(ch.sendAsync(1).catch((e: unknown) => e), 'a send to the dead end');
-    expect(sent).toBeInstanceOf(PeerDiedError);
-    expect((sent as Error).message).toContain('hander');
+    await expectSendFailsNaming(ch, 'hander');
     ch.release();
     await until(() => liveChannels() === before, "its arguments' references to come back", 5000);
   });
@@ -395,9 +398,7 @@ describe('users of channel ends', () => {
     // Given back, and the end disconnected, before terminate() returns: it died unused.
     expect(endUsers(ch).receivers).toBe(0);
     await expect(watchdog(p.join(), 'the terminated process')).rejects.toThrow(/terminated/);
-    const sent = await watchdog(ch.sendAsync(1).catch((e: unknown) => e), 'a send to the dead end');
-    expect(sent).toBeInstanceOf(PeerDiedError);
-    expect((sent as Error).message).toContain(p.name);
+    await expectSendFailsNaming(ch, p.name);
   });
 
   test('a two-way handle counts only the ends a process uses', async () => {

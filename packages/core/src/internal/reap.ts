@@ -161,7 +161,8 @@ function goneFlag(end: number): number {
   return end === K_SEND ? F_SENDERS_GONE : F_RECEIVERS_GONE;
 }
 
-function usersWord(c: number, end: number): number {
+/** The word counting `end`'s users of the channel at word index `c`. */
+export function usersWord(c: number, end: number): number {
   return c + (end === K_SEND ? C_SENDERS : C_RECEIVERS);
 }
 

@@ -4,9 +4,6 @@
  */
 import { encodeError } from './errcodec.js';
 import {
-  C_RECEIVERS,
-  C_SENDERS,
-  K_SEND,
   P_ARGS,
   P_FAILED,
   P_ID,
@@ -22,7 +19,7 @@ import {
   S_W2,
   TAG_BLOCK,
 } from './layout.js';
-import { countUser, dropDeadUse } from './reap.js';
+import { countUser, dropDeadUse, usersWord } from './reap.js';
 import { runtime } from './runtime.js';
 import { releaseChannelsIn } from '../channel.js';
 import { decodeSlot, encodeSlot } from './values.js';
@@ -89,7 +86,7 @@ export function handOverEnds(rec: number): void {
   const t = table >> 2;
   for (let i = 0; i < m[t]!; i++) {
     const e = t + 1 + 4 * i;
-    const users = (m[e]! >> 2) + (m[e + 2] === K_SEND ? C_SENDERS : C_RECEIVERS);
+    const users = usersWord(m[e]! >> 2, m[e + 2]!);
     // The token and the count in one step: no call between them (see P_PREHELD).
     if (Atomics.compareExchange(m, e + 3, 1, 0) === 1) Atomics.sub(m, users, 1);
   }
